@@ -1,0 +1,14 @@
+"""Small events that belong to no domain."""
+from __future__ import annotations
+
+from handlers.base import Empty, event
+from store.ids import iso, utcnow
+
+
+@event("ping", Empty, auth=False, ack="{pong, ts}")
+async def on_ping(ctx, p: Empty):
+    """Liveness from the client's side; answers without touching the store."""
+    return {"pong": True, "ts": iso(utcnow())}
+
+
+EVENTS = [on_ping]

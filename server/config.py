@@ -1,0 +1,187 @@
+"""Configuration from the environment (SPEC §4), validated once at start.
+
+Every wrong value is reported with the variable's name, all at once, so an operator
+fixes a deployment in one pass instead of one restart per typo.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Mapping
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def _env(name: str, default=None, *, doc: str = ""):
+    return field(default=default, metadata={"env": name, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = _env("ENV", "dev", doc="dev | test | production")
+    host: str = _env("HOST", "127.0.0.1")
+    port: int = _env("PORT", 8000)
+    data_dir: Path = _env("DATA_DIR", Path("./data"), doc="embedded store, files, dev secret")
+    mongo_url: str | None = _env("MONGO_URL", None)
+    mongo_db: str = _env("MONGO_DB", "collab")
+    redis_url: str | None = _env("REDIS_URL", None, doc="enables multi-instance mode")
+    jwt_secret: str | None = _env("JWT_SECRET", None, doc="required when ENV=production")
+    access_token_minutes: float = _env("ACCESS_TOKEN_MINUTES", 30.0)
+    refresh_token_days: float = _env("REFRESH_TOKEN_DAYS", 7.0)
+    cors_origins: tuple[str, ...] = _env("CORS_ORIGINS", (), doc="comma-separated; * for any")
+    max_upload_mb: float = _env("MAX_UPLOAD_MB", 100.0)
+    anthropic_api_key: str | None = _env("ANTHROPIC_API_KEY", None)
+    anthropic_model: str = _env("ANTHROPIC_MODEL", "claude-sonnet-4-5")
+    anthropic_base_url: str | None = _env("ANTHROPIC_BASE_URL", None)
+    lock_edit_timeout_s: float = _env("LOCK_EDIT_TIMEOUT_S", 900.0)
+    lock_cooldown_s: float = _env("LOCK_COOLDOWN_S", 15.0)
+    guest_imports: int = _env("GUEST_IMPORTS", 2)
+    guest_messages: int = _env("GUEST_MESSAGES", 20)
+    instance_id: str = _env("INSTANCE_ID", "", doc="defaults to host:pid")
+    log_level: str = _env("LOG_LEVEL", "INFO")
+    max_event_kb: float = _env("MAX_EVENT_KB", 1024.0, doc="largest event payload answered")
+    broadcast_max_bytes: int = _env("BROADCAST_MAX_BYTES", 16384)
+    broadcast_rate: float = _env("BROADCAST_RATE", 100.0, doc="per socket, messages/s")
+    broadcast_burst: int = _env("BROADCAST_BURST", 200)
+    login_max_failures: int = _env("LOGIN_MAX_FAILURES", 10, doc="per account per window")
+    login_max_attempts_ip: int = _env("LOGIN_MAX_ATTEMPTS_IP", 60, doc="per IP per window")
+    login_window_s: float = _env("LOGIN_WINDOW_S", 900.0)
+    trust_proxy: bool = _env("TRUST_PROXY", False, doc="take the client IP from X-Forwarded-For")
+    presence_ttl_s: float = _env("PRESENCE_TTL_S", 30.0, doc="a silent instance's users vanish after this")
+    bcrypt_rounds: int = _env("BCRYPT_ROUNDS", 12)
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def max_event_bytes(self) -> int:
+        return int(self.max_event_kb * 1024)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
+        environ = os.environ if environ is None else environ
+        values, problems = {}, []
+        for f in fields(cls):
+            name = f.metadata["env"]
+            if f.name in overrides:
+                values[f.name] = overrides[f.name]
+                continue
+            raw = environ.get(name)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[f.name] = _convert(f.type, raw)
+            except ValueError as exc:
+                problems.append(f"{name}={raw!r}: {exc}")
+        settings = cls(**values)
+        problems += settings._problems()
+        if problems:
+            raise ConfigError(problems)
+        if not settings.instance_id:
+            settings = _replace(settings, instance_id=f"{socket.gethostname()}:{os.getpid()}")
+        return settings
+
+    def _problems(self) -> list[str]:
+        out = []
+        if self.env not in ("dev", "test", "production"):
+            out.append(f"ENV={self.env!r}: must be dev, test or production")
+        if self.production and not self.jwt_secret:
+            out.append("JWT_SECRET is required when ENV=production (no default secret outside dev)")
+        if self.jwt_secret is not None and len(self.jwt_secret) < 32:
+            out.append("JWT_SECRET must be at least 32 characters")
+        if not 0 < self.port < 65536:
+            out.append(f"PORT={self.port}: must be 1..65535")
+        for name in ("access_token_minutes", "refresh_token_days", "max_upload_mb",
+                     "lock_edit_timeout_s", "max_event_kb", "broadcast_rate", "login_window_s",
+                     "presence_ttl_s"):
+            if getattr(self, name) <= 0:
+                out.append(f"{_env_name(name)} must be greater than 0")
+        for name in ("lock_cooldown_s", "guest_imports", "guest_messages"):
+            if getattr(self, name) < 0:
+                out.append(f"{_env_name(name)} must not be negative")
+        if not 4 <= self.bcrypt_rounds <= 16:
+            out.append("BCRYPT_ROUNDS must be 4..16")
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            out.append(f"REDIS_URL={self.redis_url!r}: must start with redis://, rediss:// or unix://")
+        if self.mongo_url and not self.mongo_url.startswith(("mongodb://", "mongodb+srv://")):
+            out.append(f"MONGO_URL: must start with mongodb:// or mongodb+srv://")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            out.append(f"LOG_LEVEL={self.log_level!r}: must be DEBUG, INFO, WARNING or ERROR")
+        return out
+
+
+def _env_name(attr: str) -> str:
+    return next(f.metadata["env"] for f in fields(Settings) if f.name == attr)
+
+
+def _replace(settings: Settings, **changes) -> Settings:
+    return Settings(**{**{f.name: getattr(settings, f.name) for f in fields(Settings)}, **changes})
+
+
+def _convert(kind, raw: str):
+    kind = str(kind)
+    if kind.startswith("int"):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError("must be a whole number") from None
+    if kind.startswith("float"):
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError("must be a number") from None
+    if kind.startswith("bool"):
+        low = raw.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ValueError("must be true or false")
+    if kind.startswith("Path"):
+        return Path(raw)
+    if kind.startswith("tuple"):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw
+
+
+def env_table() -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) for the README."""
+    return [(f.metadata["env"], str(f.default), f.metadata["doc"]) for f in fields(Settings)]
+
+
+def resolve_jwt_secret(settings: Settings) -> str:
+    """The configured secret, or in dev/test one made once and kept in DATA_DIR.
+
+    Kept on disk so tokens survive a restart and every process sharing DATA_DIR agrees.
+    """
+    if settings.jwt_secret:
+        return settings.jwt_secret
+    if settings.production:  # validated already; belt and braces
+        raise ConfigError(["JWT_SECRET is required when ENV=production"])
+    path = Path(settings.data_dir) / "jwt_secret"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        # Write aside, then link into place: link fails if another process won the race,
+        # and nobody ever reads a half-written secret.
+        tmp = path.with_name(f".jwt_secret.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    secret = path.read_text().strip()
+    if len(secret) < 32:
+        raise ConfigError([f"{path} is damaged: delete it to make a new dev secret"])
+    return secret

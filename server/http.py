@@ -1,0 +1,136 @@
+"""The minimal REST surface: health, readiness, metrics, auth for upload-only clients,
+and the web console's static files. Adapters only: decode, call handlers, encode."""
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ValidationError
+
+from handlers import auth
+from server.keys import METRICS, SERVICES, SETTINGS
+from handlers.base import bad_payload
+from server.realtime import client_ip
+from store.errors import EventError, Unauthorized
+
+log = logging.getLogger("server.http")
+WEB_DIR = Path(__file__).parent / "web"
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except EventError as exc:
+        return web.json_response({"ok": False, "error": exc.to_dict()}, status=exc.http_status)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "bad_request", 413: "too_large"}.get(exc.status,
+                                                                           "bad_request")
+        return web.json_response({"ok": False, "error": {"code": code, "message": exc.reason}},
+                                 status=exc.status)
+    except Exception:
+        ref = uuid.uuid4().hex[:12]
+        log.exception("request failed", extra={"fields": {"ref": ref, "path": request.path}})
+        return web.json_response({"ok": False, "error": {
+            "code": "internal", "message": f"internal error (ref {ref})", "details": {"ref": ref}}},
+            status=500)
+
+
+def ok(data, status: int = 200) -> web.Response:
+    return web.json_response({"ok": True, "data": data}, status=status)
+
+
+async def read_payload(request: web.Request, model: type[BaseModel]):
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise EventError("bad_request", "body must be JSON") from None
+    if not isinstance(body, dict):
+        raise EventError("bad_request", "body must be a JSON object")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise bad_payload(exc) from None
+
+
+def bearer_user_id(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("send Authorization: Bearer <access token>")
+    return request.app[SERVICES].tokens.verify_access(token.strip()).user_id
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "instance": request.app[SETTINGS].instance_id})
+
+
+async def ready(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    checks, healthy = {}, True
+    for name, probe in (("store", services.store.ping if services.store else None),
+                        ("redis", services.redis.ping if services.redis is not None else None)):
+        if probe is None:
+            checks[name] = "not configured" if name == "redis" else "not open"
+            healthy = healthy and name == "redis"
+            continue
+        try:
+            await probe()
+            checks[name] = "ok"
+        except Exception as exc:
+            checks[name] = f"error: {exc.__class__.__name__}"
+            healthy = False
+    return web.json_response({"status": "ready" if healthy else "unavailable", "checks": checks,
+                              "instance": request.app[SETTINGS].instance_id},
+                             status=200 if healthy else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def rest_register(request: web.Request) -> web.Response:
+    p = await read_payload(request, auth.RegisterPayload)
+    user, tokens = await auth.register(request.app[SERVICES], p.email, p.password, p.username)
+    return ok(auth.session(user, tokens), status=201)
+
+
+async def rest_login(request: web.Request) -> web.Response:
+    p = await read_payload(request, auth.Credentials)
+    ip = client_ip(request, request.app[SETTINGS].trust_proxy)
+    user, tokens = await auth.login(request.app[SERVICES], p.email, p.password, ip)
+    return ok(auth.session(user, tokens))
+
+
+async def rest_refresh(request: web.Request) -> web.Response:
+    p = await read_payload(request, auth.RefreshPayload)
+    user, tokens = await auth.refresh(request.app[SERVICES], p.refreshToken)
+    return ok(auth.session(user, tokens))
+
+
+async def rest_logout(request: web.Request) -> web.Response:
+    user_id = bearer_user_id(request)
+    p = await read_payload(request, auth.LogoutPayload)
+    return ok(await auth.logout(request.app[SERVICES], user_id, p.refreshToken))
+
+
+async def console(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(WEB_DIR / "index.html")
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/api/auth/register", rest_register)
+    app.router.add_post("/api/auth/login", rest_login)
+    app.router.add_post("/api/auth/refresh", rest_refresh)
+    app.router.add_post("/api/auth/logout", rest_logout)
+    app.router.add_get("/", console)

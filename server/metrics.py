@@ -1,0 +1,19 @@
+"""Prometheus metrics of one instance (GET /metrics)."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self):
+        # A registry per app, so several apps in one test process do not collide.
+        self.registry = CollectorRegistry()
+        self.events = Counter("collab_events_total", "Socket.IO events handled",
+                              ["event", "outcome"], registry=self.registry)
+        self.latency = Histogram("collab_event_seconds", "Event handling time", ["event"],
+                                 buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5,
+                                          1, 2.5, 5), registry=self.registry)
+        self.sockets = Gauge("collab_sockets", "Connected sockets on this instance",
+                             registry=self.registry)
+        self.users = Gauge("collab_authenticated_sockets", "Authenticated sockets",
+                           registry=self.registry)

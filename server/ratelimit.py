@@ -1,0 +1,77 @@
+"""Fixed-window counters for login attempts, shared by all instances through Redis."""
+from __future__ import annotations
+
+import math
+import time
+
+
+class MemoryCounter:
+    def __init__(self):
+        self._windows: dict[str, tuple[float, int]] = {}
+
+    async def hit(self, key: str, window: float) -> tuple[int, float]:
+        """Count one event; returns (events in the window, seconds until it resets)."""
+        now = time.monotonic()
+        start, count = self._windows.get(key, (now, 0))
+        if now - start >= window:
+            start, count = now, 0
+        self._windows[key] = (start, count + 1)
+        if len(self._windows) > 100_000:  # bound memory under a spray of keys
+            self._windows = {k: v for k, v in self._windows.items() if now - v[0] < window}
+        return count + 1, window - (now - start)
+
+    async def peek(self, key: str, window: float) -> tuple[int, float]:
+        now = time.monotonic()
+        start, count = self._windows.get(key, (now, 0))
+        if now - start >= window:
+            return 0, 0.0
+        return count, window - (now - start)
+
+    async def reset(self, key: str) -> None:
+        self._windows.pop(key, None)
+
+
+class RedisCounter:
+    def __init__(self, redis, prefix: str = "rl:"):
+        self.redis = redis
+        self.prefix = prefix
+
+    async def hit(self, key: str, window: float) -> tuple[int, float]:
+        k = self.prefix + key
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(k)
+            pipe.pexpire(k, math.ceil(window * 1000), nx=True)
+            pipe.pttl(k)
+            count, _, ttl = await pipe.execute()
+        return int(count), max(ttl, 0) / 1000
+
+    async def peek(self, key: str, window: float) -> tuple[int, float]:
+        k = self.prefix + key
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(k)
+            pipe.pttl(k)
+            count, ttl = await pipe.execute()
+        return int(count or 0), max(ttl, 0) / 1000
+
+    async def reset(self, key: str) -> None:
+        await self.redis.delete(self.prefix + key)
+
+
+class TokenBucket:
+    """Per-socket limiter for the ephemeral broadcast path: local, no I/O."""
+
+    __slots__ = ("rate", "capacity", "tokens", "stamp")
+
+    def __init__(self, rate: float, capacity: int):
+        self.rate, self.capacity = rate, capacity
+        self.tokens, self.stamp = float(capacity), time.monotonic()
+
+    def take(self) -> float:
+        """0 when allowed, else seconds until a token is available."""
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate

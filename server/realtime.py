@@ -1,0 +1,383 @@
+"""The Socket.IO side of an instance: the server object, per-socket state, the one
+dispatcher every event goes through, and the push helpers handlers use.
+
+Dispatch order (STYLE rule 3): envelope → known event → signed in / token fresh → role →
+payload model → project role → handler → ack. Every exception becomes an error ack; an
+unexpected one gets ``internal`` with a reference id that is also in the log line.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import socketio
+from pydantic import ValidationError
+from socketio import packet as sio_packet
+
+from handlers.base import EventSpec, bad_payload
+from server.metrics import Metrics
+from server.ratelimit import TokenBucket
+from server.services import Services
+from store.base import User, role_at_least
+from store.errors import EventError, Forbidden, NotFound, TokenExpired, Unauthorized
+
+log = logging.getLogger("server.events")
+conn_log = logging.getLogger("server.connections")
+
+# Enough of a Socket.IO text EVENT packet to answer it without parsing its body:
+# type 2, optional "/namespace,", optional ack id, then '["event name"'.
+_HEADER = re.compile(r'2(?:(/[^,]*),)?(\d*)\["((?:[^"\\]|\\.){0,200})"')
+
+
+@dataclass(eq=False)
+class SocketState:
+    sid: str
+    ip: str
+    user_id: str | None = None
+    username: str = ""
+    role: str = "user"
+    is_guest: bool = False
+    token_exp: float = 0.0
+    projects: set[str] = field(default_factory=set)
+    bucket: TokenBucket | None = None
+    expiry: asyncio.TimerHandle | None = None
+
+    def public_user(self) -> dict:
+        return {"userId": self.user_id, "username": self.username, "isGuest": self.is_guest}
+
+
+class EventContext:
+    """What a handler gets besides its payload."""
+
+    __slots__ = ("rt", "sid", "state", "spec", "project_role")
+
+    def __init__(self, rt: "Realtime", sid: str, state: SocketState, spec: EventSpec):
+        self.rt = rt
+        self.sid = sid
+        self.state = state
+        self.spec = spec
+        self.project_role: str | None = None
+
+    @property
+    def services(self) -> Services:
+        return self.rt.services
+
+    @property
+    def store(self):
+        return self.rt.services.store
+
+    @property
+    def settings(self):
+        return self.rt.services.settings
+
+    @property
+    def user_id(self) -> str:
+        if self.state.user_id is None:
+            raise Unauthorized("sign in first")
+        return self.state.user_id
+
+    async def authenticate(self, user: User, token_exp: float) -> None:
+        await self.rt.authenticate(self.sid, self.state, user, token_exp)
+
+    async def require_project(self, project_id: str, role: str = "viewer") -> str:
+        return await self.rt.require_project(project_id, self.user_id, role)
+
+    async def push_project(self, project_id: str, event: str, data: dict, *,
+                           skip_self: bool = False) -> None:
+        await self.rt.push_project(project_id, event, data, skip_sid=self.sid if skip_self else None)
+
+    async def push_user(self, user_id: str, event: str, data: dict) -> None:
+        await self.rt.push(event, data, room=f"user:{user_id}")
+
+    async def enter_room(self, room: str) -> None:
+        await self.rt.sio.enter_room(self.sid, room)
+
+    async def leave_room(self, room: str) -> None:
+        await self.rt.sio.leave_room(self.sid, room)
+
+
+class CollabSocketServer(socketio.AsyncServer):
+    """AsyncServer that answers an oversized event with ``too_large`` instead of decoding it.
+
+    The transport limit (``max_http_buffer_size``) is set well above the event limit so a
+    big payload reaches us and gets a clear answer rather than a closed connection.
+    """
+
+    event_limit: int = 1 << 20
+    on_too_large = None
+
+    async def _handle_eio_message(self, eio_sid, data):
+        if isinstance(data, str) and len(data) > self.event_limit:
+            header = _HEADER.match(data, 0, 256)
+            if header:
+                namespace, ack_id, name = header.groups()
+                await self._answer_too_large(eio_sid, namespace or "/", ack_id, name, len(data))
+                return
+        elif isinstance(data, bytes) and eio_sid in self._binary_packet:
+            pkt = self._binary_packet[eio_sid]
+            if len(data) > self.event_limit:
+                del self._binary_packet[eio_sid]
+                name = pkt.data[0] if pkt.data else "?"
+                await self._answer_too_large(eio_sid, pkt.namespace or "/",
+                                             str(pkt.id) if pkt.id is not None else "",
+                                             name, len(data))
+                return
+        await super()._handle_eio_message(eio_sid, data)
+
+    async def _answer_too_large(self, eio_sid, namespace, ack_id, name, size):
+        err = EventError("too_large", f"event payload is {size} bytes; the limit is "
+                         f"{self.event_limit}", {"limit": self.event_limit, "size": size})
+        if self.on_too_large:
+            self.on_too_large(name, size)
+        if ack_id:
+            await self._send_packet(eio_sid, self.packet_class(
+                sio_packet.ACK, namespace=namespace, id=int(ack_id),
+                data=[{"ok": False, "error": err.to_dict()}]))
+
+
+class Realtime:
+    def __init__(self, services: Services, events: Iterable[EventSpec], metrics: Metrics):
+        settings = services.settings
+        self.services = services
+        self.metrics = metrics
+        self.events: dict[str, EventSpec] = {}
+        for spec in events:
+            if spec.name in self.events:
+                raise ValueError(f"event {spec.name} registered twice")
+            self.events[spec.name] = spec
+        manager = None
+        if settings.redis_url:
+            manager = socketio.AsyncRedisManager(settings.redis_url, channel="collab:sio")
+        cors: Any = list(settings.cors_origins) or None
+        if cors == ["*"]:
+            cors = "*"
+        self.sio = CollabSocketServer(
+            async_mode="aiohttp",
+            client_manager=manager,
+            cors_allowed_origins=cors if cors is not None else [],
+            # Transport cap: above the event limit, so oversized events get an answer.
+            max_http_buffer_size=max(settings.max_event_bytes * 16, 16 << 20),
+            ping_interval=20,
+            ping_timeout=20,
+            logger=False,
+            engineio_logger=False,
+        )
+        self.sio.event_limit = settings.max_event_bytes
+        self.sio.on_too_large = self._log_too_large
+        self.sockets: dict[str, SocketState] = {}
+        self.sio.on("connect", self.on_connect)
+        self.sio.on("disconnect", self.on_disconnect)
+        self.sio.on("*", self.dispatch)
+        services.realtime = self
+
+    # -- connection lifecycle -------------------------------------------------------------
+
+    async def on_connect(self, sid: str, environ: dict, auth: Any = None):
+        request = environ.get("aiohttp.request")
+        ip = client_ip(request, self.services.settings.trust_proxy) if request else "?"
+        state = SocketState(sid=sid, ip=ip)
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if token:
+            try:
+                claims = self.services.tokens.verify_access(token)
+                user = await self.services.store.users.get_user(claims.user_id)
+                if user is None or not user.is_active:
+                    raise Unauthorized("account not found or deactivated")
+            except EventError as exc:
+                conn_log.info("connect refused", extra={"fields": {
+                    "sid": sid, "ip": ip, "code": exc.code}})
+                raise socketio.exceptions.ConnectionRefusedError(
+                    exc.message, {"code": exc.code, "message": exc.message}) from None
+            self.sockets[sid] = state
+            await self.authenticate(sid, state, user, claims.expires_at)
+        else:
+            self.sockets[sid] = state
+        self.metrics.sockets.inc()
+        return True
+
+    async def on_disconnect(self, sid: str, reason: Any = None):
+        state = self.sockets.pop(sid, None)
+        if state is None:
+            return
+        self.metrics.sockets.dec()
+        if state.user_id:
+            self.metrics.users.dec()
+        if state.expiry:
+            state.expiry.cancel()
+        for pid in await self.services.presence.drop_socket(sid):
+            await self.push_presence(pid)
+        if state.user_id:
+            for hook in self.services.hooks.socket_disconnected:
+                try:
+                    await hook(sid, state.user_id)
+                except Exception:
+                    conn_log.exception("disconnect hook failed")
+
+    async def authenticate(self, sid: str, state: SocketState, user: User,
+                           token_exp: float) -> None:
+        if state.user_id is None:
+            self.metrics.users.inc()
+        elif state.user_id != user.id:
+            await self.sio.leave_room(sid, f"user:{state.user_id}")
+        state.user_id = user.id
+        state.username = user.username
+        state.role = user.role
+        state.is_guest = user.is_guest
+        state.token_exp = token_exp
+        await self.sio.enter_room(sid, f"user:{user.id}")
+        if state.expiry:
+            state.expiry.cancel()
+        loop = asyncio.get_running_loop()
+        state.expiry = loop.call_later(max(0.0, token_exp - time.time()),
+                                       self._expired, sid, token_exp)
+
+    async def sign_out(self, sid: str, state: SocketState) -> None:
+        for pid in list(state.projects):
+            await self.leave_project(sid, state, pid)
+        if state.user_id:
+            await self.sio.leave_room(sid, f"user:{state.user_id}")
+            self.metrics.users.dec()
+        if state.expiry:
+            state.expiry.cancel()
+        state.user_id, state.username, state.role, state.is_guest = None, "", "user", False
+        state.token_exp, state.expiry = 0.0, None
+
+    async def join_project(self, sid: str, state: SocketState, project_id: str) -> None:
+        await self.sio.enter_room(sid, f"project:{project_id}")
+        state.projects.add(project_id)
+        await self.services.presence.join(project_id, sid, state.public_user())
+        await self.push_presence(project_id)
+
+    async def leave_project(self, sid: str, state: SocketState, project_id: str) -> None:
+        await self.sio.leave_room(sid, f"project:{project_id}")
+        state.projects.discard(project_id)
+        await self.services.presence.leave(project_id, sid)
+        await self.push_presence(project_id)
+
+    def _expired(self, sid: str, token_exp: float) -> None:
+        # Tell the client before its next event fails, so it can refresh proactively.
+        state = self.sockets.get(sid)
+        if state is not None and state.token_exp == token_exp:
+            asyncio.ensure_future(self.sio.emit("auth:expired", {"expiredAt": token_exp}, to=sid))
+
+    # -- the dispatcher -------------------------------------------------------------------
+
+    async def dispatch(self, event: str, sid: str, *args):
+        started = time.perf_counter()
+        state = self.sockets.get(sid)
+        spec = self.events.get(event) if isinstance(event, str) else None
+        outcome, ref = "ok", None
+        try:
+            if spec is None:
+                raise EventError("bad_request", f"unknown event {str(event)[:100]!r}",
+                                 {"event": str(event)[:100]})
+            if state is None:
+                raise Unauthorized("socket is not registered; reconnect")
+            if len(args) > 1:
+                raise EventError("bad_request", "send one payload object per event")
+            data = args[0] if args else None
+            if data is None:
+                data = {}
+            if not isinstance(data, dict):
+                raise EventError("bad_request",
+                                 f"payload must be a JSON object, not {_json_type(data)}")
+            if spec.auth:
+                if state.user_id is None:
+                    raise Unauthorized("sign in first: connect with auth.token or call auth:login")
+                if state.token_exp <= time.time():
+                    raise TokenExpired("access token expired: call auth:refresh")
+                if spec.admin and state.role != "admin":
+                    raise Forbidden("admins only")
+            try:
+                payload = spec.model.model_validate(data)
+            except ValidationError as exc:
+                raise bad_payload(exc) from None
+            ctx = EventContext(self, sid, state, spec)
+            if spec.project_role:
+                ctx.project_role = await ctx.require_project(
+                    getattr(payload, spec.project_field), spec.project_role)
+            result = await spec.handler(ctx, payload)
+            return {"ok": True, "data": result}
+        except EventError as exc:
+            outcome = exc.code
+            return {"ok": False, "error": exc.to_dict()}
+        except Exception:
+            ref = uuid.uuid4().hex[:12]
+            outcome = "internal"
+            log.exception("event %s failed", event, extra={"fields": {"ref": ref}})
+            return {"ok": False, "error": {"code": "internal",
+                                           "message": f"internal error (ref {ref})",
+                                           "details": {"ref": ref}}}
+        finally:
+            elapsed = time.perf_counter() - started
+            name = spec.name if spec else "<unknown>"
+            self.metrics.events.labels(name, outcome).inc()
+            self.metrics.latency.labels(name).observe(elapsed)
+            if log.isEnabledFor(logging.INFO):
+                fields = {"event": name, "sid": sid, "user": state.user_id if state else None,
+                          "ms": round(elapsed * 1000, 3), "outcome": outcome}
+                if ref:
+                    fields["ref"] = ref
+                log.info("event", extra={"fields": fields})
+
+    def _log_too_large(self, name: str, size: int) -> None:
+        self.metrics.events.labels("<too_large>", "too_large").inc()
+        log.info("event", extra={"fields": {"event": str(name)[:100], "outcome": "too_large",
+                                            "bytes": size}})
+
+    # -- authorization and pushes ---------------------------------------------------------
+
+    async def require_project(self, project_id: str, user_id: str, needed: str) -> str:
+        role = await self.services.store.projects.get_member_role(project_id, user_id)
+        if role is None:
+            # Same answer for "no such project" and "not yours": ids reveal nothing.
+            raise NotFound("project not found")
+        if not role_at_least(role, needed):
+            raise Forbidden(f"needs the {needed} role in this project (you are {role})")
+        return role
+
+    async def push(self, event: str, data: Any, *, room: str, skip_sid: str | None = None):
+        await self.sio.emit(event, data, to=room, skip_sid=skip_sid)
+
+    async def push_project(self, project_id: str, event: str, data: dict, *,
+                           skip_sid: str | None = None) -> None:
+        await self.sio.emit(event, {"projectId": project_id, **data}, to=f"project:{project_id}",
+                            skip_sid=skip_sid)
+
+    async def push_presence(self, project_id: str) -> None:
+        users = await self.services.presence.users(project_id)
+        await self.push_project(project_id, "project:presence", {"users": users})
+
+    def in_room(self, sid: str, room: str) -> bool:
+        # The manager's own room table is the truth: rooms can be left from any instance.
+        members = self.sio.manager.rooms.get("/", {}).get(room)
+        return bool(members) and sid in members
+
+    def local_sockets_of(self, user_id: str) -> list[SocketState]:
+        return [s for s in self.sockets.values() if s.user_id == user_id]
+
+
+def client_ip(request, trust_proxy: bool) -> str:
+    if trust_proxy:
+        forwarded = request.headers.get("X-Forwarded-For")
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+        real = request.headers.get("X-Real-IP")
+        if real:
+            return real.strip()
+    return request.remote or "?"
+
+
+def _json_type(value: Any) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number"}.get(type(value), type(value).__name__)
+
+
+def json_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())

@@ -1,0 +1,203 @@
+"""The store interface: per-domain repositories with plain frozen result types.
+
+Handlers see only these types and methods; both backends (``store.sqlite``,
+``store.mongo``) implement them, and ``tests/contract`` runs one suite against each.
+Method names follow get_/list_/create_/update_/delete_; lists page by time-ordered id
+(``cursor`` = last id seen), which maps to an index range scan on both engines.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Awaitable, Callable, Generic, Sequence, TypeVar
+
+T = TypeVar("T")
+
+ROLES = ("user", "admin")
+PROJECT_ROLES = ("viewer", "editor", "owner")  # ordered: each includes the rights of the previous
+
+
+def role_at_least(role: str | None, needed: str) -> bool:
+    return role is not None and PROJECT_ROLES.index(role) >= PROJECT_ROLES.index(needed)
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    email: str | None
+    username: str
+    password_hash: str | None
+    role: str
+    is_guest: bool
+    is_active: bool
+    remaining_imports: int | None
+    remaining_messages: int | None
+    created_at: datetime
+    updated_at: datetime
+    last_login_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Member:
+    user_id: str
+    role: str
+    added_at: datetime
+
+
+@dataclass(frozen=True)
+class Project:
+    id: str
+    name: str
+    description: str
+    color: str | None
+    owner_id: str
+    created_at: datetime
+    updated_at: datetime
+    members: tuple[Member, ...] = field(default_factory=tuple)
+
+    def role_of(self, user_id: str) -> str | None:
+        for m in self.members:
+            if m.user_id == user_id:
+                return m.role
+        return None
+
+
+@dataclass(frozen=True)
+class RefreshToken:
+    token_hash: str
+    user_id: str
+    family_id: str
+    expires_at: datetime
+    created_at: datetime
+    used_at: datetime | None
+    revoked: bool
+
+
+#: Fields ``update_user`` accepts.
+USER_FIELDS = frozenset({
+    "email", "username", "password_hash", "role", "is_guest", "is_active",
+    "remaining_imports", "remaining_messages", "last_login_at",
+})
+PROJECT_FIELDS = frozenset({"name", "description", "color"})
+QUOTA_FIELDS = frozenset({"remaining_imports", "remaining_messages"})
+
+
+class UserRepo(ABC):
+    @abstractmethod
+    async def create_user(self, *, email: str | None, username: str, password_hash: str | None,
+                          role: str = "user", is_guest: bool = False,
+                          remaining_imports: int | None = None,
+                          remaining_messages: int | None = None) -> User:
+        """Raises ``conflict`` when the email or username is taken (case-insensitive)."""
+
+    @abstractmethod
+    async def get_user(self, user_id: str) -> User | None: ...
+
+    @abstractmethod
+    async def get_user_by_email(self, email: str) -> User | None: ...
+
+    @abstractmethod
+    async def get_users(self, user_ids: Sequence[str]) -> list[User]: ...
+
+    @abstractmethod
+    async def update_user(self, user_id: str, **fields) -> User:
+        """Raises ``not_found``; ``conflict`` when a new email/username is taken."""
+
+    @abstractmethod
+    async def spend_quota(self, user_id: str, quota: str) -> int | None:
+        """Atomically take one from ``quota``; the new value, or None when it was at zero.
+
+        Users without that quota (``None``: registered users) are unlimited and get -1.
+        """
+
+    @abstractmethod
+    async def list_users(self, *, cursor: str | None = None, limit: int = 50,
+                         q: str | None = None) -> Page[User]: ...
+
+    @abstractmethod
+    async def delete_user(self, user_id: str) -> bool: ...
+
+    @abstractmethod
+    async def count_users(self) -> int: ...
+
+
+class ProjectRepo(ABC):
+    @abstractmethod
+    async def create_project(self, *, owner_id: str, name: str, description: str = "",
+                             color: str | None = None) -> Project:
+        """The owner becomes the first member, with role ``owner``."""
+
+    @abstractmethod
+    async def get_project(self, project_id: str) -> Project | None: ...
+
+    @abstractmethod
+    async def list_projects_for_user(self, user_id: str) -> list[Project]: ...
+
+    @abstractmethod
+    async def update_project(self, project_id: str, **fields) -> Project: ...
+
+    @abstractmethod
+    async def delete_project(self, project_id: str) -> bool: ...
+
+    @abstractmethod
+    async def get_member_role(self, project_id: str, user_id: str) -> str | None:
+        """The hot path of every authorization check: one indexed lookup."""
+
+    @abstractmethod
+    async def set_member(self, project_id: str, user_id: str, role: str) -> Project:
+        """Adds the member or changes their role."""
+
+    @abstractmethod
+    async def remove_member(self, project_id: str, user_id: str) -> Project: ...
+
+    @abstractmethod
+    async def count_projects(self) -> int: ...
+
+
+class TokenRepo(ABC):
+    @abstractmethod
+    async def create_refresh_token(self, *, token_hash: str, user_id: str, family_id: str,
+                                   expires_at: datetime) -> RefreshToken: ...
+
+    @abstractmethod
+    async def consume_refresh_token(self, token_hash: str) -> tuple[RefreshToken | None, bool]:
+        """Mark the token used, atomically. Returns ``(token, first_use)``.
+
+        ``first_use`` is False when it had been used or revoked before: a replay, which the
+        caller answers by revoking the family.
+        """
+
+    @abstractmethod
+    async def revoke_refresh_token(self, token_hash: str) -> RefreshToken | None: ...
+
+    @abstractmethod
+    async def revoke_family(self, family_id: str) -> int: ...
+
+    @abstractmethod
+    async def revoke_user_tokens(self, user_id: str) -> int: ...
+
+
+ProjectDeleteHook = Callable[[str], Awaitable[None]]
+
+
+class Store(ABC):
+    """One object per process; opened and closed by the app's cleanup context."""
+
+    users: UserRepo
+    projects: ProjectRepo
+    tokens: TokenRepo
+    backend: str  # "sqlite" | "mongo", for /ready and logs
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raises when the database cannot be reached."""
+
+    @abstractmethod
+    async def close(self) -> None: ...

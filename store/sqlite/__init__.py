@@ -1,0 +1,32 @@
+"""The embedded backend: one SQLite file under DATA_DIR."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from store.base import Store
+from store.sqlite.db import Database
+from store.sqlite.projects import SqliteProjects
+from store.sqlite.users import SqliteTokens, SqliteUsers
+
+
+class SqliteStore(Store):
+    backend = "sqlite"
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.users = SqliteUsers(db)
+        self.projects = SqliteProjects(db)
+        self.tokens = SqliteTokens(db)
+
+    @classmethod
+    async def open(cls, path: Path) -> "SqliteStore":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = Database(path)
+        await db.migrate()
+        return cls(db)
+
+    async def ping(self) -> None:
+        await self.db.read(lambda c: c.execute("SELECT 1").fetchone())
+
+    async def close(self) -> None:
+        await self.db.close()

@@ -1,0 +1,53 @@
+"""Schema versions, applied in order; ``PRAGMA user_version`` records the last one.
+
+Never edit a released step: add a new one.
+"""
+
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (1, [
+        """CREATE TABLE users (
+            id TEXT PRIMARY KEY,
+            email TEXT,
+            email_lc TEXT UNIQUE,
+            username TEXT NOT NULL,
+            username_lc TEXT NOT NULL UNIQUE,
+            password_hash TEXT,
+            role TEXT NOT NULL,
+            is_guest INTEGER NOT NULL,
+            is_active INTEGER NOT NULL,
+            remaining_imports INTEGER,
+            remaining_messages INTEGER,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            last_login_at TEXT
+        )""",
+        """CREATE TABLE projects (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            color TEXT,
+            owner_id TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE project_members (
+            project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            role TEXT NOT NULL,
+            added_at TEXT NOT NULL,
+            PRIMARY KEY (project_id, user_id)
+        )""",
+        "CREATE INDEX project_members_user ON project_members(user_id)",
+        """CREATE TABLE refresh_tokens (
+            token_hash TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            family_id TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            used_at TEXT,
+            revoked INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id)",
+        "CREATE INDEX refresh_tokens_user ON refresh_tokens(user_id)",
+    ]),
+]
