@@ -43,7 +43,8 @@ class EventSpec:
 
     @property
     def doc(self) -> str:
-        return inspect.cleandoc(self.handler.__doc__ or "").split("\n\n")[0]
+        first = inspect.cleandoc(self.handler.__doc__ or "").split("\n\n")[0]
+        return " ".join(first.split())
 
     @property
     def access(self) -> str:

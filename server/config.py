@@ -25,29 +25,29 @@ def _env(name: str, default=None, *, doc: str = ""):
 
 @dataclass(frozen=True)
 class Settings:
-    env: str = _env("ENV", "dev", doc="dev | test | production")
-    host: str = _env("HOST", "127.0.0.1")
-    port: int = _env("PORT", 8000)
+    env: str = _env("ENV", "dev", doc="dev, test or production")
+    host: str = _env("HOST", "127.0.0.1", doc="address to listen on")
+    port: int = _env("PORT", 8000, doc="port to listen on")
     data_dir: Path = _env("DATA_DIR", Path("./data"), doc="embedded store, files, dev secret")
-    mongo_url: str | None = _env("MONGO_URL", None)
-    mongo_db: str = _env("MONGO_DB", "collab")
+    mongo_url: str | None = _env("MONGO_URL", None, doc="use MongoDB instead of the embedded SQLite file")
+    mongo_db: str = _env("MONGO_DB", "collab", doc="database name in MongoDB")
     redis_url: str | None = _env("REDIS_URL", None, doc="enables multi-instance mode")
     jwt_secret: str | None = _env("JWT_SECRET", None, doc="required when ENV=production")
-    access_token_minutes: float = _env("ACCESS_TOKEN_MINUTES", 30.0)
-    refresh_token_days: float = _env("REFRESH_TOKEN_DAYS", 7.0)
+    access_token_minutes: float = _env("ACCESS_TOKEN_MINUTES", 30.0, doc="access JWT lifetime")
+    refresh_token_days: float = _env("REFRESH_TOKEN_DAYS", 7.0, doc="refresh token lifetime")
     cors_origins: tuple[str, ...] = _env("CORS_ORIGINS", (), doc="comma-separated; * for any")
-    max_upload_mb: float = _env("MAX_UPLOAD_MB", 100.0)
-    anthropic_api_key: str | None = _env("ANTHROPIC_API_KEY", None)
-    anthropic_model: str = _env("ANTHROPIC_MODEL", "claude-sonnet-4-5")
-    anthropic_base_url: str | None = _env("ANTHROPIC_BASE_URL", None)
-    lock_edit_timeout_s: float = _env("LOCK_EDIT_TIMEOUT_S", 900.0)
-    lock_cooldown_s: float = _env("LOCK_COOLDOWN_S", 15.0)
-    guest_imports: int = _env("GUEST_IMPORTS", 2)
-    guest_messages: int = _env("GUEST_MESSAGES", 20)
+    max_upload_mb: float = _env("MAX_UPLOAD_MB", 100.0, doc="largest upload; larger gets 413")
+    anthropic_api_key: str | None = _env("ANTHROPIC_API_KEY", None, doc="enables the Anthropic provider")
+    anthropic_model: str = _env("ANTHROPIC_MODEL", "claude-sonnet-4-5", doc="model for AI chat")
+    anthropic_base_url: str | None = _env("ANTHROPIC_BASE_URL", None, doc="alternative API endpoint")
+    lock_edit_timeout_s: float = _env("LOCK_EDIT_TIMEOUT_S", 900.0, doc="row lock expires without activity")
+    lock_cooldown_s: float = _env("LOCK_COOLDOWN_S", 15.0, doc="re-lock delay after a timeout or break")
+    guest_imports: int = _env("GUEST_IMPORTS", 2, doc="imports a guest may run")
+    guest_messages: int = _env("GUEST_MESSAGES", 20, doc="chat messages a guest may send")
     instance_id: str = _env("INSTANCE_ID", "", doc="defaults to host:pid")
-    log_level: str = _env("LOG_LEVEL", "INFO")
+    log_level: str = _env("LOG_LEVEL", "INFO", doc="INFO logs one JSON line per event")
     max_event_kb: float = _env("MAX_EVENT_KB", 1024.0, doc="largest event payload answered")
-    broadcast_max_bytes: int = _env("BROADCAST_MAX_BYTES", 16384)
+    broadcast_max_bytes: int = _env("BROADCAST_MAX_BYTES", 16384, doc="largest project:broadcast data")
     broadcast_rate: float = _env("BROADCAST_RATE", 100.0, doc="per socket, messages/s")
     broadcast_burst: int = _env("BROADCAST_BURST", 200)
     login_max_failures: int = _env("LOGIN_MAX_FAILURES", 10, doc="per account per window")
@@ -55,7 +55,7 @@ class Settings:
     login_window_s: float = _env("LOGIN_WINDOW_S", 900.0)
     trust_proxy: bool = _env("TRUST_PROXY", False, doc="take the client IP from X-Forwarded-For")
     presence_ttl_s: float = _env("PRESENCE_TTL_S", 30.0, doc="a silent instance's users vanish after this")
-    bcrypt_rounds: int = _env("BCRYPT_ROUNDS", 12)
+    bcrypt_rounds: int = _env("BCRYPT_ROUNDS", 12, doc="password hashing cost")
 
     @property
     def production(self) -> bool:
@@ -154,7 +154,12 @@ def _convert(kind, raw: str):
 
 def env_table() -> list[tuple[str, str, str]]:
     """(variable, default, meaning) for the README."""
-    return [(f.metadata["env"], str(f.default), f.metadata["doc"]) for f in fields(Settings)]
+    def shown(value) -> str:
+        if value is None or value == ():
+            return "—"
+        return "./data" if isinstance(value, Path) else str(value)
+
+    return [(f.metadata["env"], shown(f.default), f.metadata["doc"]) for f in fields(Settings)]
 
 
 def resolve_jwt_secret(settings: Settings) -> str:

@@ -134,3 +134,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/auth/refresh", rest_refresh)
     app.router.add_post("/api/auth/logout", rest_logout)
     app.router.add_get("/", console)
+    app.router.add_static("/static/", WEB_DIR, follow_symlinks=False)
