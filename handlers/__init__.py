@@ -5,9 +5,9 @@ checks) → act (the store) → emit (pushes). No envelopes, no broad ``except``
 """
 from __future__ import annotations
 
-from handlers import auth, misc, projects
+from handlers import auth, files, misc, projects
 
-DOMAINS = [auth, projects, misc]
+DOMAINS = [auth, projects, files, misc]
 
 
 def all_events():

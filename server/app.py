@@ -23,7 +23,7 @@ from server.ratelimit import MemoryCounter, RedisCounter
 from server.realtime import Realtime
 from server.security import PasswordHasher, TokenService
 from server.services import Services
-from store.factory import open_store
+from store.factory import open_blobs, open_store
 
 log = logging.getLogger("server.app")
 
@@ -79,8 +79,10 @@ async def _store_ctx(app: web.Application):
     s = services.settings
     services.store = await open_store(data_dir=Path(s.data_dir), mongo_url=s.mongo_url,
                                       mongo_db=s.mongo_db)
+    services.blobs = await open_blobs(services.store, data_dir=Path(s.data_dir))
     log.info("store open", extra={"fields": {"backend": services.store.backend}})
     yield
+    await services.blobs.close()
     await services.store.close()
 
 

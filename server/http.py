@@ -11,7 +11,13 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 
-from handlers import auth
+import asyncio
+from urllib.parse import quote
+
+import aiohttp
+from aiohttp.http_exceptions import HttpProcessingError
+
+from handlers import auth, files
 from server.keys import METRICS, SERVICES, SETTINGS
 from handlers.base import bad_payload
 from server.realtime import client_ip
@@ -121,6 +127,81 @@ async def rest_logout(request: web.Request) -> web.Response:
     return ok(await auth.logout(request.app[SERVICES], user_id, p.refreshToken))
 
 
+MULTIPART_SLACK = 64 * 1024  # headers and boundaries around the file part
+
+
+async def upload(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    user_id = bearer_user_id(request)
+    limit = int(services.settings.max_upload_mb * 1024 * 1024)
+    if request.content_length is not None and request.content_length > limit + MULTIPART_SLACK:
+        # Refuse before reading a byte: the client can stop sending at once.
+        raise EventError("too_large", f"uploads are limited to {services.settings.max_upload_mb:g} MB",
+                         {"limit": limit})
+    try:
+        reader = await request.multipart()
+    except (AssertionError, ValueError, KeyError):
+        raise EventError("bad_request", "send multipart/form-data with a field named 'file'") from None
+    part = None
+    try:
+        while (candidate := await reader.next()) is not None:
+            if candidate.name == "file":
+                part = candidate
+                break
+            await candidate.release()
+    except (ValueError, aiohttp.ClientError, asyncio.IncompleteReadError,
+            HttpProcessingError) as exc:
+        raise EventError("bad_request", f"malformed multipart body: {_reason(exc)}") from None
+    if part is None:
+        raise EventError("bad_request", "multipart field 'file' is required")
+
+    async def chunks():
+        try:
+            while chunk := await part.read_chunk(files.CHUNK):
+                yield chunk
+            # Only a body that reaches its closing boundary is complete: a cut-off upload
+            # must not be stored as a shorter file.
+            while (rest := await reader.next()) is not None:
+                await rest.release()
+        except (ValueError, ConnectionError, aiohttp.ClientError, asyncio.IncompleteReadError,
+                HttpProcessingError):
+            raise EventError("bad_request", "the upload was cut off before its end") from None
+
+    record = await files.save_upload(services, user_id=user_id,
+                                     project_id=request.match_info["project_id"],
+                                     filename=part.filename, chunks=chunks(), limit=limit)
+    return ok(files.file_view(record), status=201)
+
+
+def _reason(exc: Exception) -> str:
+    text = getattr(exc, "message", None) or str(exc) or exc.__class__.__name__
+    return text.splitlines()[0][:120]
+
+
+async def download(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    user_id = bearer_user_id(request)
+    record = await files.file_for(services, request.match_info["file_id"], user_id, "viewer")
+    etag = f'"{record.sha256}"'
+    if request.headers.get("If-None-Match") == etag:
+        return web.Response(status=304, headers={"ETag": etag})
+    ascii_name = record.name.encode("ascii", "replace").decode().replace('"', "'")
+    response = web.StreamResponse(headers={
+        "Content-Type": record.mime,
+        "Content-Length": str(record.size),
+        "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; "
+                               f"filename*=UTF-8''{quote(record.name)}",
+        "ETag": etag,
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, no-cache",
+    })
+    await response.prepare(request)
+    async for chunk in services.blobs.read(record.storage_key):
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
 async def console(request: web.Request) -> web.FileResponse:
     return web.FileResponse(WEB_DIR / "index.html")
 
@@ -133,5 +214,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/auth/login", rest_login)
     app.router.add_post("/api/auth/refresh", rest_refresh)
     app.router.add_post("/api/auth/logout", rest_logout)
+    app.router.add_post("/api/projects/{project_id}/files", upload)
+    app.router.add_get("/api/files/{file_id}", download)
     app.router.add_get("/", console)
     app.router.add_static("/static/", WEB_DIR, follow_symlinks=False)

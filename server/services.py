@@ -23,6 +23,7 @@ class Hooks:
     a project is deleted, locks are released when a socket goes)."""
 
     project_deleted: list[ProjectHook] = field(default_factory=list)
+    file_added: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list)
     socket_disconnected: list[SocketHook] = field(default_factory=list)
 
 
@@ -38,5 +39,6 @@ class Services:
     counter: Any = None  # server.ratelimit.MemoryCounter | RedisCounter
     bus: Bus = None  # type: ignore[assignment]
     redis: Any = None  # redis.asyncio.Redis when REDIS_URL is set
+    blobs: Any = None  # store.blobs.BlobStore
     hooks: Hooks = field(default_factory=Hooks)
     realtime: Any = None  # server.realtime.Realtime, set once the Socket.IO server exists

@@ -80,6 +80,19 @@ class RefreshToken:
     revoked: bool
 
 
+@dataclass(frozen=True)
+class FileRecord:
+    id: str
+    project_id: str
+    name: str
+    size: int
+    mime: str
+    sha256: str
+    uploader_id: str
+    storage_key: str
+    created_at: datetime
+
+
 #: Fields ``update_user`` accepts.
 USER_FIELDS = frozenset({
     "email", "username", "password_hash", "role", "is_guest", "is_active",
@@ -184,7 +197,24 @@ class TokenRepo(ABC):
     async def revoke_user_tokens(self, user_id: str) -> int: ...
 
 
-ProjectDeleteHook = Callable[[str], Awaitable[None]]
+class FileRepo(ABC):
+    @abstractmethod
+    async def create_file(self, *, file_id: str, project_id: str, name: str, size: int, mime: str,
+                          sha256: str, uploader_id: str, storage_key: str) -> FileRecord: ...
+
+    @abstractmethod
+    async def get_file(self, file_id: str) -> FileRecord | None: ...
+
+    @abstractmethod
+    async def list_files(self, project_id: str, *, cursor: str | None = None,
+                         limit: int = 50) -> Page[FileRecord]: ...
+
+    @abstractmethod
+    async def delete_file(self, file_id: str) -> FileRecord | None:
+        """Removes the record; returns it (for its storage key) or None if it was gone."""
+
+    @abstractmethod
+    async def delete_project_files(self, project_id: str) -> list[FileRecord]: ...
 
 
 class Store(ABC):
@@ -193,6 +223,7 @@ class Store(ABC):
     users: UserRepo
     projects: ProjectRepo
     tokens: TokenRepo
+    files: FileRepo
     backend: str  # "sqlite" | "mongo", for /ready and logs
 
     @abstractmethod

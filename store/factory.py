@@ -15,3 +15,14 @@ async def open_store(*, data_dir: Path, mongo_url: str | None = None,
     from store.sqlite import SqliteStore
 
     return await SqliteStore.open(Path(data_dir) / "collab.sqlite3")
+
+
+async def open_blobs(store: Store, *, data_dir: Path):
+    """The blob store that goes with ``store``: GridFS beside MongoDB, else a directory."""
+    if store.backend == "mongo":
+        from store.blobs.gridfs import GridFSBlobs
+
+        return GridFSBlobs(store.database)
+    from store.blobs.local import LocalBlobs
+
+    return LocalBlobs(Path(data_dir) / "files")

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from store.base import Store
 from store.sqlite.db import Database
+from store.sqlite.files import SqliteFiles
 from store.sqlite.projects import SqliteProjects
 from store.sqlite.users import SqliteTokens, SqliteUsers
 
@@ -17,6 +18,7 @@ class SqliteStore(Store):
         self.users = SqliteUsers(db)
         self.projects = SqliteProjects(db)
         self.tokens = SqliteTokens(db)
+        self.files = SqliteFiles(db)
 
     @classmethod
     async def open(cls, path: Path) -> "SqliteStore":

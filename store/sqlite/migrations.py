@@ -50,4 +50,18 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         "CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id)",
         "CREATE INDEX refresh_tokens_user ON refresh_tokens(user_id)",
     ]),
+    (2, [
+        """CREATE TABLE files (
+            id TEXT PRIMARY KEY,
+            project_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            mime TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            uploader_id TEXT NOT NULL,
+            storage_key TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX files_project ON files(project_id, id)",
+    ]),
 ]

@@ -1,0 +1,110 @@
+// Small shared helpers for the console: the error type acks reject with, a tiny event bus,
+// and DOM helpers. No framework: panels build elements with h() and re-render what changes.
+
+/** What app.call() rejects with: the ack's error envelope (SPEC §2), plus the event name.
+ *  Client-side failures use code 'timeout' (no ack in time). */
+export class AckError extends Error {
+  constructor({ code = 'internal', message = '', details } = {}, event = '') {
+    super(message || code.replace(/_/g, ' '));
+    this.name = 'AckError';
+    this.code = code;
+    this.details = details;
+    this.event = event;
+  }
+}
+
+/** on(name, fn) → unsubscribe function; emit(name, value) calls every handler, isolating
+ *  failures so one broken panel cannot stop the others. */
+export class Bus {
+  constructor() { this.handlers = new Map(); }
+
+  on(name, fn) {
+    if (!this.handlers.has(name)) this.handlers.set(name, new Set());
+    this.handlers.get(name).add(fn);
+    return () => this.handlers.get(name)?.delete(fn);
+  }
+
+  emit(name, value) {
+    for (const fn of [...(this.handlers.get(name) || [])]) {
+      try { fn(value); } catch (err) { console.error(`handler for "${name}" failed`, err); }
+    }
+  }
+}
+
+/** h('button', {type: 'button', onclick: fn, 'data-testid': 'x'}, 'Label', childNode, [more])
+ *  Attributes: on<event> functions become listeners; true → empty attribute; false, null and
+ *  undefined are skipped. Children: nodes, strings, numbers, (nested) arrays; null skipped. */
+export function h(tag, props = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(props || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith('on') && typeof value === 'function') {
+      el.addEventListener(key.slice(2), value);
+    } else if (key === 'class') {
+      el.className = value;
+    } else {
+      el.setAttribute(key, value === true ? '' : String(value));
+    }
+  }
+  el.append(...children.flat(Infinity)
+    .filter((c) => c !== null && c !== undefined && c !== false)
+    .map((c) => (c instanceof Node ? c : String(c))));
+  return el;
+}
+
+/** A labelled form control: <label class="field"><span>text</span>control</label>. */
+export function field(text, control, hint = '') {
+  return h('label', { class: 'field' },
+    h('span', { class: 'field-label' }, text, hint ? h('small', {}, ` ${hint}`) : null),
+    control);
+}
+
+/** '<code>: <message>' for an AckError (every field problem of a bad_request), else the
+ *  exception's message. */
+export function errorText(err) {
+  if (err && err.code) {
+    let text = `${err.code}: ${err.message}`;
+    const fields = err.details && err.details.fields;
+    if (Array.isArray(fields) && fields.length > 1) {
+      text = `${err.code}: ${fields.map((f) => f.problem).join('; ')}`;
+    }
+    return text;
+  }
+  return `error: ${(err && err.message) || err}`;
+}
+
+/** A polite live region for a panel's outcome messages. Errors carry data-code. */
+export function messageBox(testid) {
+  const el = h('p', { class: 'msg', role: 'status', 'aria-live': 'polite', 'data-testid': testid });
+  const set = (kind, text, code) => {
+    el.className = `msg ${kind}`;
+    el.textContent = text;
+    if (code) el.dataset.code = code; else delete el.dataset.code;
+  };
+  return {
+    el,
+    error(err) {
+      if (!(err instanceof AckError)) console.error(err);
+      set('error', errorText(err), (err && err.code) || 'error');
+    },
+    info(text) { set('info', text); },
+    clear() { set('', ''); },
+  };
+}
+
+/** Run an async action with its controls disabled; errors go to the message box.
+ *  Returns the action's result, or undefined when it failed. */
+export async function act(controls, msg, fn) {
+  msg.clear();
+  controls.disabled = true;
+  try {
+    return await fn();
+  } catch (err) {
+    msg.error(err);
+    return undefined;
+  } finally {
+    controls.disabled = false;
+  }
+}
+
+export function plural(n, word) { return `${n} ${word}${n === 1 ? '' : 's'}`; }

@@ -1,0 +1,45 @@
+"""Where file bytes live: a directory under DATA_DIR (embedded) or GridFS (MongoDB).
+
+Writers stream: nothing holds a whole file in memory, and a write that is not committed
+(cut-off upload, size limit, crash) leaves nothing behind under the final key.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import AsyncIterator
+
+CHUNK = 256 * 1024
+
+
+class BlobWriter(ABC):
+    key: str
+    size: int = 0
+
+    @abstractmethod
+    async def write(self, chunk: bytes) -> None: ...
+
+    @abstractmethod
+    async def commit(self) -> None:
+        """Make the blob visible under its key."""
+
+    @abstractmethod
+    async def abort(self) -> None:
+        """Drop everything written so far; safe to call twice or after commit fails."""
+
+
+class BlobStore(ABC):
+    @abstractmethod
+    async def create(self, key: str) -> BlobWriter: ...
+
+    @abstractmethod
+    def read(self, key: str, chunk_size: int = CHUNK) -> AsyncIterator[bytes]: ...
+
+    @abstractmethod
+    async def delete(self, key: str) -> None:
+        """Idempotent: deleting a missing blob is not an error."""
+
+    @abstractmethod
+    async def exists(self, key: str) -> bool: ...
+
+    async def close(self) -> None:
+        pass

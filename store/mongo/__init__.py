@@ -1,0 +1,48 @@
+"""The MongoDB backend (PyMongo's async API).
+
+``MongoStore(client, db_name)`` takes any client offering the AsyncMongoClient subset used
+here, which is how tests inject the mongomock stand-in; ``open`` builds the real client.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import AsyncMongoClient
+
+from store.base import Store
+from store.mongo.projects import MongoProjects, create_project_indexes
+from store.mongo.users import MongoTokens, MongoUsers, create_user_indexes
+
+
+class MongoStore(Store):
+    backend = "mongo"
+
+    def __init__(self, client: Any, db_name: str):
+        self.client = client
+        self.db_name = db_name
+        self.db = client[db_name]
+        self.users = MongoUsers(self.db)
+        self.projects = MongoProjects(self.db)
+        self.tokens = MongoTokens(self.db)
+
+    @classmethod
+    async def open(cls, url: str, db_name: str) -> "MongoStore":
+        # tz_aware: BSON datetimes come back as aware UTC, like the SQLite backend's.
+        store = cls(AsyncMongoClient(url, tz_aware=True), db_name)
+        try:
+            await store.create_indexes()
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    async def create_indexes(self) -> None:
+        """Idempotent: every instance runs it at start."""
+        await create_user_indexes(self.db)
+        await create_project_indexes(self.db)
+
+    async def ping(self) -> None:
+        await self.client.admin.command("ping")
+
+    async def close(self) -> None:
+        await self.client.close()

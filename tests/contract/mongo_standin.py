@@ -1,0 +1,114 @@
+"""An async facade over mongomock: the AsyncMongoClient subset ``store.mongo`` uses.
+
+It only translates sync calls into awaitables. Query and update semantics, and errors
+(``pymongo.errors.DuplicateKeyError`` and friends), are mongomock's own. Every call first
+yields to the event loop, as a network round trip would, so a backend that splits a
+read-modify-write over two calls can be interleaved and caught by the concurrency tests;
+each mongomock call itself runs whole, like one single-document operation on a server.
+
+Methods outside the subset raise AttributeError, so the backend cannot quietly start
+depending on something the stand-in was never checked against.
+
+Known mongomock gaps the backend avoids (see store/mongo/projects.py): positional
+projection (``"members.$"``), ``array_filters``, ``$mergeObjects`` in pipeline updates, and
+positional ``$`` updates through ``find_one_and_update`` (mongomock re-targets by _id and
+updates the wrong array element). Its DuplicateKeyError carries no ``details``.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import mongomock
+
+COLLECTION_METHODS = frozenset({
+    "insert_one", "find_one", "find_one_and_update", "update_one", "update_many",
+    "delete_one", "delete_many", "count_documents", "create_index", "index_information",
+})
+
+
+def _awaitable(method):
+    async def call(*args, **kwargs):
+        await asyncio.sleep(0)
+        return method(*args, **kwargs)
+
+    return call
+
+
+class StandinCursor:
+    def __init__(self, cursor: mongomock.collection.Cursor):
+        self._cursor = cursor
+
+    def sort(self, *args, **kwargs) -> "StandinCursor":
+        self._cursor.sort(*args, **kwargs)
+        return self
+
+    def limit(self, n: int) -> "StandinCursor":
+        self._cursor.limit(n)
+        return self
+
+    async def to_list(self, length: int | None = None) -> list[dict]:
+        await asyncio.sleep(0)
+        docs = list(self._cursor)
+        return docs if length is None else docs[:length]
+
+    def __aiter__(self) -> "StandinCursor":
+        return self
+
+    async def __anext__(self) -> dict:
+        await asyncio.sleep(0)
+        try:
+            return next(self._cursor)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+
+class StandinCollection:
+    def __init__(self, collection: mongomock.Collection):
+        self._collection = collection
+
+    def find(self, *args, **kwargs) -> StandinCursor:
+        return StandinCursor(self._collection.find(*args, **kwargs))
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in COLLECTION_METHODS:
+            raise AttributeError(f"the mongomock stand-in does not offer Collection.{name}")
+        return _awaitable(getattr(self._collection, name))
+
+
+class StandinDatabase:
+    def __init__(self, database: mongomock.Database):
+        self._database = database
+        self.name = database.name
+
+    def __getitem__(self, name: str) -> StandinCollection:
+        return StandinCollection(self._database[name])
+
+    get_collection = __getitem__
+
+    async def command(self, *args, **kwargs) -> dict:
+        await asyncio.sleep(0)
+        return self._database.command(*args, **kwargs)
+
+
+class StandinClient:
+    """Wraps one mongomock client; several stand-ins over the same one share its data,
+    as several server instances share one MongoDB."""
+
+    def __init__(self, sync: mongomock.MongoClient | None = None):
+        self.sync = sync if sync is not None else mongomock.MongoClient(tz_aware=True)
+        self.admin = StandinDatabase(self.sync.admin)
+        self.closed = False
+
+    def __getitem__(self, name: str) -> StandinDatabase:
+        return StandinDatabase(self.sync[name])
+
+    get_database = __getitem__
+
+    async def drop_database(self, name: str) -> None:
+        await asyncio.sleep(0)
+        self.sync.drop_database(name)
+
+    async def close(self) -> None:
+        # The mongomock client stays usable: its data outlives this handle, like a server's.
+        self.closed = True

@@ -1,0 +1,201 @@
+"""The deployment files (SPEC §5) are valid without a Docker engine.
+
+``docker-compose config`` (Debian's docker-compose 1.x: it validates and interpolates
+without talking to a daemon) must accept docker-compose.yml when JWT_SECRET is set and
+refuse it when it is not; ``nginx -t`` must accept deploy/nginx.conf once its upstream
+hostnames (Docker's service names) and its pid/log/temp paths are pointed at this machine.
+A missing ``docker-compose`` is a failure, not a skip: CI installs it (``./dev setup``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO / "docker-compose.yml"
+NGINX_CONF = REPO / "deploy" / "nginx.conf"
+DOCKERFILE = REPO / "Dockerfile"
+NGINX_BIN = "/usr/sbin/nginx"
+SECRET = "compose-test-secret-" + "s" * 40
+SERVERS = ("server1", "server2", "server3")
+
+
+def _docker_compose() -> str:
+    found = shutil.which("docker-compose")
+    if not found:
+        pytest.fail("docker-compose is not installed: `apt-get install -y docker-compose` "
+                    "(./dev setup does it); the compose file cannot be validated without it")
+    return found
+
+
+def _compose(*args: str, jwt_secret: str | None, tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items()
+           if k != "JWT_SECRET" and not k.startswith("COMPOSE_")}
+    if jwt_secret is not None:
+        env["JWT_SECRET"] = jwt_secret
+    # An empty env file: a developer's own .env must not change what is tested.
+    env_file = tmp_path / "empty.env"
+    env_file.write_text("")
+    return subprocess.run(
+        [_docker_compose(), "--env-file", str(env_file), "-f", str(COMPOSE_FILE),
+         "--project-directory", str(REPO), "config", *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+
+
+def _load_yaml(text: str) -> dict:
+    """PyYAML is not a project dependency, but docker-compose's own interpreter has it."""
+    try:
+        import yaml
+    except ImportError:
+        interpreter = "/usr/bin/python3"
+        first = Path(_docker_compose()).read_text(errors="replace").splitlines()[0]
+        if first.startswith("#!"):
+            interpreter = first[2:].strip().split()[0]
+        out = subprocess.run(
+            [interpreter, "-c",
+             "import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)"],
+            input=text, capture_output=True, text=True, timeout=30, check=True)
+        return json.loads(out.stdout)
+    return yaml.safe_load(text)
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory) -> dict:
+    result = _compose(jwt_secret=SECRET, tmp_path=tmp_path_factory.mktemp("compose"))
+    assert result.returncode == 0, f"docker-compose config failed:\n{result.stderr}"
+    return _load_yaml(result.stdout)
+
+
+def test_compose_has_the_production_topology(config):
+    services = config["services"]
+    assert set(services) == {"mongo", "redis", "nginx", *SERVERS}
+    assert services["mongo"]["image"].startswith("mongo")
+    assert services["redis"]["image"].startswith("redis")
+    # MongoDB keeps its data in a named volume.
+    mongo_volumes = [str(v) for v in services["mongo"]["volumes"]]
+    assert any(v.startswith("mongo-data:/data/db") for v in mongo_volumes), mongo_volumes
+    assert "mongo-data" in config["volumes"]
+    for name in ("mongo", "redis"):
+        assert services[name].get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+
+
+def test_each_instance_is_built_here_and_configured_for_production(config):
+    services = config["services"]
+    ids = set()
+    for name in SERVERS:
+        svc = services[name]
+        assert Path(svc["build"]["context"]).resolve() == REPO, svc["build"]
+        env = svc["environment"]
+        assert env["ENV"] == "production"
+        assert env["JWT_SECRET"] == SECRET  # from the environment, not a default
+        assert env["MONGO_URL"].startswith("mongodb://mongo")
+        assert env["REDIS_URL"].startswith("redis://redis")
+        assert env["TRUST_PROXY"] in ("1", "true")
+        assert env["HOST"] == "0.0.0.0"
+        ids.add(env["INSTANCE_ID"])
+        assert svc["depends_on"] == {"mongo": {"condition": "service_healthy"},
+                                     "redis": {"condition": "service_healthy"}}
+        assert "ports" not in svc, f"{name} must be reached through nginx only"
+    assert len(ids) == len(SERVERS), "INSTANCE_ID must differ per instance"
+
+
+def test_nginx_is_the_one_public_port(config):
+    services = config["services"]
+    nginx = services["nginx"]
+    assert [name for name, svc in services.items() if svc.get("ports")] == ["nginx"]
+    assert len(nginx["ports"]) == 1
+    assert nginx["depends_on"] == {name: {"condition": "service_healthy"} for name in SERVERS}
+    mounts = [str(v) for v in nginx["volumes"]]
+    assert any(m.startswith(f"{NGINX_CONF}:/etc/nginx/nginx.conf") for m in mounts), mounts
+
+
+def test_compose_refuses_to_run_without_jwt_secret(tmp_path):
+    result = _compose("--quiet", jwt_secret=None, tmp_path=tmp_path)
+    assert result.returncode != 0, "docker-compose config succeeded without JWT_SECRET"
+    assert "JWT_SECRET" in result.stderr
+
+
+def test_dockerfile_shape():
+    text = DOCKERFILE.read_text()
+    assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
+    assert re.search(r"apt-get install[^\n]*\btshark\b", text)
+    assert re.search(r"pip install \.", text)
+    users = re.findall(r"^USER\s+(\S+)", text, re.M)
+    assert users and users[-1] not in ("root", "0"), "the server must not run as root"
+    assert re.search(r"^EXPOSE 8000\b", text, re.M)
+    assert re.search(r"^HEALTHCHECK\b.*?/health", text, re.M | re.S)
+    assert re.search(r'^CMD \["python", "-m", "server"\]', text, re.M)
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert ".venv" in ignored and ".git" in ignored
+
+
+# -- nginx --------------------------------------------------------------------------------
+
+_PATH_DIRECTIVES = ("pid", "error_log", "access_log", "client_body_temp_path",
+                    "proxy_temp_path", "fastcgi_temp_path", "uwsgi_temp_path", "scgi_temp_path")
+
+
+def _localized_nginx_conf(tmp: Path) -> str:
+    """deploy/nginx.conf with Docker service names → 127.0.0.1 and every path under tmp."""
+    text = NGINX_CONF.read_text()
+    for name in SERVERS:
+        text = re.sub(rf"\bserver\s+{name}:", "server 127.0.0.1:", text)
+
+    def local_path(match: re.Match) -> str:
+        indent, directive, rest = match.group(1), match.group(2), match.group(3).split()
+        target = tmp / f"{directive}.d" if directive.endswith("_temp_path") else tmp / directive
+        return f"{indent}{directive} {target} {' '.join(rest[1:])};".replace(" ;", ";")
+
+    pattern = rf"^(\s*)({'|'.join(_PATH_DIRECTIVES)})\s+([^;]+);"
+    text = re.sub(pattern, local_path, text, flags=re.M)
+    return text
+
+
+def test_nginx_accepts_the_config(tmp_path):
+    if not Path(NGINX_BIN).exists():
+        pytest.fail(f"{NGINX_BIN} is missing: `apt-get install -y nginx` (./dev setup does it)")
+    tmp_path.chmod(0o755)
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(_localized_nginx_conf(tmp_path))
+    # Nothing may point outside tmp_path any more (the system nginx stays untouched).
+    for line in conf.read_text().splitlines():
+        if line.strip().startswith(_PATH_DIRECTIVES):
+            assert str(tmp_path) in line, line
+    result = subprocess.run(
+        [NGINX_BIN, "-t", "-p", f"{tmp_path}/", "-e", str(tmp_path / "startup-error.log"),
+         "-c", str(conf)],
+        capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, f"nginx -t rejected deploy/nginx.conf:\n{result.stderr}"
+    assert "test is successful" in result.stderr
+
+
+def test_nginx_config_matches_the_compose_file(config):
+    text = NGINX_CONF.read_text()
+    upstream = re.search(r"upstream\s+\w+\s*\{(.*?)\}", text, re.S).group(1)
+    assert re.search(r"^\s*ip_hash;", upstream, re.M), "polling transport needs ip_hash"
+    servers = re.findall(r"^\s*server\s+([\w.-]+):(\d+)", upstream, re.M)
+    assert sorted(servers) == [(name, "8000") for name in SERVERS]
+    assert "map $http_upgrade $connection_upgrade" in text
+    assert re.search(r"proxy_set_header\s+Upgrade\s+\$http_upgrade;", text)
+    assert re.search(r"proxy_set_header\s+Connection\s+\$connection_upgrade;", text)
+    assert re.search(r"proxy_set_header\s+Host\s+\$http_host;", text)
+    assert re.search(r"proxy_set_header\s+X-Forwarded-For\s+\$proxy_add_x_forwarded_for;", text)
+    assert re.search(r"proxy_set_header\s+X-Real-IP\s+\$remote_addr;", text)
+    assert re.search(r"proxy_buffering\s+off;", text)
+    assert re.search(r"proxy_request_buffering\s+off;", text)
+    read_timeout = re.search(r"proxy_read_timeout\s+(\d+)s;", text)
+    assert read_timeout and int(read_timeout.group(1)) >= 600
+    # nginx must let through everything the app accepts, so the app's JSON 413 is what a
+    # client sees; it may add a little room for multipart framing, not more.
+    body = re.search(r"client_max_body_size\s+(\d+)m;", text)
+    assert body, "client_max_body_size must be set (in m)"
+    upload_mb = {float(config["services"][n]["environment"]["MAX_UPLOAD_MB"]) for n in SERVERS}
+    assert len(upload_mb) == 1, "every instance must have the same MAX_UPLOAD_MB"
+    app_mb, nginx_mb = upload_mb.pop(), int(body.group(1))
+    assert app_mb <= nginx_mb <= app_mb + 8, (app_mb, nginx_mb)
