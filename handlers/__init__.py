@@ -5,9 +5,9 @@ checks) → act (the store) → emit (pushes). No envelopes, no broad ``except``
 """
 from __future__ import annotations
 
-from handlers import auth, files, misc, projects
+from handlers import auth, files, misc, projects, rows, tables, ticker
 
-DOMAINS = [auth, projects, files, misc]
+DOMAINS = [auth, projects, files, tables, rows, ticker, misc]
 
 
 def all_events():

@@ -146,7 +146,7 @@ async def on_join(ctx, p: IdPayload):
     project = await ctx.store.projects.get_project(p.id)
     if project is None:
         raise NotFound("project not found")
-    await ctx.rt.join_project(ctx.sid, ctx.state, p.id)
+    await ctx.rt.join_project(ctx.sid, ctx.state, p.id, ctx.project_role)
     view = await _view(ctx, project, ctx.user_id)
     return {"project": view, "members": view["members"], "role": ctx.project_role,
             "online": await ctx.services.presence.users(p.id)}
@@ -174,6 +174,9 @@ async def on_member_add(ctx, p: MemberAddPayload):
         _ensure_other_owner(project, user.id)
     project = await ctx.store.projects.set_member(p.id, user.id, p.role)
     await _push_changed(ctx, project)
+    if current is not None and current != p.role:
+        await ctx.services.bus.publish("project:role_changed", {
+            "projectId": p.id, "userId": user.id, "role": p.role})
     return await _view(ctx, project, ctx.user_id)
 
 
@@ -242,11 +245,15 @@ def install(services) -> None:
         pid = msg["projectId"]
         for state in list(rt.sockets.values()):
             if pid in state.projects:
-                await rt.sio.leave_room(state.sid, f"project:{pid}")
-                state.projects.discard(pid)
-                await services.presence.leave(pid, state.sid)
+                await rt.leave_project(state.sid, state, pid)
+
+    async def role_changed(msg: dict) -> None:
+        for state in rt.local_sockets_of(msg["userId"]):
+            if msg["projectId"] in state.projects:
+                await rt.set_visibility(state.sid, msg["projectId"], msg["role"])
 
     services.bus.on("project:member_removed", member_removed)
+    services.bus.on("project:role_changed", role_changed)
     services.bus.on("project:closed", project_closed)
 
 

@@ -15,7 +15,11 @@ from aiohttp import web
 import handlers
 from server import http
 from server.bus import Bus, RedisBus
-from server.config import Settings, resolve_jwt_secret
+from server.config import Settings, resolve_jwt_secret, resolve_secrets_key
+from server.crypto import SecretBox
+from server.leader import LocalLeader, RedisLeader
+from server.locks import LockService, MemoryLocks, RedisLocks
+from server.ticker import Ticker
 from server.keys import METRICS, REALTIME, SERVICES, SETTINGS
 from server.metrics import Metrics
 from server.presence import MemoryPresence, RedisPresence
@@ -35,6 +39,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
         tokens=TokenService(resolve_jwt_secret(settings), settings.access_token_minutes,
                             settings.refresh_token_days),
         hasher=PasswordHasher(settings.bcrypt_rounds),
+        secrets=SecretBox(resolve_secrets_key(settings)),
     )
     metrics = Metrics()
     realtime = Realtime(services, handlers.all_events(), metrics)
@@ -89,13 +94,33 @@ async def _store_ctx(app: web.Application):
 async def _runtime_ctx(app: web.Application):
     services = app[SERVICES]
     realtime = app[REALTIME]
+    settings = services.settings
+
+    def leader(name: str, ttl: float):
+        if services.redis is None:
+            return LocalLeader(name, settings.instance_id)
+        return RedisLeader(services.redis, name, settings.instance_id, ttl)
+
+    services.locks = LockService(
+        RedisLocks(services.redis) if services.redis is not None else MemoryLocks(),
+        push=lambda pid, event, data: realtime.push_project(pid, event, data),
+        leader=leader("lock-reaper", max(2.0, settings.lock_lease_s / 3)),
+        instance_id=settings.instance_id, edit_timeout=settings.lock_edit_timeout_s,
+        cooldown=settings.lock_cooldown_s, lease=settings.lock_lease_s,
+        grace=settings.lock_grace_s)
+    services.ticker = Ticker(services, leader("ticker", settings.ticker_interval_s * 1.25),
+                             settings.ticker_interval_s)
     handlers.install_all(services)
     await services.bus.start()
+    services.locks.start()
+    services.ticker.start()
     beat = asyncio.create_task(_presence_loop(realtime), name="presence-beat")
     yield
     beat.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await beat
+    await services.ticker.stop()
+    await services.locks.stop()
     # Leave cleanly so the others see our users go at once, not after PRESENCE_TTL_S.
     for pid in await services.presence.close():
         with contextlib.suppress(Exception):

@@ -42,6 +42,11 @@ class Settings:
     anthropic_base_url: str | None = _env("ANTHROPIC_BASE_URL", None, doc="alternative API endpoint")
     lock_edit_timeout_s: float = _env("LOCK_EDIT_TIMEOUT_S", 900.0, doc="row lock expires without activity")
     lock_cooldown_s: float = _env("LOCK_COOLDOWN_S", 15.0, doc="re-lock delay after a timeout or break")
+    lock_lease_s: float = _env("LOCK_LEASE_S", 30.0, doc="lock lease renewed by the holder's instance")
+    lock_grace_s: float = _env("LOCK_GRACE_S", 10.0, doc="locks survive a disconnect this long")
+    ticker_interval_s: float = _env("TICKER_INTERVAL_S", 5.0, doc="ticker period")
+    secrets_key: str | None = _env("SECRETS_KEY", None,
+                                   doc="base64 AES key for secret columns; required in production")
     guest_imports: int = _env("GUEST_IMPORTS", 2, doc="imports a guest may run")
     guest_messages: int = _env("GUEST_MESSAGES", 20, doc="chat messages a guest may send")
     instance_id: str = _env("INSTANCE_ID", "", doc="defaults to host:pid")
@@ -93,6 +98,10 @@ class Settings:
         out = []
         if self.env not in ("dev", "test", "production"):
             out.append(f"ENV={self.env!r}: must be dev, test or production")
+        if self.production and not self.secrets_key:
+            out.append("SECRETS_KEY is required when ENV=production (encrypts secret columns)")
+        if self.secrets_key is not None and not _is_aes_key(self.secrets_key):
+            out.append("SECRETS_KEY must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)")
         if self.production and not self.jwt_secret:
             out.append("JWT_SECRET is required when ENV=production (no default secret outside dev)")
         if self.jwt_secret is not None and len(self.jwt_secret) < 32:
@@ -101,10 +110,10 @@ class Settings:
             out.append(f"PORT={self.port}: must be 1..65535")
         for name in ("access_token_minutes", "refresh_token_days", "max_upload_mb",
                      "lock_edit_timeout_s", "max_event_kb", "broadcast_rate", "login_window_s",
-                     "presence_ttl_s"):
+                     "presence_ttl_s", "lock_lease_s", "ticker_interval_s"):
             if getattr(self, name) <= 0:
                 out.append(f"{_env_name(name)} must be greater than 0")
-        for name in ("lock_cooldown_s", "guest_imports", "guest_messages"):
+        for name in ("lock_cooldown_s", "lock_grace_s", "guest_imports", "guest_messages"):
             if getattr(self, name) < 0:
                 out.append(f"{_env_name(name)} must not be negative")
         if not 4 <= self.bcrypt_rounds <= 16:
@@ -116,6 +125,16 @@ class Settings:
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             out.append(f"LOG_LEVEL={self.log_level!r}: must be DEBUG, INFO, WARNING or ERROR")
         return out
+
+
+def _is_aes_key(value: str) -> bool:
+    import base64
+    import binascii
+
+    try:
+        return len(base64.b64decode(value, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
 
 
 def _env_name(attr: str) -> str:
@@ -171,15 +190,31 @@ def resolve_jwt_secret(settings: Settings) -> str:
         return settings.jwt_secret
     if settings.production:  # validated already; belt and braces
         raise ConfigError(["JWT_SECRET is required when ENV=production"])
-    path = Path(settings.data_dir) / "jwt_secret"
+    return _dev_secret(Path(settings.data_dir) / "jwt_secret", lambda: secrets.token_urlsafe(48))
+
+
+def resolve_secrets_key(settings: Settings) -> bytes:
+    """The AES key for secret columns: SECRETS_KEY, or in dev/test one kept in DATA_DIR."""
+    import base64
+
+    if settings.secrets_key:
+        return base64.b64decode(settings.secrets_key)
+    if settings.production:
+        raise ConfigError(["SECRETS_KEY is required when ENV=production"])
+    encoded = _dev_secret(Path(settings.data_dir) / "secrets_key",
+                          lambda: base64.b64encode(os.urandom(32)).decode())
+    return base64.b64decode(encoded)
+
+
+def _dev_secret(path: Path, make) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         # Write aside, then link into place: link fails if another process won the race,
         # and nobody ever reads a half-written secret.
-        tmp = path.with_name(f".jwt_secret.{os.getpid()}.{secrets.token_hex(4)}")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(48))
+            fh.write(make())
         try:
             os.link(tmp, path)
         except FileExistsError:

@@ -17,7 +17,8 @@ from urllib.parse import quote
 import aiohttp
 from aiohttp.http_exceptions import HttpProcessingError
 
-from handlers import auth, files
+from handlers import auth, files, tables
+from ingest.csv_tables import write_csv
 from server.keys import METRICS, SERVICES, SETTINGS
 from handlers.base import bad_payload
 from server.realtime import client_ip
@@ -202,6 +203,36 @@ async def download(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def export_table(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    user_id = bearer_user_id(request)
+    table, names, records = await tables.export_csv(services, request.match_info["table_id"],
+                                                    user_id)
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/csv; charset=utf-8",
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(table.name)}.csv",
+        "Cache-Control": "private, no-cache",
+    })
+    await response.prepare(request)
+    buffered = []
+    # write_csv emits the header once; feed it records in slices to stream.
+    first = True
+    async for record in records:
+        buffered.append(record)
+        if len(buffered) >= 1000:
+            await _write_csv_slice(response, names if first else None, buffered)
+            first, buffered = False, []
+    await _write_csv_slice(response, names if first else None, buffered)
+    await response.write_eof()
+    return response
+
+
+async def _write_csv_slice(response, header, records) -> None:
+    for piece in write_csv(header, records):
+        if piece:
+            await response.write(piece.encode("utf-8"))
+
+
 async def console(request: web.Request) -> web.FileResponse:
     return web.FileResponse(WEB_DIR / "index.html")
 
@@ -216,5 +247,6 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/auth/logout", rest_logout)
     app.router.add_post("/api/projects/{project_id}/files", upload)
     app.router.add_get("/api/files/{file_id}", download)
+    app.router.add_get("/api/tables/{table_id}/export.csv", export_table)
     app.router.add_get("/", console)
     app.router.add_static("/static/", WEB_DIR, follow_symlinks=False)

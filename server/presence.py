@@ -48,6 +48,10 @@ class Presence(ABC):
     async def users(self, project_id: str) -> list[dict]: ...
 
     @abstractmethod
+    async def sockets(self, project_id: str) -> list[tuple[str, str]]:
+        """(sid, user id) of every live socket in the project, on every instance."""
+
+    @abstractmethod
     async def _put(self, project_id: str, sid: str, user: dict) -> None: ...
 
     @abstractmethod
@@ -82,6 +86,9 @@ class MemoryPresence(Presence):
     async def users(self, project_id):
         return _distinct(self.rooms.get(project_id, {}).values())
 
+    async def sockets(self, project_id):
+        return [(sid, user["userId"]) for sid, user in self.rooms.get(project_id, {}).items()]
+
 
 class RedisPresence(Presence):
     def __init__(self, redis, instance_id: str, ttl: float):
@@ -103,16 +110,22 @@ class RedisPresence(Presence):
     async def _remove(self, project_id, sid):
         await self.redis.hdel(f"presence:{project_id}", self._field(sid))
 
-    async def users(self, project_id):
+    async def _live_entries(self, project_id) -> list[tuple[str, dict]]:
         entries = await self.redis.hgetall(f"presence:{project_id}")
         if not entries:
             return []
-        owners = sorted({k.split(b"|", 1)[0].decode() for k in entries})
+        split = [(k.decode().split("|", 1), v) for k, v in entries.items()]
+        owners = sorted({iid for (iid, _), _ in split})
         scores = await self.redis.zmscore(INSTANCES, owners)
         cutoff = time.time() - self.ttl
         alive = {iid for iid, score in zip(owners, scores) if score is not None and score > cutoff}
-        return _distinct(json.loads(v) for k, v in entries.items()
-                         if k.split(b"|", 1)[0].decode() in alive)
+        return [(sid, json.loads(v)) for (iid, sid), v in split if iid in alive]
+
+    async def users(self, project_id):
+        return _distinct(user for _, user in await self._live_entries(project_id))
+
+    async def sockets(self, project_id):
+        return [(sid, user["userId"]) for sid, user in await self._live_entries(project_id)]
 
     async def beat(self) -> set[str]:
         now = time.time()

@@ -248,14 +248,24 @@ class Realtime:
         state.user_id, state.username, state.role, state.is_guest = None, "", "user", False
         state.token_exp, state.expiry = 0.0, None
 
-    async def join_project(self, sid: str, state: SocketState, project_id: str) -> None:
+    async def join_project(self, sid: str, state: SocketState, project_id: str,
+                           role: str) -> None:
         await self.sio.enter_room(sid, f"project:{project_id}")
+        await self.set_visibility(sid, project_id, role)
         state.projects.add(project_id)
         await self.services.presence.join(project_id, sid, state.public_user())
         await self.push_presence(project_id)
 
+    async def set_visibility(self, sid: str, project_id: str, role: str) -> None:
+        """Owners see secret columns in clear: they listen on a room of their own."""
+        keep, drop = ("owners", "others") if role == "owner" else ("others", "owners")
+        await self.sio.leave_room(sid, f"project:{project_id}:{drop}")
+        await self.sio.enter_room(sid, f"project:{project_id}:{keep}")
+
     async def leave_project(self, sid: str, state: SocketState, project_id: str) -> None:
         await self.sio.leave_room(sid, f"project:{project_id}")
+        for room in ("owners", "others"):
+            await self.sio.leave_room(sid, f"project:{project_id}:{room}")
         state.projects.discard(project_id)
         await self.services.presence.leave(project_id, sid)
         await self.push_presence(project_id)

@@ -40,5 +40,8 @@ class Services:
     bus: Bus = None  # type: ignore[assignment]
     redis: Any = None  # redis.asyncio.Redis when REDIS_URL is set
     blobs: Any = None  # store.blobs.BlobStore
+    locks: Any = None  # server.locks.LockService
+    secrets: Any = None  # server.crypto.SecretBox
+    ticker: Any = None  # server.ticker.Ticker
     hooks: Hooks = field(default_factory=Hooks)
     realtime: Any = None  # server.realtime.Realtime, set once the Socket.IO server exists

@@ -93,6 +93,69 @@ class FileRecord:
     created_at: datetime
 
 
+COLUMN_TYPES = ("text", "number", "bool", "datetime")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str = "text"
+    secret: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    id: str
+    project_id: str
+    name: str
+    columns: tuple[Column, ...]
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+    @property
+    def has_secrets(self) -> bool:
+        return any(c.secret for c in self.columns)
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    table_id: str
+    values: dict  # secret columns hold ciphertext here; handlers decrypt or mask
+    version: int
+    author_id: str
+    created_at: datetime
+    updated_at: datetime
+    updated_by: str
+
+
+@dataclass(frozen=True)
+class RowChange:
+    """One entry of a table's history: the row before and after one change."""
+
+    seq: int  # increasing per table
+    table_id: str
+    row_id: str
+    version: int
+    op: str  # add | update | delete | restore | import
+    user_id: str
+    at: datetime
+    before: dict | None
+    after: dict | None
+    author_id: str
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    column: str
+    op: str  # eq | ne | contains | lt | lte | gt | gte
+    value: object
+
+
 #: Fields ``update_user`` accepts.
 USER_FIELDS = frozenset({
     "email", "username", "password_hash", "role", "is_guest", "is_active",
@@ -217,6 +280,85 @@ class FileRepo(ABC):
     async def delete_project_files(self, project_id: str) -> list[FileRecord]: ...
 
 
+class TableRepo(ABC):
+    """Tables, rows and their history. Every row write checks the expected version, so a
+    stale writer is refused here even if the lock service lost its lock (fencing)."""
+
+    @abstractmethod
+    async def create_table(self, *, project_id: str, name: str, columns: Sequence[Column],
+                           created_by: str) -> Table:
+        """``conflict`` when the project already has a table of that name."""
+
+    @abstractmethod
+    async def get_table(self, table_id: str) -> Table | None: ...
+
+    @abstractmethod
+    async def list_tables(self, project_id: str) -> list[Table]: ...
+
+    @abstractmethod
+    async def rename_table(self, table_id: str, name: str) -> Table: ...
+
+    @abstractmethod
+    async def delete_table(self, table_id: str) -> bool:
+        """Removes the table, its rows and its history."""
+
+    @abstractmethod
+    async def delete_project_tables(self, project_id: str) -> int: ...
+
+    @abstractmethod
+    async def add_rows(self, table_id: str, rows: Sequence[dict], user_id: str,
+                       op: str = "add") -> list[Row]:
+        """Insert rows (version 1) and their history in one transaction."""
+
+    @abstractmethod
+    async def get_row(self, table_id: str, row_id: str) -> Row | None: ...
+
+    @abstractmethod
+    async def update_row(self, table_id: str, row_id: str, *, expected_version: int,
+                         values: dict, user_id: str, op: str = "update") -> Row:
+        """Merge ``values`` into the row. ``not_found``; ``conflict`` if the version moved."""
+
+    @abstractmethod
+    async def delete_row(self, table_id: str, row_id: str, *, expected_version: int | None,
+                         user_id: str) -> Row:
+        """Returns the row as it was. ``not_found``; ``conflict`` if the version moved."""
+
+    @abstractmethod
+    async def list_rows(self, table_id: str, *, cursor: str | None = None, limit: int = 100,
+                        sort: str | None = None, descending: bool = False,
+                        filters: Sequence[RowFilter] = ()) -> Page[Row]:
+        """Keyset paging on (sort value, id): no offset scans however deep the page."""
+
+    @abstractmethod
+    async def count_rows(self, table_id: str) -> int: ...
+
+    @abstractmethod
+    async def row_history(self, table_id: str, row_id: str) -> list[RowChange]: ...
+
+    @abstractmethod
+    async def table_history(self, table_id: str, *, cursor: int | None = None,
+                            limit: int = 100) -> Page[RowChange]:
+        """Newest first; ``cursor`` is the last ``seq`` seen."""
+
+    @abstractmethod
+    async def rows_at(self, table_id: str, at: datetime) -> dict[str, RowChange]:
+        """For each row that existed at ``at``: its last change up to then."""
+
+    @abstractmethod
+    async def restore_rows(self, table_id: str, target: dict[str, dict | None],
+                           user_id: str) -> tuple[list[Row], list[Row]]:
+        """Set each row id to the given values (re-creating deleted rows) or delete it (None),
+        as new versions recorded with op ``restore``. Returns (written rows, deleted rows)."""
+
+
+class TickRepo(ABC):
+    @abstractmethod
+    async def add_tick(self, value: float, at: datetime, producer: str) -> None: ...
+
+    @abstractmethod
+    async def recent_ticks(self, limit: int = 20) -> list[tuple[datetime, float, str]]: ...
+
+
 class Store(ABC):
     """One object per process; opened and closed by the app's cleanup context."""
 
@@ -224,6 +366,8 @@ class Store(ABC):
     projects: ProjectRepo
     tokens: TokenRepo
     files: FileRepo
+    tables: TableRepo
+    ticks: TickRepo
     backend: str  # "sqlite" | "mongo", for /ready and logs
 
     @abstractmethod

@@ -2,17 +2,31 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from datetime import datetime, timezone
+
+_lock = threading.Lock()
+_last = [0, 0]  # millisecond, sequence within it
 
 
 def new_id() -> str:
     """A 24-hex-char id that sorts by creation time (like a MongoDB ObjectId).
 
     Time-ordered ids let every list page by ``id > cursor`` on both backends instead of
-    skip/offset scans.
+    skip/offset scans; the per-process sequence keeps ids made in the same millisecond (a
+    batch of imported rows) in the order they were made.
     """
-    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(6).hex()}"
+    with _lock:
+        ms = time.time_ns() // 1_000_000
+        if ms <= _last[0]:
+            ms, seq = _last[0], _last[1] + 1
+            if seq > 0xFFFF:
+                ms, seq = ms + 1, 0
+        else:
+            seq = 0
+        _last[0], _last[1] = ms, seq
+    return f"{ms:012x}{seq:04x}{os.urandom(4).hex()}"
 
 
 def utcnow() -> datetime:

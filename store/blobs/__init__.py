@@ -5,7 +5,12 @@ Writers stream: nothing holds a whole file in memory, and a write that is not co
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import tempfile
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import AsyncIterator
 
 CHUNK = 256 * 1024
@@ -40,6 +45,23 @@ class BlobStore(ABC):
 
     @abstractmethod
     async def exists(self, key: str) -> bool: ...
+
+    @contextlib.asynccontextmanager
+    async def local_copy(self, key: str, suffix: str = "") -> AsyncIterator[Path]:
+        """A path to the blob's bytes for tools that need a file (tshark, the CSV reader).
+
+        The default streams a temporary copy; a store on local disk yields the file itself.
+        """
+        fd, name = tempfile.mkstemp(prefix="blob-", suffix=suffix)
+        os.close(fd)
+        path = Path(name)
+        try:
+            with open(path, "wb") as fh:
+                async for chunk in self.read(key):
+                    await asyncio.to_thread(fh.write, chunk)
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
 
     async def close(self) -> None:
         pass

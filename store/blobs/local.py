@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -102,6 +103,13 @@ class LocalBlobs(BlobStore):
                 yield chunk
         finally:
             fh.close()
+
+    @contextlib.asynccontextmanager
+    async def local_copy(self, key: str, suffix: str = "") -> AsyncIterator[Path]:
+        path = self.path(key)
+        if not await asyncio.to_thread(path.exists):
+            raise FileNotFoundError(key)
+        yield path
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self.path(key).unlink, missing_ok=True)

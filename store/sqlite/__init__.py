@@ -7,6 +7,7 @@ from store.base import Store
 from store.sqlite.db import Database
 from store.sqlite.files import SqliteFiles
 from store.sqlite.projects import SqliteProjects
+from store.sqlite.tables import SqliteTables, SqliteTicks
 from store.sqlite.users import SqliteTokens, SqliteUsers
 
 
@@ -19,6 +20,8 @@ class SqliteStore(Store):
         self.projects = SqliteProjects(db)
         self.tokens = SqliteTokens(db)
         self.files = SqliteFiles(db)
+        self.tables = SqliteTables(db)
+        self.ticks = SqliteTicks(db)
 
     @classmethod
     async def open(cls, path: Path) -> "SqliteStore":

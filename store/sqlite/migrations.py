@@ -64,4 +64,47 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         )""",
         "CREATE INDEX files_project ON files(project_id, id)",
     ]),
+    (3, [
+        """CREATE TABLE data_tables (
+            id TEXT PRIMARY KEY,
+            project_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            columns TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (project_id, name)
+        )""",
+        """CREATE TABLE data_rows (
+            id TEXT PRIMARY KEY,
+            table_id TEXT NOT NULL REFERENCES data_tables(id) ON DELETE CASCADE,
+            vals TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            author_id TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            updated_by TEXT NOT NULL
+        )""",
+        "CREATE INDEX data_rows_table ON data_rows(table_id, id)",
+        """CREATE TABLE row_changes (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            table_id TEXT NOT NULL REFERENCES data_tables(id) ON DELETE CASCADE,
+            row_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            op TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            at TEXT NOT NULL,
+            before TEXT,
+            after TEXT,
+            author_id TEXT NOT NULL
+        )""",
+        "CREATE INDEX row_changes_row ON row_changes(table_id, row_id, seq)",
+        "CREATE INDEX row_changes_table ON row_changes(table_id, seq)",
+        """CREATE TABLE ticks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            value REAL NOT NULL,
+            producer TEXT NOT NULL
+        )""",
+    ]),
 ]

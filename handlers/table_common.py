@@ -1,0 +1,158 @@
+"""What the table and row handlers share: access to a table, value validation against
+column types, secret columns (encrypt, decrypt or mask per viewer), views and pushes."""
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+from server.crypto import mask
+from store.base import Row, RowChange, Table
+from store.errors import EventError, NotFound
+from store.ids import iso
+
+
+async def table_for(ctx, table_id: str, role: str) -> Table:
+    """The table, if the caller has ``role`` in its project; not_found otherwise."""
+    table = await ctx.store.tables.get_table(table_id)
+    if table is None:
+        raise NotFound("table not found")
+    try:
+        ctx.project_role = await ctx.require_project(table.project_id, role)
+    except NotFound:
+        raise NotFound("table not found") from None
+    return table
+
+
+async def row_for(ctx, table: Table, row_id: str) -> Row:
+    row = await ctx.store.tables.get_row(table.id, row_id)
+    if row is None:
+        raise NotFound("row not found")
+    return row
+
+
+def check_values(table: Table, values: dict, *, partial: bool) -> dict:
+    """Validate and normalise ``values`` against the columns; ``bad_request`` names the column."""
+    out = {}
+    for name, value in values.items():
+        column = table.column(name)
+        if column is None:
+            raise EventError("bad_request", f"no column named {name!r}",
+                             {"column": name, "columns": [c.name for c in table.columns]})
+        out[name] = _coerce(column.name, column.type, value)
+    if not partial:
+        for column in table.columns:
+            out.setdefault(column.name, None)
+    return out
+
+
+def _coerce(name: str, kind: str, value):
+    if value is None:
+        return None
+    bad = EventError("bad_request", f"column {name!r} takes {_article(kind)} {kind} value",
+                     {"column": name, "type": kind, "value": repr(value)[:100]})
+    if kind == "text":
+        if not isinstance(value, str):
+            raise bad
+        if len(value) > 100_000:
+            raise EventError("too_large", f"column {name!r}: text over 100000 characters",
+                             {"column": name})
+        return value
+    if kind == "number":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                (isinstance(value, float) and not math.isfinite(value)):
+            raise bad
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if kind == "datetime":
+        if not isinstance(value, str):
+            raise bad
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise bad from None
+        return value if len(value) == 10 else parsed.isoformat()
+    raise bad
+
+
+def _article(kind: str) -> str:
+    return "an" if kind[0] in "aeiou" else "a"
+
+
+def seal(ctx, table: Table, values: dict) -> dict:
+    """Encrypt secret columns before they reach the store."""
+    if not table.has_secrets:
+        return values
+    box = ctx.services.secrets
+    return {k: (box.encrypt(v) if v is not None and table.column(k).secret else v)
+            for k, v in values.items()}
+
+
+def reveal(services, table: Table, values: dict | None, clear: bool) -> dict | None:
+    """Stored values as a viewer may see them: decrypted, or masked (``••••1234``)."""
+    if values is None or not table.has_secrets:
+        return values
+    out = dict(values)
+    for column in table.columns:
+        if column.secret and out.get(column.name) is not None:
+            plain = services.secrets.decrypt(out[column.name])
+            out[column.name] = plain if clear else mask(plain)
+    return out
+
+
+def sees_clear(role: str | None, viewer_id: str, author_id: str) -> bool:
+    return role == "owner" or viewer_id == author_id
+
+
+def table_view(table: Table) -> dict:
+    return {"id": table.id, "projectId": table.project_id, "name": table.name,
+            "columns": [{"name": c.name, "type": c.type, "secret": c.secret}
+                        for c in table.columns],
+            "createdBy": table.created_by, "createdAt": iso(table.created_at),
+            "updatedAt": iso(table.updated_at)}
+
+
+def row_view(services, table: Table, row: Row, clear: bool) -> dict:
+    return {"id": row.id, "tableId": row.table_id,
+            "values": reveal(services, table, row.values, clear), "version": row.version,
+            "authorId": row.author_id, "createdAt": iso(row.created_at),
+            "updatedAt": iso(row.updated_at), "updatedBy": row.updated_by}
+
+
+def change_view(services, table: Table, change: RowChange, clear: bool) -> dict:
+    return {"seq": change.seq, "rowId": change.row_id, "version": change.version,
+            "op": change.op, "userId": change.user_id, "at": iso(change.at),
+            "before": reveal(services, table, change.before, clear),
+            "after": reveal(services, table, change.after, clear)}
+
+
+async def push_row(ctx, table: Table, event: str, row: Row, extra: dict | None = None) -> None:
+    """Push a row change to the project room, not echoing the sender (it has the ack).
+
+    With secret columns, owners and the row's author get clear values and everyone else
+    gets them masked: owners listen on ``project:<id>:owners``, the others on
+    ``project:<id>:others``, and the author's own sockets are found through presence.
+    """
+    rt = ctx.rt
+    pid = table.project_id
+    extra = extra or {}
+
+    def body(clear: bool) -> dict:
+        return {"projectId": pid, "tableId": table.id,
+                "row": row_view(ctx.services, table, row, clear), **extra}
+
+    if not table.has_secrets:
+        await rt.sio.emit(event, body(True), to=f"project:{pid}", skip_sid=ctx.sid)
+        return
+    author_sids = []
+    if await ctx.store.projects.get_member_role(pid, row.author_id) != "owner":
+        author_sids = [sid for sid, uid in await ctx.services.presence.sockets(pid)
+                       if uid == row.author_id]
+    await rt.sio.emit(event, body(True), to=f"project:{pid}:owners", skip_sid=ctx.sid)
+    for sid in author_sids:
+        if sid != ctx.sid:
+            await rt.sio.emit(event, body(True), to=sid)
+    await rt.sio.emit(event, body(False), to=f"project:{pid}:others",
+                      skip_sid=[ctx.sid, *author_sids])

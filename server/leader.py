@@ -1,0 +1,51 @@
+"""Leader leases: exactly one instance does a cluster-wide chore (the lock reaper, the
+ticker). With Redis: a key set NX with a TTL, renewed only by its holder (compare-and-extend
+in Lua, as redis-py's Lock does); on the embedded default the only instance always leads."""
+from __future__ import annotations
+
+import secrets
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+"""
+_RESIGN = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class LocalLeader:
+    def __init__(self, name: str, instance_id: str):
+        self.name, self.instance_id = name, instance_id
+
+    async def hold(self) -> bool:
+        return True
+
+    async def resign(self) -> None:
+        pass
+
+
+class RedisLeader:
+    """``hold()`` takes or keeps the lease and says whether we lead until ``ttl`` from now."""
+
+    def __init__(self, redis, name: str, instance_id: str, ttl: float):
+        self.redis = redis
+        self.key = f"leader:{name}"
+        self.instance_id = instance_id
+        # The value is unique per process start, so a restarted instance with the same id
+        # never mistakes an old lease for its own.
+        self.token = f"{instance_id}:{secrets.token_hex(6)}"
+        self.ttl_ms = int(ttl * 1000)
+        self._renew = redis.register_script(_RENEW)
+        self._resign = redis.register_script(_RESIGN)
+
+    async def hold(self) -> bool:
+        return bool(await self._renew(keys=[self.key], args=[self.token, self.ttl_ms]))
+
+    async def resign(self) -> None:
+        await self._resign(keys=[self.key], args=[self.token])

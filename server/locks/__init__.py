@@ -1,0 +1,233 @@
+"""Row locks that hold across instances (SPEC "Collaborative tables").
+
+- ``acquire`` grants one holder per row; others get ``locked`` with the holder's name; a user
+  whose lock timed out or was broken waits LOCK_COOLDOWN_S (``rate_limited``).
+- The holder's activity (update, heartbeat) moves the edit deadline (LOCK_EDIT_TIMEOUT_S).
+- The owning instance renews a short lease (LOCK_LEASE_S) while the holder's socket is
+  connected or within the disconnect grace (LOCK_GRACE_S); if the instance dies the lease
+  lapses and the lock is free.
+- One elected reaper (a leader lease) deletes expired locks and broadcasts ``row:unlocked``.
+- Tokens fence writes: an update must carry the current token; the store's version check
+  refuses a stale writer even if this service lost a lock.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from datetime import datetime, timezone
+
+from server.locks.backends import LockBackend, MemoryLocks, RedisLocks
+from store.errors import Conflict, Locked, RateLimited
+from store.ids import iso
+
+log = logging.getLogger("server.locks")
+Push = Callable[[str, str, dict], Awaitable[None]]  # (project_id, event, data)
+
+__all__ = ["LockService", "MemoryLocks", "RedisLocks"]
+
+
+def _iso(ts: float) -> str:
+    return iso(datetime.fromtimestamp(ts, timezone.utc))
+
+
+def holder_view(info: dict) -> dict:
+    return {"tableId": info["tableId"], "rowId": info["rowId"], "userId": info["userId"],
+            "username": info["username"], "expiresAt": _iso(info["deadline"])}
+
+
+@dataclass
+class Owned:
+    token: str
+    sid: str
+    project_id: str
+    grace: asyncio.TimerHandle | None = None
+
+
+class LockService:
+    def __init__(self, backend: LockBackend, *, push: Push, leader, instance_id: str,
+                 edit_timeout: float, cooldown: float, lease: float, grace: float):
+        self.backend = backend
+        self.push = push
+        self.leader = leader
+        self.instance_id = instance_id
+        self.edit_timeout = edit_timeout
+        self.cooldown = cooldown
+        self.lease = lease
+        self.grace = grace
+        self.owned: dict[tuple[str, str], Owned] = {}
+        self._tasks: list[asyncio.Task] = []
+
+    # -- the operations handlers call -------------------------------------------------------
+
+    async def acquire(self, *, project_id: str, table_id: str, row_id: str, user_id: str,
+                      username: str, sid: str) -> dict:
+        now = time.time()
+        info = {"token": secrets.token_urlsafe(18), "tableId": table_id, "rowId": row_id,
+                "projectId": project_id, "userId": user_id, "username": username, "sid": sid,
+                "instance": self.instance_id, "deadline": now + self.edit_timeout,
+                "leaseUntil": now + self.lease, "since": now}
+        kind, payload = await self.backend.acquire(info, now)
+        if kind == "cooldown":
+            raise RateLimited(f"you can lock this row again in {payload:.1f} s",
+                              {"retryAfter": round(payload, 2)})
+        if kind == "locked":
+            raise Locked(f"row is locked by {payload['username']}",
+                         {"holder": holder_view(payload)})
+        if kind == "ok" and payload:
+            # The previous holder's lock had lapsed but the reaper had not seen it yet: tell
+            # the room it ended before saying who holds the row now.
+            await self._ended(payload, "timeout" if payload["deadline"] <= now else "disconnect")
+        if kind == "mine":  # the same user reclaiming, e.g. after a reconnect
+            info = payload
+            old = self.owned.pop((table_id, row_id), None)
+            if old and old.grace:
+                old.grace.cancel()
+        self.owned[(table_id, row_id)] = Owned(info["token"], sid, project_id)
+        if kind == "ok":
+            await self.push(project_id, "row:locked", holder_view(info))
+        return info
+
+    async def check_write(self, table_id: str, row_id: str, user_id: str,
+                          token: str | None) -> dict | None:
+        """Raise unless this write may go ahead; returns the caller's live lock, if any."""
+        current = await self.backend.get(table_id, row_id)
+        if token is not None:
+            if current is None or current["token"] != token:
+                raise Conflict("your lock on this row is gone (expired or broken): lock it again",
+                               {"reason": "stale_lock"})
+            return current
+        if current is not None and current["userId"] != user_id:
+            raise Locked(f"row is locked by {current['username']}",
+                         {"holder": holder_view(current)})
+        return current
+
+    async def touch(self, table_id: str, row_id: str, token: str) -> dict | None:
+        """Activity by the holder: push the edit deadline out again."""
+        now = time.time()
+        return await self.backend.extend(table_id, row_id, token, now, now + self.lease,
+                                         now + self.edit_timeout)
+
+    async def heartbeat(self, table_id: str, row_id: str, token: str) -> dict:
+        info = await self.touch(table_id, row_id, token)
+        if info is None:
+            raise Conflict("your lock on this row is gone (expired or broken): lock it again",
+                           {"reason": "stale_lock"})
+        return info
+
+    async def release_by(self, table_id: str, row_id: str, user_id: str) -> dict | None:
+        current = await self.backend.get(table_id, row_id)
+        if current is None:
+            return None
+        if current["userId"] != user_id:
+            raise Locked(f"row is locked by {current['username']}",
+                         {"holder": holder_view(current)})
+        info = await self.backend.release(table_id, row_id, current["token"])
+        if info:
+            await self._ended(info, "released")
+        return info
+
+    async def force_release(self, table_id: str, row_id: str, reason: str) -> dict | None:
+        info = await self.backend.release(table_id, row_id, None)
+        if info:
+            await self._ended(info, reason)
+        return info
+
+    async def holder(self, table_id: str, row_id: str) -> dict | None:
+        return await self.backend.get(table_id, row_id)
+
+    async def table_locks(self, table_id: str) -> list[dict]:
+        return await self.backend.table_locks(table_id)
+
+    async def drop_table(self, table_id: str) -> None:
+        for info in await self.backend.table_locks(table_id):
+            await self.backend.release(table_id, info["rowId"], None)
+            self.owned.pop((table_id, info["rowId"]), None)
+
+    # -- socket lifecycle -----------------------------------------------------------------
+
+    async def socket_gone(self, sid: str) -> None:
+        loop = asyncio.get_running_loop()
+        for key, owned in self.owned.items():
+            if owned.sid == sid and owned.grace is None:
+                owned.grace = loop.call_later(
+                    self.grace, lambda k=key, o=owned: asyncio.ensure_future(self._grace_over(k, o)))
+
+    async def _grace_over(self, key: tuple[str, str], owned: Owned) -> None:
+        # Compare on token and socket: if the user reclaimed the lock from a new socket,
+        # this release matches nothing.
+        info = await self.backend.release(*key, owned.token, sid=owned.sid)
+        if self.owned.get(key) is owned:
+            del self.owned[key]
+        if info:
+            await self._ended(info, "disconnect")
+
+    async def _ended(self, info: dict, reason: str) -> None:
+        key = (info["tableId"], info["rowId"])
+        owned = self.owned.get(key)
+        if owned and owned.token == info["token"]:
+            if owned.grace:
+                owned.grace.cancel()
+            del self.owned[key]
+        if reason in ("timeout", "owner_override"):
+            await self.backend.set_cooldown(*key, info["userId"], self.cooldown)
+        await self.push(info["projectId"], "row:unlocked",
+                        {"tableId": info["tableId"], "rowId": info["rowId"], "reason": reason,
+                         "userId": info["userId"]})
+
+    # -- background work --------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._renew_loop(), name="locks-renew"),
+                       asyncio.create_task(self._reap_loop(), name="locks-reaper")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(Exception):
+            await self.leader.resign()
+
+    async def _renew_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                await self.renew()
+            except Exception:
+                log.exception("lock lease renewal failed")
+
+    async def renew(self) -> None:
+        now = time.time()
+        for key, owned in list(self.owned.items()):
+            info = await self.backend.extend(*key, owned.token, now, now + self.lease, None,
+                                             sid=owned.sid)
+            if info is None and self.owned.get(key) is owned:
+                del self.owned[key]  # timed out, broken or reclaimed elsewhere
+
+    async def _reap_loop(self) -> None:
+        interval = max(0.05, min(1.0, self.lease / 6))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if await self.leader.hold():
+                    await self.reap()
+            except Exception:
+                log.exception("lock reaper failed")
+
+    async def reap(self) -> int:
+        now = time.time()
+        count = 0
+        for table_id, row_id in await self.backend.due(now):
+            result = await self.backend.reap(table_id, row_id, now)
+            if result:
+                reason, info = result
+                await self._ended(info, reason)
+                count += 1
+        return count

@@ -1,0 +1,283 @@
+"""Where row locks live: Redis (shared by instances; every operation one Lua script, so a
+check and its write are atomic) or a dict (embedded default, one instance).
+
+A lock record is JSON: token, ids, holder (userId, username), the socket and instance that
+own it, ``deadline`` (edit timeout; moved by activity) and ``leaseUntil`` (renewed by the
+owning instance while its holder is connected or within the disconnect grace). A lock is
+live while both lie in the future; the ``due`` index orders locks by the earlier of the two
+so the reaper finds expiries without scanning.
+"""
+from __future__ import annotations
+
+import json
+import time
+from abc import ABC, abstractmethod
+
+DUE = "locks:due"
+
+
+def lock_key(table_id: str, row_id: str) -> str:
+    return f"lock:{table_id}:{row_id}"
+
+
+def table_key(table_id: str) -> str:
+    return f"locks:table:{table_id}"
+
+
+def cooldown_key(table_id: str, row_id: str, user_id: str) -> str:
+    return f"lockcd:{table_id}:{row_id}:{user_id}"
+
+
+def live(info: dict, now: float) -> bool:
+    return info["deadline"] > now and info["leaseUntil"] > now
+
+
+def due_at(info: dict) -> float:
+    return min(info["deadline"], info["leaseUntil"])
+
+
+class LockBackend(ABC):
+    @abstractmethod
+    async def acquire(self, info: dict, now: float) -> tuple[str, dict | float | None]:
+        """('ok', previous expired record or None) | ('mine', rebound record) |
+        ('locked', holder record) | ('cooldown', seconds left)."""
+
+    @abstractmethod
+    async def release(self, table_id: str, row_id: str, token: str | None,
+                      sid: str | None = None) -> dict | None:
+        """Delete if ``token`` (and ``sid``, when given) match; None token = force."""
+
+    @abstractmethod
+    async def extend(self, table_id: str, row_id: str, token: str, now: float,
+                     lease_until: float, deadline: float | None,
+                     sid: str | None = None) -> dict | None:
+        """Move the lease (and deadline) of a live lock we hold; None if it is not ours."""
+
+    @abstractmethod
+    async def get(self, table_id: str, row_id: str) -> dict | None: ...
+
+    @abstractmethod
+    async def table_locks(self, table_id: str) -> list[dict]: ...
+
+    @abstractmethod
+    async def due(self, now: float, limit: int = 200) -> list[tuple[str, str]]: ...
+
+    @abstractmethod
+    async def reap(self, table_id: str, row_id: str, now: float) -> tuple[str, dict] | None:
+        """Delete an expired lock: ('timeout' | 'disconnect', record), or None if live/gone."""
+
+    @abstractmethod
+    async def set_cooldown(self, table_id: str, row_id: str, user_id: str,
+                           seconds: float) -> None: ...
+
+
+class MemoryLocks(LockBackend):
+    def __init__(self):
+        self.locks: dict[tuple[str, str], dict] = {}
+        self.cooldowns: dict[tuple[str, str, str], float] = {}
+
+    async def acquire(self, info, now):
+        key = (info["tableId"], info["rowId"])
+        until = self.cooldowns.get((*key, info["userId"]), 0)
+        if until > now:
+            return "cooldown", until - now
+        current = self.locks.get(key)
+        if current is not None and live(current, now):
+            if current["userId"] != info["userId"]:
+                return "locked", current
+            info = {**info, "token": current["token"]}
+            self.locks[key] = info
+            return "mine", info
+        self.locks[key] = info
+        return "ok", current
+
+    async def release(self, table_id, row_id, token, sid=None):
+        current = self.locks.get((table_id, row_id))
+        if current is None or (token is not None and current["token"] != token) or \
+                (sid is not None and current["sid"] != sid):
+            return None
+        del self.locks[(table_id, row_id)]
+        return current
+
+    async def extend(self, table_id, row_id, token, now, lease_until, deadline, sid=None):
+        current = self.locks.get((table_id, row_id))
+        if current is None or current["token"] != token or not live(current, now) or \
+                (sid is not None and current["sid"] != sid):
+            return None
+        current["leaseUntil"] = lease_until
+        if deadline is not None:
+            current["deadline"] = deadline
+        return dict(current)
+
+    async def get(self, table_id, row_id):
+        current = self.locks.get((table_id, row_id))
+        return dict(current) if current is not None and live(current, time.time()) else None
+
+    async def table_locks(self, table_id):
+        now = time.time()
+        return [dict(v) for (t, _), v in self.locks.items() if t == table_id and live(v, now)]
+
+    async def due(self, now, limit=200):
+        return [k for k, v in self.locks.items() if due_at(v) <= now][:limit]
+
+    async def reap(self, table_id, row_id, now):
+        current = self.locks.get((table_id, row_id))
+        if current is None or live(current, now):
+            return None
+        del self.locks[(table_id, row_id)]
+        return ("timeout" if current["deadline"] <= now else "disconnect"), current
+
+    async def set_cooldown(self, table_id, row_id, user_id, seconds):
+        if seconds > 0:
+            self.cooldowns[(table_id, row_id, user_id)] = time.time() + seconds
+        now = time.time()
+        if len(self.cooldowns) > 10_000:
+            self.cooldowns = {k: v for k, v in self.cooldowns.items() if v > now}
+
+
+# KEYS: lock, due zset, table set, cooldown   ARGV: record json, now, user id
+_ACQUIRE = """
+local cd = redis.call('PTTL', KEYS[4])
+if cd > 0 then return {'cooldown', tostring(cd / 1000)} end
+local new = cjson.decode(ARGV[1])
+local now = tonumber(ARGV[2])
+local cur = redis.call('GET', KEYS[1])
+local result = 'ok'
+if cur then
+  local info = cjson.decode(cur)
+  if info.deadline > now and info.leaseUntil > now then
+    if info.userId ~= ARGV[3] then return {'locked', cur} end
+    new.token = info.token
+    result = 'mine'
+  end
+end
+local encoded = cjson.encode(new)
+redis.call('SET', KEYS[1], encoded)
+redis.call('ZADD', KEYS[2], math.min(new.deadline, new.leaseUntil), KEYS[1])
+redis.call('SADD', KEYS[3], KEYS[1])
+if result == 'mine' then return {'mine', encoded} end
+return {'ok', cur or ''}
+"""
+
+# KEYS: lock, due, table   ARGV: token ('' = force), sid ('' = any)
+_RELEASE = """
+local cur = redis.call('GET', KEYS[1])
+if not cur then return false end
+local info = cjson.decode(cur)
+if ARGV[1] ~= '' and info.token ~= ARGV[1] then return false end
+if ARGV[2] ~= '' and info.sid ~= ARGV[2] then return false end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], KEYS[1])
+redis.call('SREM', KEYS[3], KEYS[1])
+return cur
+"""
+
+# KEYS: lock, due   ARGV: token, now, leaseUntil, deadline ('' = keep), sid ('' = any)
+_EXTEND = """
+local cur = redis.call('GET', KEYS[1])
+if not cur then return false end
+local info = cjson.decode(cur)
+local now = tonumber(ARGV[2])
+if info.token ~= ARGV[1] or info.deadline <= now or info.leaseUntil <= now then return false end
+if ARGV[5] ~= '' and info.sid ~= ARGV[5] then return false end
+info.leaseUntil = tonumber(ARGV[3])
+if ARGV[4] ~= '' then info.deadline = tonumber(ARGV[4]) end
+local encoded = cjson.encode(info)
+redis.call('SET', KEYS[1], encoded)
+redis.call('ZADD', KEYS[2], math.min(info.deadline, info.leaseUntil), KEYS[1])
+return encoded
+"""
+
+# KEYS: lock, due, table   ARGV: now
+_REAP = """
+local cur = redis.call('GET', KEYS[1])
+if not cur then
+  redis.call('ZREM', KEYS[2], KEYS[1])
+  return false
+end
+local info = cjson.decode(cur)
+local now = tonumber(ARGV[1])
+local reason
+if info.deadline <= now then reason = 'timeout'
+elseif info.leaseUntil <= now then reason = 'disconnect'
+else
+  redis.call('ZADD', KEYS[2], math.min(info.deadline, info.leaseUntil), KEYS[1])
+  return false
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], KEYS[1])
+redis.call('SREM', KEYS[3], KEYS[1])
+return {reason, cur}
+"""
+
+
+class RedisLocks(LockBackend):
+    def __init__(self, redis):
+        self.redis = redis
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._release = redis.register_script(_RELEASE)
+        self._extend = redis.register_script(_EXTEND)
+        self._reap = redis.register_script(_REAP)
+
+    async def acquire(self, info, now):
+        t, r = info["tableId"], info["rowId"]
+        kind, payload = await self._acquire(
+            keys=[lock_key(t, r), DUE, table_key(t), cooldown_key(t, r, info["userId"])],
+            args=[json.dumps(info), now, info["userId"]])
+        kind = kind.decode()
+        if kind == "cooldown":
+            return kind, float(payload)
+        if kind == "ok":
+            return kind, json.loads(payload) if payload else None
+        return kind, json.loads(payload)
+
+    async def release(self, table_id, row_id, token, sid=None):
+        raw = await self._release(keys=[lock_key(table_id, row_id), DUE, table_key(table_id)],
+                                  args=[token or "", sid or ""])
+        return json.loads(raw) if raw else None
+
+    async def extend(self, table_id, row_id, token, now, lease_until, deadline, sid=None):
+        raw = await self._extend(keys=[lock_key(table_id, row_id), DUE],
+                                 args=[token, now, lease_until,
+                                       "" if deadline is None else deadline, sid or ""])
+        return json.loads(raw) if raw else None
+
+    async def get(self, table_id, row_id):
+        raw = await self.redis.get(lock_key(table_id, row_id))
+        if not raw:
+            return None
+        info = json.loads(raw)
+        return info if live(info, time.time()) else None
+
+    async def table_locks(self, table_id):
+        keys = await self.redis.smembers(table_key(table_id))
+        if not keys:
+            return []
+        now = time.time()
+        out = []
+        for raw in await self.redis.mget(sorted(keys)):
+            if raw:
+                info = json.loads(raw)
+                if live(info, now):
+                    out.append(info)
+        return out
+
+    async def due(self, now, limit=200):
+        keys = await self.redis.zrangebyscore(DUE, "-inf", now, start=0, num=limit)
+        out = []
+        for key in keys:
+            _, table_id, row_id = key.decode().split(":", 2)
+            out.append((table_id, row_id))
+        return out
+
+    async def reap(self, table_id, row_id, now):
+        raw = await self._reap(keys=[lock_key(table_id, row_id), DUE, table_key(table_id)],
+                               args=[now])
+        if not raw:
+            return None
+        return raw[0].decode(), json.loads(raw[1])
+
+    async def set_cooldown(self, table_id, row_id, user_id, seconds):
+        if seconds > 0:
+            await self.redis.set(cooldown_key(table_id, row_id, user_id), "1",
+                                 px=max(1, int(seconds * 1000)))

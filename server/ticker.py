@@ -1,0 +1,62 @@
+"""The ticker (the seed's random_number task): exactly one instance — the holder of the
+"ticker" leader lease — produces a value every TICKER_INTERVAL_S, stores it and pushes
+``ticker:tick`` to subscribers. Followers poll the lease four times an interval, so when a
+leader dies another produces within 1.5 intervals; the lease is checked right before every
+value, so two instances never produce at once."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+
+from store.ids import iso, utcnow
+
+log = logging.getLogger("server.ticker")
+ROOM = "ticker"
+
+
+class Ticker:
+    def __init__(self, services, leader, interval: float):
+        self.services = services
+        self.leader = leader
+        self.interval = interval
+        self._task: asyncio.Task | None = None
+        self._rng = random.Random()
+        self.produced = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="ticker")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(Exception):
+            await self.leader.resign()
+
+    async def _run(self) -> None:
+        last = 0.0
+        while True:
+            try:
+                now = time.monotonic()
+                if now - last >= self.interval and await self.leader.hold():
+                    last = now
+                    await self.produce()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("ticker failed")
+            await asyncio.sleep(self.interval / 4)
+
+    async def produce(self) -> dict:
+        at = utcnow()
+        value = round(self._rng.uniform(0, 100), 4)
+        producer = self.services.settings.instance_id
+        await self.services.store.ticks.add_tick(value, at, producer)
+        tick = {"ts": iso(at), "value": value, "producer": producer}
+        await self.services.realtime.sio.emit("ticker:tick", tick, to=ROOM)
+        self.produced += 1
+        return tick
