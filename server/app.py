@@ -114,11 +114,16 @@ async def _runtime_ctx(app: web.Application):
     await services.bus.start()
     services.locks.start()
     services.ticker.start()
+    for start in services.hooks.startup:
+        await start()
     beat = asyncio.create_task(_presence_loop(realtime), name="presence-beat")
     yield
     beat.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await beat
+    for stop in reversed(services.hooks.shutdown):
+        with contextlib.suppress(Exception):
+            await stop()
     await services.ticker.stop()
     await services.locks.stop()
     # Leave cleanly so the others see our users go at once, not after PRESENCE_TTL_S.

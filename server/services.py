@@ -24,6 +24,10 @@ class Hooks:
 
     project_deleted: list[ProjectHook] = field(default_factory=list)
     file_added: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list)
+    # Background work of a domain (workers, leader loops): started once every resource is
+    # open, stopped in reverse order before they close.
+    startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     socket_disconnected: list[SocketHook] = field(default_factory=list)
 
 

@@ -86,7 +86,7 @@ def _apply_migrations(conn: sqlite3.Connection) -> int:
     # Runs inside BEGIN IMMEDIATE: when several processes start at once, the first applies
     # the migrations and the others find user_version already current.
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    for target, statements in MIGRATIONS:
+    for target, statements in sorted(MIGRATIONS, key=lambda m: m[0]):
         if target <= version:
             continue
         for stmt in statements:
