@@ -80,6 +80,18 @@ def _after(value, descending: bool) -> str:
     return f"(({k} = ? AND id > ?) OR {k} > ?)"
 
 
+def _expect(conn, table_id: str, row_id: str, version: int | None) -> Row:
+    """The row as it is now, if it is still at ``version`` (the fence against stale writers)."""
+    current = _row(conn.execute("SELECT * FROM data_rows WHERE id=? AND table_id=?",
+                                (row_id, table_id)).fetchone())
+    if current is None:
+        raise NotFound("row not found")
+    if version is not None and current.version != version:
+        raise Conflict(f"the row changed (version {current.version}, you had {version}): "
+                       f"reload it", {"version": current.version})
+    return current
+
+
 def _record(conn, table_id, row_id, version, op, user_id, now, before, after, author_id):
     conn.execute("INSERT INTO row_changes (table_id, row_id, version, op, user_id, at, before,"
                  " after, author_id) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -165,14 +177,7 @@ class SqliteTables(TableRepo):
         now = iso(utcnow())
 
         def tx(conn):
-            current = _row(conn.execute("SELECT * FROM data_rows WHERE id=? AND table_id=?",
-                                        (row_id, table_id)).fetchone())
-            if current is None:
-                raise NotFound("row not found")
-            if current.version != expected_version:
-                raise Conflict(f"the row changed (version {current.version}, you had "
-                               f"{expected_version}): reload it",
-                               {"version": current.version})
+            current = _expect(conn, table_id, row_id, expected_version)
             merged = {**current.values, **values}
             version = current.version + 1
             conn.execute("UPDATE data_rows SET vals=?, version=?, updated_at=?, updated_by=?"
@@ -189,13 +194,7 @@ class SqliteTables(TableRepo):
         now = iso(utcnow())
 
         def tx(conn):
-            current = _row(conn.execute("SELECT * FROM data_rows WHERE id=? AND table_id=?",
-                                        (row_id, table_id)).fetchone())
-            if current is None:
-                raise NotFound("row not found")
-            if expected_version is not None and current.version != expected_version:
-                raise Conflict(f"the row changed (version {current.version}, you had "
-                               f"{expected_version}): reload it", {"version": current.version})
+            current = _expect(conn, table_id, row_id, expected_version)
             conn.execute("DELETE FROM data_rows WHERE id=?", (row_id,))
             _record(conn, table_id, row_id, current.version + 1, "delete", user_id, now,
                     current.values, None, current.author_id)
