@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -37,7 +38,7 @@ class Database:
                                    check_same_thread=False)
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode=WAL")
+            _set_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
@@ -80,6 +81,21 @@ class Database:
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
+
+
+def _set_wal(conn: sqlite3.Connection) -> None:
+    # Leaving rollback mode needs a lock upgrade that SQLite refuses at once (no busy
+    # handler) while another connection holds the write lock, e.g. a second process still
+    # migrating a fresh file: retry until the busy timeout.
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _apply_migrations(conn: sqlite3.Connection) -> int:
