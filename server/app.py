@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
+from typing import Awaitable, Callable
 
 from aiohttp import web
 
@@ -20,19 +21,26 @@ from server.crypto import SecretBox
 from server.leader import LocalLeader, RedisLeader
 from server.locks import LockService, MemoryLocks, RedisLocks
 from server.ticker import Ticker
-from server.keys import METRICS, REALTIME, SERVICES, SETTINGS
+from server.keys import METRICS, REALTIME, SERVICES, SETTINGS, STORAGE
 from server.metrics import Metrics
 from server.presence import MemoryPresence, RedisPresence
 from server.ratelimit import MemoryCounter, RedisCounter
 from server.realtime import Realtime
 from server.security import PasswordHasher, TokenService
 from server.services import Services
+from store.base import Store
+from store.blobs import BlobStore
 from store.factory import open_blobs, open_store
 
 log = logging.getLogger("server.app")
 
 
-def create_app(settings: Settings | None = None) -> web.Application:
+StoreOpener = Callable[[Settings], Awaitable[tuple[Store, BlobStore]]]
+
+
+def create_app(settings: Settings | None = None, *,
+               open_storage: StoreOpener | None = None) -> web.Application:
+    """``open_storage`` replaces the configured store (tests inject the MongoDB stand-in)."""
     settings = settings or Settings.from_env()
     services = Services(
         settings=settings,
@@ -51,6 +59,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[METRICS] = metrics
     realtime.sio.attach(app)
     http.setup_routes(app)
+    app[STORAGE] = open_storage or _open_configured_storage
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_runtime_ctx)
@@ -79,12 +88,15 @@ async def _redis_ctx(app: web.Application):
         await services.redis.aclose()
 
 
+async def _open_configured_storage(s: Settings) -> tuple[Store, BlobStore]:
+    store = await open_store(data_dir=Path(s.data_dir), mongo_url=s.mongo_url,
+                             mongo_db=s.mongo_db)
+    return store, await open_blobs(store, data_dir=Path(s.data_dir))
+
+
 async def _store_ctx(app: web.Application):
     services = app[SERVICES]
-    s = services.settings
-    services.store = await open_store(data_dir=Path(s.data_dir), mongo_url=s.mongo_url,
-                                      mongo_db=s.mongo_db)
-    services.blobs = await open_blobs(services.store, data_dir=Path(s.data_dir))
+    services.store, services.blobs = await app[STORAGE](services.settings)
     log.info("store open", extra={"fields": {"backend": services.store.backend}})
     yield
     await services.blobs.close()

@@ -22,7 +22,7 @@ async def open_blobs(store: Store, *, data_dir: Path):
     if store.backend == "mongo":
         from store.blobs.gridfs import GridFSBlobs
 
-        return GridFSBlobs(store.database)
+        return GridFSBlobs(store.db)
     from store.blobs.local import LocalBlobs
 
     return LocalBlobs(Path(data_dir) / "files")

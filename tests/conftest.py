@@ -21,14 +21,15 @@ def make_settings(tmp_path, **overrides) -> Settings:
 class RunningServer:
     """The real app factory behind a real TCP port (clients connect as browsers would)."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, open_storage=None):
         self.settings = settings
+        self.open_storage = open_storage
         self.app = None
         self.runner = None
         self.url = ""
 
     async def start(self) -> "RunningServer":
-        self.app = create_app(self.settings)
+        self.app = create_app(self.settings, open_storage=self.open_storage)
         self.runner = web.AppRunner(self.app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
