@@ -1,0 +1,7 @@
+// The console's panels, in page order. A later feature adds one module under panels/ and
+// one line here; see app.js for the contract ({id, title, slot, mount(root, app)}).
+import auth from './auth.js';
+import activity from './activity.js';
+import projects from './projects.js';
+
+export default [auth, activity, projects];

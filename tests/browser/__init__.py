@@ -1,0 +1,1 @@
+"""Browser tests: the web console in headless Chromium (see harness.py, conftest.py)."""
