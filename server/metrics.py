@@ -17,3 +17,17 @@ class Metrics:
                              registry=self.registry)
         self.users = Gauge("collab_authenticated_sockets", "Authenticated sockets",
                            registry=self.registry)
+        self._counters: dict[tuple[str, str], object] = {}
+        self._histograms: dict[str, object] = {}
+
+    def observe(self, event: str, outcome: str, seconds: float) -> None:
+        # labels() hashes and locks on every call; the children are cached per name.
+        key = (event, outcome)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = self.events.labels(event, outcome)
+        histogram = self._histograms.get(event)
+        if histogram is None:
+            histogram = self._histograms[event] = self.latency.labels(event)
+        counter.inc()
+        histogram.observe(seconds)

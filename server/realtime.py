@@ -327,8 +327,7 @@ class Realtime:
         finally:
             elapsed = time.perf_counter() - started
             name = spec.name if spec else "<unknown>"
-            self.metrics.events.labels(name, outcome).inc()
-            self.metrics.latency.labels(name).observe(elapsed)
+            self.metrics.observe(name, outcome, elapsed)
             if log.isEnabledFor(logging.INFO):
                 fields = {"event": name, "sid": sid, "user": state.user_id if state else None,
                           "ms": round(elapsed * 1000, 3), "outcome": outcome}
@@ -337,7 +336,7 @@ class Realtime:
                 log.info("event", extra={"fields": fields})
 
     def _log_too_large(self, name: str, size: int) -> None:
-        self.metrics.events.labels("<too_large>", "too_large").inc()
+        self.metrics.observe("<too_large>", "too_large", 0.0)
         log.info("event", extra={"fields": {"event": str(name)[:100], "outcome": "too_large",
                                             "bytes": size}})
 
