@@ -132,6 +132,9 @@ class ReceiverGroup:
             async with sem:
                 sio = socketio.AsyncClient(reconnection=False, request_timeout=60)
                 sio.on("project:broadcast", self._on_broadcast)
+                # bench/locks.py fans out row updates: the stamp rides in the row's values.
+                sio.on("row:updated", lambda push: self._on_broadcast(
+                    {"projectId": push["projectId"], "data": push["row"]["values"]}))
                 await sio.connect(url, auth={"token": token, "userId": user_id},
                                   transports=["websocket"], wait_timeout=30)
                 self.clients.append(sio)
@@ -468,8 +471,9 @@ async def _setup_bare(urls: list[str], n_clients: int):
 
 
 async def _send_round(sender: Client, project_id: str, phase: str, messages: int,
-                      args, pad: str, window: Window) -> tuple[float, int]:
-    """Send ``messages`` broadcasts, paced by ``window`` (delivered) or by acks."""
+                      args, pad: str, window: Window, send=None) -> tuple[float, int]:
+    """Send ``messages`` broadcasts (or what ``send(data)`` sends), paced by ``window``
+    (delivered) or by acks."""
     by_ack = args.pace == "acked"
     sem = asyncio.Semaphore(args.window) if by_ack else window.sem
     errors = 0
@@ -478,9 +482,12 @@ async def _send_round(sender: Client, project_id: str, phase: str, messages: int
         nonlocal errors
         refused = True
         try:
-            ack = await sender.sio.call("project:broadcast", {
-                "id": project_id, "event": "cursor",
-                "data": {"t": now(), "p": phase, "s": i, "x": pad}}, timeout=args.timeout)
+            data = {"t": now(), "p": phase, "s": i, "x": pad}
+            if send is not None:
+                ack = await send(data)
+            else:
+                ack = await sender.sio.call("project:broadcast", {
+                    "id": project_id, "event": "cursor", "data": data}, timeout=args.timeout)
             refused = not ack.get("ok")
             if refused:
                 errors += 1
@@ -544,6 +551,7 @@ class Run:
         self.pad = "x" * args.payload_bytes
         self.sender: Client | None = None
         self.pool = None
+        self.send = None  # None: project:broadcast; a subclass may send something else
 
     async def start(self) -> None:
         setup = _setup_bare if self.kind == "bare" else _setup_collab
@@ -557,7 +565,7 @@ class Run:
         self.pool.on_delivered = window.delivered
         waiting = await self.pool.arm(phase, messages, timeout=self.args.timeout)
         t0, errors = await _send_round(self.sender, self.project_id, phase, messages, self.args,
-                                       self.pad, window)
+                                       self.pad, window, self.send)
         return t0, errors, await waiting
 
     async def warm_up(self) -> None:
