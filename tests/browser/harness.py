@@ -217,3 +217,52 @@ class ConsolePage:
             except Exception as exc:  # a hung page must not hide the test's own failure
                 log.write_text(log.read_text() + f"[harness] could not capture the page: {exc}\n")
         return saved
+
+    # -- tables (panels/tables.js) -----------------------------------------------------
+
+    def table_item(self, name: str) -> Locator:
+        return self.page.locator(f'[data-testid="table-item"][data-table-name="{name}"]')
+
+    def table_row(self, text: str | re.Pattern | None = None) -> Locator:
+        """Rows of the open table, optionally only those showing ``text`` in a cell."""
+        rows = self.page.locator('[data-testid="table-row"]')
+        return rows.filter(has=self.page.locator('[data-testid="cell"]', has_text=text)) \
+            if text is not None else rows
+
+    @staticmethod
+    def cell(row: Locator, column: str) -> Locator:
+        return row.locator(f'[data-testid="cell"][data-column="{column}"]')
+
+    async def create_table(self, name: str, columns: list[tuple[str, str, bool]]) -> None:
+        """Create a table from (name, type, secret) columns; it opens when created."""
+        section = self.tid("table-create-section")
+        if await section.get_attribute("open") is None:
+            await self.tid("table-create-toggle").click()
+        await self.tid("table-create-name").fill(name)
+        for i, (column, kind, secret) in enumerate(columns):
+            if i > 0:
+                await self.tid("column-add").click()
+            editor = self.tid("column-editor").nth(i)
+            await editor.get_by_test_id("column-name").fill(column)
+            await editor.get_by_test_id("column-type").select_option(kind)
+            await editor.get_by_test_id("column-secret").set_checked(secret)
+        await self.tid("table-create").click()
+        await expect(self.tid("table-title")).to_have_text(name)
+
+    async def open_table(self, name: str) -> None:
+        await self.table_item(name).get_by_test_id("table-open").click()
+        await expect(self.tid("table-title")).to_have_text(name)
+        await expect(self.tid("table-count")).to_contain_text("row")
+
+    async def add_row(self, values: dict[str, str | bool | None]) -> None:
+        """Fill the add-row form (strings for inputs, True/False/None for bool columns)."""
+        form = self.tid("row-add-form")
+        before = await self.table_row().count()
+        for column, value in values.items():
+            control = form.locator(f'[data-testid="row-add-input"][data-column="{column}"]')
+            if value is None or isinstance(value, bool):
+                await control.select_option("" if value is None else str(value).lower())
+            else:
+                await control.fill(value)
+        await self.tid("row-add").click()
+        await expect(self.table_row()).to_have_count(before + 1)

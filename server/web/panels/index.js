@@ -3,5 +3,6 @@
 import auth from './auth.js';
 import activity from './activity.js';
 import projects from './projects.js';
+import tables from './tables.js';
 
-export default [auth, activity, projects];
+export default [auth, activity, projects, tables];
