@@ -93,6 +93,17 @@ async def on_rows(ctx, p: RowsPayload):
                       for r in page.items], "nextCursor": page.next_cursor}
 
 
+@event("row:get", RowPayload, ack="{row, lock}")
+async def on_get(ctx, p: RowPayload):
+    """One row as it is now, with who holds its lock (e.g. to reload after a conflict)."""
+    table = await table_for(ctx, p.tableId, "viewer")
+    row = await row_for(ctx, table, p.rowId)
+    holder = await ctx.services.locks.holder(table.id, row.id)
+    return {"row": row_view(ctx.services, table, row,
+                            sees_clear(ctx.project_role, ctx.user_id, row.author_id)),
+            "lock": holder_view(holder) if holder else None}
+
+
 @event("row:add", AddPayload, ack="row", emits=("row:added",))
 async def on_add(ctx, p: AddPayload):
     """Add a row (editors); missing columns are null."""
@@ -208,5 +219,5 @@ def install(services) -> None:
     services.hooks.socket_disconnected.append(socket_gone)
 
 
-EVENTS = [on_rows, on_add, on_update, on_delete, on_lock, on_unlock, on_heartbeat, on_history,
+EVENTS = [on_rows, on_get, on_add, on_update, on_delete, on_lock, on_unlock, on_heartbeat, on_history,
           on_restore]

@@ -168,7 +168,10 @@ async def test_deleting_a_locked_row_and_locking_a_deleted_row(server):
 async def test_get_shows_current_locks(server):
     owner, ana, bob, tid, rid = await setup_table(server.url)
     try:
+        assert (await bob.ok("row:get", {"tableId": tid, "rowId": rid}))["lock"] is None
         await ana.ok("row:lock", {"tableId": tid, "rowId": rid})
+        one = await bob.ok("row:get", {"tableId": tid, "rowId": rid})
+        assert one["row"]["values"] == {"v": 1} and one["lock"]["username"] == "ana_1"
         got = await bob.ok("table:get", {"tableId": tid})
         assert [(l["rowId"], l["username"]) for l in got["locks"]] == [(rid, "ana_1")]
         assert got["rowCount"] == 1
