@@ -24,7 +24,7 @@ Values = Field(max_length=200)
 class FilterIn(Payload):
     column: str = Field(min_length=1, max_length=100)
     op: Literal["eq", "ne", "contains", "lt", "lte", "gt", "gte"] = "eq"
-    value: Any = None
+    value: str | bool | int | float | None = None
 
 
 class RowsPayload(Payload):

@@ -43,7 +43,12 @@ class GridFSBlobs(BlobStore):
         return GridFSWriter(stream, key)
 
     async def read(self, key: str, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
-        stream = await self.bucket.open_download_stream(key)
+        from gridfs.errors import NoFile
+
+        try:
+            stream = await self.bucket.open_download_stream(key)
+        except NoFile:
+            raise FileNotFoundError(key) from None  # as LocalBlobs says it
         try:
             while chunk := await stream.read(chunk_size):
                 yield chunk

@@ -10,7 +10,9 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from store.base import Store
+from store.mongo.files import MongoFiles, create_file_indexes
 from store.mongo.projects import MongoProjects, create_project_indexes
+from store.mongo.tables import MongoTables, MongoTicks, create_table_indexes
 from store.mongo.users import MongoTokens, MongoUsers, create_user_indexes
 
 
@@ -24,6 +26,9 @@ class MongoStore(Store):
         self.users = MongoUsers(self.db)
         self.projects = MongoProjects(self.db)
         self.tokens = MongoTokens(self.db)
+        self.files = MongoFiles(self.db)
+        self.tables = MongoTables(self.db)
+        self.ticks = MongoTicks(self.db)
 
     @classmethod
     async def open(cls, url: str, db_name: str) -> "MongoStore":
@@ -40,6 +45,8 @@ class MongoStore(Store):
         """Idempotent: every instance runs it at start."""
         await create_user_indexes(self.db)
         await create_project_indexes(self.db)
+        await create_file_indexes(self.db)
+        await create_table_indexes(self.db)
 
     async def ping(self) -> None:
         await self.client.admin.command("ping")

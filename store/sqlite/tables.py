@@ -64,9 +64,16 @@ def encode_cursor(value, row_id: str) -> str:
 def decode_cursor(cursor: str):
     try:
         value, row_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return value, str(row_id)
     except (ValueError, TypeError):
         raise BadRequest("cursor is not one this server gave out") from None
+    if not _scalar(value):
+        raise BadRequest("cursor is not one this server gave out")
+    return value, str(row_id)
+
+
+def _scalar(value) -> bool:
+    return value is None or (isinstance(value, (str, float)) or
+                             (isinstance(value, int) and -2 ** 63 <= value < 2 ** 63))
 
 
 def _after(value, descending: bool) -> str:
@@ -206,6 +213,9 @@ class SqliteTables(TableRepo):
                         filters: Sequence[RowFilter] = ()):
         where, args = ["table_id=?"], [table_id]
         for f in filters:
+            if f.op != "contains" and not _scalar(f.value):
+                raise BadRequest(f"filter on {f.column!r}: the value is text, a number, "
+                                 "a boolean or null")
             if f.op == "contains":
                 where.append("instr(lower(CAST(json_extract(vals, ?) AS TEXT)), lower(?)) > 0")
                 args += [_path(f.column), str(f.value)]

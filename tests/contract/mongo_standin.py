@@ -9,6 +9,9 @@ each mongomock call itself runs whole, like one single-document operation on a s
 Methods outside the subset raise AttributeError, so the backend cannot quietly start
 depending on something the stand-in was never checked against.
 
+``StandinGridFSBucket`` does the same for GridFS: the AsyncGridFSBucket subset
+``store.blobs.gridfs`` calls, over pymongo's sync GridFSBucket on the mongomock database.
+
 Known mongomock gaps the backend avoids (see store/mongo/projects.py): positional
 projection (``"members.$"``), ``array_filters``, ``$mergeObjects`` in pipeline updates, and
 positional ``$`` updates through ``find_one_and_update`` (mongomock re-targets by _id and
@@ -24,6 +27,7 @@ import mongomock
 COLLECTION_METHODS = frozenset({
     "insert_one", "find_one", "find_one_and_update", "update_one", "update_many",
     "delete_one", "delete_many", "count_documents", "create_index", "index_information",
+    "insert_many", "find_one_and_delete",  # files, tables
 })
 
 
@@ -112,3 +116,76 @@ class StandinClient:
     async def close(self) -> None:
         # The mongomock client stays usable: its data outlives this handle, like a server's.
         self.closed = True
+
+
+# -- GridFS ---------------------------------------------------------------------------------
+
+_gridfs_enabled = False
+
+
+def _sync_gridfs_bucket(database: mongomock.Database, bucket_name: str):
+    global _gridfs_enabled
+    import gridfs
+    import mongomock.gridfs
+
+    if not _gridfs_enabled:  # patches gridfs's isinstance checks to accept mongomock; once
+        mongomock.gridfs.enable_gridfs_integration()
+        _gridfs_enabled = True
+    bucket = gridfs.GridFSBucket(database, bucket_name=bucket_name)
+    # pymongo reads its client-side timeout from ``client.options.timeout``, which on a
+    # mongomock client is an auto-created collection: say "no timeout" instead.
+    bucket._timeout = None
+    return bucket
+
+
+class StandinGridIn:
+    def __init__(self, stream):
+        self._stream = stream
+
+    async def write(self, data: bytes) -> None:
+        await asyncio.sleep(0)
+        self._stream.write(data)
+
+    async def close(self) -> None:
+        await asyncio.sleep(0)
+        self._stream.close()
+
+    async def abort(self) -> None:
+        await asyncio.sleep(0)
+        self._stream.abort()
+
+
+class StandinGridOut:
+    def __init__(self, stream):
+        self._stream = stream
+
+    async def read(self, size: int = -1) -> bytes:
+        await asyncio.sleep(0)
+        return self._stream.read(size)
+
+    async def close(self) -> None:
+        await asyncio.sleep(0)
+        self._stream.close()
+
+
+class StandinGridFSBucket:
+    """The AsyncGridFSBucket subset ``store.blobs.gridfs.GridFSBlobs`` uses, over pymongo's
+    own sync GridFSBucket on the mongomock database: files and chunks documents, the
+    "no files document until close" rule and ``gridfs.errors.NoFile`` are pymongo's."""
+
+    def __init__(self, database: "StandinDatabase | mongomock.Database",
+                 bucket_name: str = "blobs"):
+        sync = database._database if isinstance(database, StandinDatabase) else database
+        self._bucket = _sync_gridfs_bucket(sync, bucket_name)
+
+    def open_upload_stream_with_id(self, file_id: Any, filename: str, **kwargs) -> StandinGridIn:
+        return StandinGridIn(self._bucket.open_upload_stream_with_id(file_id, filename,
+                                                                     **kwargs))
+
+    async def open_download_stream(self, file_id: Any) -> StandinGridOut:
+        await asyncio.sleep(0)
+        return StandinGridOut(self._bucket.open_download_stream(file_id))
+
+    async def delete(self, file_id: Any) -> None:
+        await asyncio.sleep(0)
+        self._bucket.delete(file_id)
