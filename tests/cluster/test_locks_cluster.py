@@ -135,3 +135,31 @@ async def test_ticker_has_one_producer_and_fails_over(trio):
         trio.restart(leader)
         for c in subs:
             await c.close()
+
+
+async def test_reclaim_on_another_instance_after_reconnect(trio):
+    """A holder whose socket drops reconnects through another instance within the grace:
+    the lock stays theirs (same token), and the old instance does not release it later."""
+    ana = await Client(trio.instances[0].url, "ana@0").connect()
+    reg = await ana.register(unique_email("ana"))
+    bob = await Client(trio.instances[1].url, "bob@1").connect()
+    await bob.register(unique_email("bob"))
+    owner, p, tid, rid = await project_with_table(trio.instances[2].url, [ana, bob])
+    await bob.ok("project:join", {"id": p["id"]})
+    try:
+        first = await ana.ok("row:lock", {"tableId": tid, "rowId": rid})
+        await ana.close()
+        ana2 = await Client(trio.instances[1].url, "ana@1").connect(reg["tokens"]["accessToken"])
+        again = await ana2.ok("row:lock", {"tableId": tid, "rowId": rid})
+        assert again["lockToken"] == first["lockToken"]
+        await asyncio.sleep(2.5)  # past LOCK_GRACE_S=1 and a lease renewal (LOCK_LEASE_S=3)
+        assert bob.pushes["row:unlocked"] == []
+        assert (await bob.err("row:lock", {"tableId": tid, "rowId": rid}))["code"] == "locked"
+        await ana2.ok("row:update", {"tableId": tid, "rowId": rid, "version": 1,
+                                     "lockToken": first["lockToken"], "values": {"n": 1}})
+        await ana2.close()
+        gone = await bob.wait_for("row:unlocked", timeout=10)
+        assert gone["reason"] == "disconnect"
+    finally:
+        for c in (ana, bob, owner):
+            await c.close()

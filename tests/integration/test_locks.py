@@ -8,24 +8,47 @@ import time
 import pytest
 
 from tests.client import Client, unique_email
+from tests.cluster.harness import RedisServer
 from tests.conftest import RunningServer, make_settings
 
 FAST = {"lock_edit_timeout_s": 1.0, "lock_cooldown_s": 1.5, "lock_grace_s": 0.6,
         "lock_lease_s": 3.0}
 
 
+@pytest.fixture(scope="module")
+def redis_url():
+    with RedisServer() as redis:
+        yield redis.url
+
+
+@pytest.fixture(params=["memory", "redis"])
+def lock_backend(request, redis_url):
+    """Every lock test runs on the in-process backend and on Redis (the Lua scripts)."""
+    return {} if request.param == "memory" else {"redis_url": redis_url}
+
+
+async def started(tmp_path, **overrides):
+    return await RunningServer(make_settings(tmp_path, **overrides)).start()
+
+
 @pytest.fixture
-async def fast(tmp_path):
-    srv = await RunningServer(make_settings(tmp_path, **FAST)).start()
+async def server(tmp_path, lock_backend):
+    srv = await started(tmp_path, **lock_backend)
     yield srv
     await srv.stop()
 
 
 @pytest.fixture
-async def graceful(tmp_path):
+async def fast(tmp_path, lock_backend):
+    srv = await started(tmp_path, **FAST, **lock_backend)
+    yield srv
+    await srv.stop()
+
+
+@pytest.fixture
+async def graceful(tmp_path, lock_backend):
     """Short disconnect grace, long edit timeout."""
-    srv = await RunningServer(make_settings(tmp_path, **{**FAST, "lock_edit_timeout_s": 60})
-                              ).start()
+    srv = await started(tmp_path, **{**FAST, "lock_edit_timeout_s": 60}, **lock_backend)
     yield srv
     await srv.stop()
 
