@@ -5,9 +5,9 @@ checks) → act (the store) → emit (pushes). No envelopes, no broad ``except``
 """
 from __future__ import annotations
 
-from handlers import auth, files, misc, projects, rows, tables, ticker
+from handlers import auth, chat, files, misc, pcap, projects, rows, tables, ticker
 
-DOMAINS = [auth, projects, files, tables, rows, ticker, misc]
+DOMAINS = [auth, projects, files, tables, rows, ticker, chat, pcap, misc]
 
 
 def all_events():

@@ -38,7 +38,7 @@ class Settings:
     cors_origins: tuple[str, ...] = _env("CORS_ORIGINS", (), doc="comma-separated; * for any")
     max_upload_mb: float = _env("MAX_UPLOAD_MB", 100.0, doc="largest upload; larger gets 413")
     anthropic_api_key: str | None = _env("ANTHROPIC_API_KEY", None, doc="enables the Anthropic provider")
-    anthropic_model: str = _env("ANTHROPIC_MODEL", "claude-sonnet-4-5", doc="model for AI chat")
+    anthropic_model: str = _env("ANTHROPIC_MODEL", "claude-sonnet-4-6", doc="model for AI chat")
     anthropic_base_url: str | None = _env("ANTHROPIC_BASE_URL", None, doc="alternative API endpoint")
     lock_edit_timeout_s: float = _env("LOCK_EDIT_TIMEOUT_S", 900.0, doc="row lock expires without activity")
     lock_cooldown_s: float = _env("LOCK_COOLDOWN_S", 15.0, doc="re-lock delay after a timeout or break")
@@ -47,6 +47,25 @@ class Settings:
     ticker_interval_s: float = _env("TICKER_INTERVAL_S", 5.0, doc="ticker period")
     secrets_key: str | None = _env("SECRETS_KEY", None,
                                    doc="base64 AES key for secret columns; required in production")
+    anthropic_max_retries: int = _env("ANTHROPIC_MAX_RETRIES", 2,
+                                      doc="retries of a 429/5xx/529 or lost connection before any text")
+    anthropic_retry_max_wait_s: float = _env("ANTHROPIC_RETRY_MAX_WAIT_S", 10.0,
+                                             doc="longest retry-after honoured; longer fails at once")
+    anthropic_timeout_s: float = _env("ANTHROPIC_TIMEOUT_S", 30.0,
+                                      doc="one attempt: connect, and silence between stream chunks")
+    anthropic_reply_timeout_s: float = _env("ANTHROPIC_REPLY_TIMEOUT_S", 300.0,
+                                            doc="a whole reply, retries included")
+    chat_max_tokens: int = _env("CHAT_MAX_TOKENS", 2048, doc="longest reply, in tokens")
+    chat_history_tokens: int = _env("CHAT_HISTORY_TOKENS", 12000,
+                                    doc="history sent with a message (oldest turns dropped first)")
+    chat_context_tokens: int = _env("CHAT_CONTEXT_TOKENS", 6000,
+                                    doc="file context (profiles, summaries, excerpts) per message")
+    chat_lease_s: float = _env("CHAT_LEASE_S", 20.0,
+                               doc="a generating reply whose instance stops renewing this long fails")
+    chat_offline_delay_ms: float = _env("CHAT_OFFLINE_DELAY_MS", 12.0,
+                                        doc="pause between the offline analyst's streamed chunks")
+    ingest_concurrency: int = _env("INGEST_CONCURRENCY", 2, doc="capture ingests running at once per instance")
+    ingest_lease_s: float = _env("INGEST_LEASE_S", 15.0, doc="an ingest's owner renews its lease; another instance resumes it once lapsed")
     guest_imports: int = _env("GUEST_IMPORTS", 2, doc="imports a guest may run")
     guest_messages: int = _env("GUEST_MESSAGES", 20, doc="chat messages a guest may send")
     instance_id: str = _env("INSTANCE_ID", "", doc="defaults to host:pid")
@@ -110,10 +129,14 @@ class Settings:
             out.append(f"PORT={self.port}: must be 1..65535")
         for name in ("access_token_minutes", "refresh_token_days", "max_upload_mb",
                      "lock_edit_timeout_s", "max_event_kb", "broadcast_rate", "login_window_s",
-                     "presence_ttl_s", "lock_lease_s", "ticker_interval_s"):
+                     "presence_ttl_s", "lock_lease_s", "ticker_interval_s", "chat_lease_s",
+                     "anthropic_retry_max_wait_s", "anthropic_timeout_s",
+                     "anthropic_reply_timeout_s", "chat_max_tokens", "chat_history_tokens",
+                     "chat_context_tokens", "ingest_concurrency", "ingest_lease_s"):
             if getattr(self, name) <= 0:
                 out.append(f"{_env_name(name)} must be greater than 0")
-        for name in ("lock_cooldown_s", "lock_grace_s", "guest_imports", "guest_messages"):
+        for name in ("lock_cooldown_s", "lock_grace_s", "guest_imports", "guest_messages",
+                     "anthropic_max_retries", "chat_offline_delay_ms"):
             if getattr(self, name) < 0:
                 out.append(f"{_env_name(name)} must not be negative")
         if not 4 <= self.bcrypt_rounds <= 16:

@@ -24,6 +24,8 @@ class Hooks:
 
     project_deleted: list[ProjectHook] = field(default_factory=list)
     file_added: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list)
+    # Called with the FileRecord after ``file:delete`` removed it (captures drop their data).
+    file_deleted: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list)
     # Background work of a domain (workers, leader loops): started once every resource is
     # open, stopped in reverse order before they close.
     startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -47,5 +49,7 @@ class Services:
     locks: Any = None  # server.locks.LockService
     secrets: Any = None  # server.crypto.SecretBox
     ticker: Any = None  # server.ticker.Ticker
+    pcap: Any = None  # handlers.pcap_jobs.PcapService, set by handlers.pcap.install
+    chat: Any = None  # handlers.chat_replies.ReplyEngine
     hooks: Hooks = field(default_factory=Hooks)
     realtime: Any = None  # server.realtime.Realtime, set once the Socket.IO server exists

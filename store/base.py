@@ -359,6 +359,266 @@ class TickRepo(ABC):
     async def recent_ticks(self, limit: int = 20) -> list[tuple[datetime, float, str]]: ...
 
 
+# -- AI chat ------------------------------------------------------------------------------
+MESSAGE_STATUSES = ("complete", "generating", "cancelled", "failed")
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    project_id: str | None  # None: a private conversation, its owner's alone
+    owner_id: str
+    title: str | None  # None until set by hand or from the first exchange
+    created_at: datetime
+    updated_at: datetime
+    generating_id: str | None = None  # the reply generating now: one per conversation
+    lease_until: datetime | None = None  # the generating instance's claim lapses then
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    id: str
+    conversation_id: str
+    role: str  # user | assistant
+    content: str
+    status: str  # one of MESSAGE_STATUSES
+    author_id: str | None  # the sender of a user message; None for replies
+    attachments: tuple[str, ...]
+    metadata: dict  # usage, stopReason, durationMs, context, error…
+    created_at: datetime
+    updated_at: datetime
+    delta_index: int = -1  # a generating reply: the last delta whose text is in ``content``
+    instance: str | None = None  # the instance generating it
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """What ``start_exchange`` made: the user's message, the reply placeholder, and the
+    reply it displaced (one whose generating instance had stopped renewing its claim)."""
+
+    user: ChatMessage
+    reply: ChatMessage
+    displaced: ChatMessage | None = None
+
+
+class ChatRepo(ABC):
+    """Conversations and messages. The conversation holds the claim of its generating reply
+    (``generating_id`` + ``lease_until``), so "one reply at a time" is one atomic check."""
+
+    @abstractmethod
+    async def create_conversation(self, *, owner_id: str, project_id: str | None,
+                                  title: str | None = None) -> Conversation: ...
+
+    @abstractmethod
+    async def get_conversation(self, conversation_id: str) -> Conversation | None: ...
+
+    @abstractmethod
+    async def list_conversations(self, *, project_id: str | None, owner_id: str,
+                                 cursor: str | None = None,
+                                 limit: int = 50) -> Page[Conversation]:
+        """Newest first. With ``project_id``: the project's; without: the owner's private ones."""
+
+    @abstractmethod
+    async def set_title(self, conversation_id: str, title: str, *,
+                        only_if_unset: bool = False) -> Conversation | None:
+        """``not_found``; None when ``only_if_unset`` and it already has a title."""
+
+    @abstractmethod
+    async def delete_conversation(self, conversation_id: str) -> bool:
+        """Removes it and its messages."""
+
+    @abstractmethod
+    async def delete_project_chat(self, project_id: str) -> list[str]:
+        """Removes the project's conversations, messages and file contexts; their ids."""
+
+    @abstractmethod
+    async def start_exchange(self, conversation_id: str, *, author_id: str, content: str,
+                             attachments: Sequence[str], instance: str,
+                             lease_until: datetime) -> Exchange:
+        """Store the user's message and a ``generating`` reply, claiming the conversation.
+
+        ``conflict`` while another reply holds a live claim; a lapsed claim is taken over
+        and its reply marked failed (returned as ``displaced``). ``not_found``.
+        """
+
+    @abstractmethod
+    async def get_message(self, message_id: str) -> ChatMessage | None: ...
+
+    @abstractmethod
+    async def list_messages(self, conversation_id: str, *, before: str | None = None,
+                            limit: int = 50) -> Page[ChatMessage]:
+        """The newest ``limit`` messages older than ``before``, oldest first (newest last);
+        ``next_cursor`` is the ``before`` of the next older page."""
+
+    @abstractmethod
+    async def save_progress(self, message_id: str, content: str, delta_index: int) -> bool:
+        """Keep a generating reply's text so far; False once it is no longer generating."""
+
+    @abstractmethod
+    async def finish_reply(self, message_id: str, *, status: str, content: str,
+                           metadata: dict, delta_index: int) -> ChatMessage | None:
+        """Final state of a generating reply, releasing the claim; None if it had stopped
+        generating already (reaped, displaced or deleted)."""
+
+    @abstractmethod
+    async def renew_claims(self, reply_ids: Sequence[str], lease_until: datetime) -> set[str]:
+        """Extend the claims of these generating replies; the ids still held."""
+
+    @abstractmethod
+    async def fail_expired(self, now: datetime, error: dict) -> list[ChatMessage]:
+        """Mark failed every generating reply whose claim lapsed before ``now`` (``error``
+        goes into its metadata) and release the claims; the replies failed."""
+
+    @abstractmethod
+    async def get_file_context(self, file_id: str, sha256: str) -> dict | None:
+        """A file's cached chat context (CSV profile, capture summary…)."""
+
+    @abstractmethod
+    async def put_file_context(self, *, file_id: str, project_id: str, sha256: str,
+                               kind: str, data: dict) -> None: ...
+
+    @abstractmethod
+    async def count_conversations(self) -> int: ...
+
+    @abstractmethod
+    async def count_messages(self) -> int: ...
+
+
+# -- PCAP analysis ------------------------------------------------------------------------
+PCAP_JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class PcapJob:
+    """The durable ingest job of one capture file. ``attempt`` grows with every claim and
+    fences writes: an instance that lost its lease can no longer write."""
+
+    file_id: str
+    project_id: str
+    state: str  # one of PCAP_JOB_STATES
+    attempt: int
+    owner: str | None  # instance holding the lease while running
+    lease_until: float | None  # epoch seconds
+    progress: dict  # {packets, bytes, percent, rate, etaSeconds}
+    error: dict | None  # {code, reason, message}
+    requested_by: str
+    queue_key: str  # time-ordered: the queue's order
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PcapPacket:
+    number: int
+    ts: float  # epoch seconds
+    length: int
+    caplen: int
+    src: str
+    dst: str
+    sport: int | None
+    dport: int | None
+    l4: str | None  # tcp | udp
+    stream: int | None
+    protocol: str
+    info: str
+    offset: int | None  # record offset in the (uncompressed) file
+    reclen: int | None
+    section: int = 0
+
+
+@dataclass(frozen=True)
+class PacketFilter:
+    protocol: str | None = None  # the Protocol column, case-insensitive
+    address: str | None = None  # Source or Destination
+    port: int | None = None  # source or destination port
+    since: float | None = None  # epoch seconds, inclusive
+    until: float | None = None  # epoch seconds, inclusive
+    text: str | None = None  # substring of Info, case-insensitive
+    l4: str | None = None  # with stream: one TCP/UDP stream
+    stream: int | None = None
+
+
+class PcapRepo(ABC):
+    """Capture ingest jobs, packet rows (keyset-paged by frame number) and the capture's
+    statistics (JSON documents by name)."""
+
+    @abstractmethod
+    async def queue_job(self, *, file_id: str, project_id: str, requested_by: str) -> PcapJob:
+        """Queue an ingest. A job already queued or running is returned unchanged; a
+        finished one is queued again (its data is replaced when it runs)."""
+
+    @abstractmethod
+    async def get_job(self, file_id: str) -> PcapJob | None: ...
+
+    @abstractmethod
+    async def claim_job(self, *, instance: str, now: float, lease_s: float) -> PcapJob | None:
+        """Take the oldest queued job, or a running one whose lease lapsed before ``now``
+        (its instance died): state running, owner ``instance``, attempt + 1."""
+
+    @abstractmethod
+    async def renew_job(self, file_id: str, *, attempt: int, lease_until: float,
+                        progress: dict | None = None) -> bool:
+        """Extend the lease (and keep progress); False when the job is no longer ours."""
+
+    @abstractmethod
+    async def finish_job(self, file_id: str, *, attempt: int, state: str,
+                         error: dict | None = None, progress: dict | None = None) -> bool:
+        """End a running job (done | failed); False when it is no longer ours."""
+
+    @abstractmethod
+    async def cancel_job(self, file_id: str) -> PcapJob | None:
+        """Cancel a queued or running job; the job as it was, or None if not cancellable."""
+
+    @abstractmethod
+    async def queue_position(self, file_id: str) -> int | None:
+        """1 for the next queued job to start; None when not queued."""
+
+    @abstractmethod
+    async def delete_job(self, file_id: str) -> None:
+        """The job, its packets and its statistics."""
+
+    @abstractmethod
+    async def delete_project_jobs(self, project_id: str) -> list[str]:
+        """Everything of the project's captures; their file ids."""
+
+    @abstractmethod
+    async def add_packets(self, file_id: str, attempt: int,
+                          packets: Sequence[PcapPacket]) -> bool:
+        """Insert rows (a number already stored is kept, not duplicated). False, writing
+        nothing, when ``attempt`` is not the job's running attempt."""
+
+    @abstractmethod
+    async def last_packet_number(self, file_id: str) -> int:
+        """The highest frame number stored (0 if none): where a resumed ingest goes on."""
+
+    @abstractmethod
+    async def get_packet(self, file_id: str, number: int) -> PcapPacket | None: ...
+
+    @abstractmethod
+    async def list_packets(self, file_id: str, *, after: int = 0, limit: int = 100,
+                           flt: PacketFilter = PacketFilter()) -> Page[PcapPacket]:
+        """Frame-number order; ``next_cursor`` is the last number returned (keyset: no
+        offset scans, as fast on the last page as on the first)."""
+
+    @abstractmethod
+    async def stream_packets(self, file_id: str, l4: str, stream: int,
+                             limit: int) -> list[PcapPacket]:
+        """The packets of one TCP/UDP stream in frame order (at most ``limit``)."""
+
+    @abstractmethod
+    async def delete_packets(self, file_id: str) -> None: ...
+
+    @abstractmethod
+    async def put_stats(self, file_id: str, attempt: int, stats: dict[str, object]) -> bool:
+        """Store each named statistics document (JSON-able), replacing earlier ones; False
+        when ``attempt`` is not the job's running attempt."""
+
+    @abstractmethod
+    async def get_stats(self, file_id: str, name: str) -> object | None: ...
+
+
 class Store(ABC):
     """One object per process; opened and closed by the app's cleanup context."""
 
@@ -368,6 +628,8 @@ class Store(ABC):
     files: FileRepo
     tables: TableRepo
     ticks: TickRepo
+    pcap: PcapRepo
+    chat: ChatRepo
     backend: str  # "sqlite" | "mongo", for /ready and logs
 
     @abstractmethod

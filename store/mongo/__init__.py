@@ -10,7 +10,9 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from store.base import Store
+from store.mongo.chat import MongoChat, create_chat_indexes
 from store.mongo.files import MongoFiles, create_file_indexes
+from store.mongo.pcap import MongoPcap, create_pcap_indexes
 from store.mongo.projects import MongoProjects, create_project_indexes
 from store.mongo.tables import MongoTables, MongoTicks, create_table_indexes
 from store.mongo.users import MongoTokens, MongoUsers, create_user_indexes
@@ -29,6 +31,8 @@ class MongoStore(Store):
         self.files = MongoFiles(self.db)
         self.tables = MongoTables(self.db)
         self.ticks = MongoTicks(self.db)
+        self.pcap = MongoPcap(self.db)
+        self.chat = MongoChat(self.db)
 
     @classmethod
     async def open(cls, url: str, db_name: str) -> "MongoStore":
@@ -47,6 +51,8 @@ class MongoStore(Store):
         await create_project_indexes(self.db)
         await create_file_indexes(self.db)
         await create_table_indexes(self.db)
+        await create_pcap_indexes(self.db)
+        await create_chat_indexes(self.db)
 
     async def ping(self) -> None:
         await self.client.admin.command("ping")

@@ -4,8 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from store.base import Store
+from store.sqlite.chat import SqliteChat
 from store.sqlite.db import Database
 from store.sqlite.files import SqliteFiles
+from store.sqlite.pcap import SqlitePcap
 from store.sqlite.projects import SqliteProjects
 from store.sqlite.tables import SqliteTables, SqliteTicks
 from store.sqlite.users import SqliteTokens, SqliteUsers
@@ -22,6 +24,8 @@ class SqliteStore(Store):
         self.files = SqliteFiles(db)
         self.tables = SqliteTables(db)
         self.ticks = SqliteTicks(db)
+        self.pcap = SqlitePcap(db)
+        self.chat = SqliteChat(db)
 
     @classmethod
     async def open(cls, path: Path) -> "SqliteStore":

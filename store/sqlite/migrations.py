@@ -107,4 +107,74 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             producer TEXT NOT NULL
         )""",
     ]),
+    (4, [  # PCAP analysis
+        """CREATE TABLE pcap_jobs (
+            file_id TEXT PRIMARY KEY,
+            cap INTEGER NOT NULL UNIQUE,
+            project_id TEXT NOT NULL,
+            state TEXT NOT NULL,
+            attempt INTEGER NOT NULL DEFAULT 0,
+            owner TEXT,
+            lease_until REAL,
+            progress TEXT NOT NULL DEFAULT '{}',
+            error TEXT,
+            requested_by TEXT NOT NULL,
+            queue_key TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            started_at TEXT,
+            finished_at TEXT
+        )""",
+        "CREATE INDEX pcap_jobs_state ON pcap_jobs(state, queue_key)",
+        "CREATE INDEX pcap_jobs_project ON pcap_jobs(project_id)",
+        # Packets live in one table per capture, pcap_packets_<cap> (store/sqlite/pcap.py):
+        # filled without indexes, indexed in one sort when the ingest is done, dropped whole.
+        """CREATE TABLE pcap_stats (
+            file_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            part INTEGER NOT NULL,
+            data TEXT NOT NULL,
+            PRIMARY KEY (file_id, name, part)
+        )""",
+    ]),
+    (5, [  # AI chat (4 is PCAP's)
+        """CREATE TABLE conversations (
+            id TEXT PRIMARY KEY,
+            project_id TEXT,
+            owner_id TEXT NOT NULL,
+            title TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            generating_id TEXT,
+            lease_until TEXT
+        )""",
+        "CREATE INDEX conversations_project ON conversations(project_id, id)",
+        "CREATE INDEX conversations_owner ON conversations(owner_id, project_id, id)",
+        "CREATE INDEX conversations_generating ON conversations(generating_id)"
+        " WHERE generating_id IS NOT NULL",
+        """CREATE TABLE chat_messages (
+            id TEXT PRIMARY KEY,
+            conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            role TEXT NOT NULL,
+            content TEXT NOT NULL,
+            status TEXT NOT NULL,
+            author_id TEXT,
+            attachments TEXT NOT NULL,
+            metadata TEXT NOT NULL,
+            delta_index INTEGER NOT NULL DEFAULT -1,
+            instance TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX chat_messages_conversation ON chat_messages(conversation_id, id)",
+        """CREATE TABLE chat_file_context (
+            file_id TEXT PRIMARY KEY,
+            project_id TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            data TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX chat_file_context_project ON chat_file_context(project_id)",
+    ]),
 ]

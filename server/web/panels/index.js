@@ -4,5 +4,7 @@ import auth from './auth.js';
 import activity from './activity.js';
 import projects from './projects.js';
 import tables from './tables.js';
+import chat from './chat.js';
+import pcap from './pcap.js';
 
-export default [auth, activity, projects, tables];
+export default [auth, activity, projects, tables, chat, pcap];

@@ -1,0 +1,211 @@
+"""Streamed AI chat: what the server adds to a model's stream.
+
+    python -m bench.chat_stream            # 500 deltas, 10 runs, 20 concurrent streams
+    python -m bench.chat_stream --quick    # a smoke run; figures not meaningful
+
+The fake Anthropic server (tests/fake_anthropic.py, in a thread of this process) streams
+``--deltas`` text deltas per reply. Two instances (bench/chat_server.py: the real app plus
+an event-loop lag probe) share Redis; Alice sends on instance A, Bob views on instance B.
+
+1. **Time to first token, SDK alone**: ``AsyncAnthropic.messages.stream`` from this process
+   straight to the fake: request → first text (median of the runs). The baseline.
+2. **Time to first delta through the server**: Alice's ``message:send`` → her first
+   ``message:delta`` (same instance; median). ``added`` = (2) − (1). Target ≤ 5 ms.
+3. **Delta delivery to a viewer on another instance**: for every piece the fake wrote,
+   Bob's arrival time of the push carrying it minus the moment the fake wrote it (one
+   monotonic clock: same process); p50/p99 over all pieces of all runs. Target p99 ≤ 20 ms.
+   With ``--stream-pace 0`` the fake writes all pieces at once, so this is mostly the time
+   to get through the burst (the SDK parses each event on the generating instance); a
+   model's pace is ``--stream-pace 0.005`` or slower. Also shown: the A → B hop alone.
+4. **20 concurrent streams** (paced at ``--pace`` s per delta, like a model's tokens): the
+   lag of each instance's event loop (5 ms sleeps, how late they wake) during the run.
+   Target max ≤ 50 ms.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import statistics
+import sys
+import time
+import urllib.request
+
+import socketio
+
+from tests.cluster.harness import Cluster
+from tests.fake_anthropic import KEY, FakeInThread, Script
+
+MODEL = "claude-sonnet-4-6"
+PIECE = re.compile(r"t(\d+) ")
+
+
+class Viewer:
+    """A socket.io client that timestamps every delta on arrival."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.arrivals: dict[str, list[tuple[int, float]]] = {}
+        self.ended: dict[str, asyncio.Event] = {}
+
+        @self.sio.on("message:delta")
+        async def delta(d):
+            self.arrivals.setdefault(d["messageId"], []).append(
+                (d["index"], time.perf_counter(), d["text"]))
+
+        async def end(d):
+            self.ended.setdefault(d["messageId"], asyncio.Event()).set()
+
+        self.sio.on("message:done", end)
+        self.sio.on("message:error", end)
+
+    async def start(self, email: str | None = None, token: str | None = None) -> dict:
+        await self.sio.connect(self.url, transports=["websocket"],
+                               auth={"token": token} if token else None)
+        if email:
+            ack = await self.call("auth:register", {"email": email, "password": "bench pass 1"})
+            return ack
+        return {}
+
+    async def call(self, event, data=None):
+        ack = await self.sio.call(event, data or {}, timeout=60)
+        if not ack["ok"]:
+            raise RuntimeError(f"{event}: {ack['error']}")
+        return ack["data"]
+
+    async def wait_end(self, mid: str, timeout: float = 120) -> None:
+        await asyncio.wait_for(self.ended.setdefault(mid, asyncio.Event()).wait(), timeout)
+
+
+def pct(values, q):
+    got = sorted(values)
+    return got[min(len(got) - 1, int(q * len(got)))] if got else float("nan")
+
+
+async def sdk_alone(url: str, runs: int) -> list[float]:
+    import anthropic
+
+    client = anthropic.AsyncAnthropic(api_key=KEY, base_url=url, max_retries=0)
+    out = []
+    for i in range(runs + 2):
+        t0 = time.perf_counter()
+        first = None
+        async with client.messages.stream(model=MODEL, max_tokens=1024,
+                                          messages=[{"role": "user", "content": "hi"}]) as s:
+            async for _ in s.text_stream:
+                if first is None:
+                    first = time.perf_counter() - t0
+        if i >= 2:  # the first two warm the connection pool, as the server's client is warm
+            out.append(first)
+    await client.close()
+    return out
+
+
+def lag(instance) -> dict:
+    with urllib.request.urlopen(f"{instance.url}/bench/lag", timeout=10) as r:
+        return json.loads(r.read())
+
+
+async def run(args) -> int:
+    pieces = [f"t{i} " for i in range(args.deltas)]
+    with FakeInThread() as fake:
+        fake.default = Script(deltas=pieces, delay=args.stream_pace)
+        base = await sdk_alone(fake.url, args.runs)
+        env = {"ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": fake.url, "ANTHROPIC_MODEL": MODEL,
+               "LOG_LEVEL": "WARNING", "BCRYPT_ROUNDS": "4"}
+        with Cluster(n=2, nginx=False, extra_env=env,
+                     server_argv=[sys.executable, "-m", "bench.chat_server"]) as cluster:
+            a_inst, b_inst = cluster.instances
+            alice, bob = Viewer(a_inst.url), Viewer(b_inst.url)
+            signed = await alice.start(email=f"alice{time.time_ns()}@bench.example")
+            bob_signed = await bob.start(email=f"bob{time.time_ns()}@bench.example")
+            project = await alice.call("project:create", {"name": "bench"})
+            await alice.call("project:member:add", {"id": project["id"], "role": "viewer",
+                                                    "email": bob_signed["user"]["email"]})
+            convs = [await alice.call("conversation:create", {"projectId": project["id"]})
+                     for _ in range(max(1, args.streams))]
+            for c in convs:
+                for v in (alice, bob):
+                    await v.call("conversation:join", {"id": c["id"]})
+
+            ttfd, delivery, delivery_a, pushes, hop = [], [], [], [], []
+            conv = convs[0]["id"]
+            for i in range(args.runs + 2):
+                fake.sent_at.clear()
+                t0 = time.perf_counter()
+                ack = await alice.call("message:send", {"conversationId": conv, "content": "go"})
+                mid = ack["replyId"]
+                await bob.wait_end(mid)
+                await alice.wait_end(mid)
+                if i < 2:
+                    continue  # warm-up
+                a_arr, b_arr = alice.arrivals[mid], bob.arrivals[mid]
+                assert [x for x, _, _ in b_arr] == list(range(len(b_arr))), "gap at B"
+                assert "".join(t for _, _, t in b_arr) == "".join(pieces), "text differs at B"
+                ttfd.append(a_arr[0][1] - t0)
+                sent = list(fake.sent_at)
+                pushes.append(len(b_arr))
+                # A push may carry several of the model's pieces: each piece's latency runs
+                # from when the fake wrote it to when the push holding it arrived.
+                delivery += [at - sent[int(n)] for _, at, text in b_arr
+                             for n in PIECE.findall(text)]
+                delivery_a += [at - sent[int(n)] for _, at, text in a_arr
+                               for n in PIECE.findall(text)]
+                # The cross-instance hop alone: the same push at B minus at A.
+                hop += [b[1] - a[1] for a, b in zip(a_arr, b_arr)]
+
+            fake.default = Script(deltas=pieces, delay=args.pace)
+            lag(a_inst), lag(b_inst)  # reset
+            acks = await asyncio.gather(*(alice.call("message:send", {
+                "conversationId": c["id"], "content": "go"}) for c in convs))
+            await asyncio.gather(*(bob.wait_end(a["replyId"], 600) for a in acks))
+            lag_a, lag_b = lag(a_inst), lag(b_inst)
+            complete = all("".join(t for _, _, t in bob.arrivals[a["replyId"]]) == "".join(pieces)
+                           for a in acks)
+            for v in (alice, bob):
+                await v.sio.disconnect()
+
+    ms = lambda s: s * 1000  # noqa: E731
+    sdk_med, srv_med = ms(statistics.median(base)), ms(statistics.median(ttfd))
+    added = srv_med - sdk_med
+    p50, p99 = ms(pct(delivery, 0.5)), ms(pct(delivery, 0.99))
+    a50, a99 = ms(pct(delivery_a, 0.5)), ms(pct(delivery_a, 0.99))
+    worst = max(lag_a.get("max", 0), lag_b.get("max", 0))
+    print(f"chat stream: {args.deltas} deltas/reply, {args.runs} runs (+2 warm-up), "
+          f"fake Anthropic on loopback, 2 instances + Redis")
+    print(f"  time to first token, SDK alone        median {sdk_med:7.2f} ms   (baseline)")
+    print(f"  time to first delta, socket client     median {srv_med:7.2f} ms   "
+          f"added {added:+.2f} ms   target <= 5 ms   {'OK' if added <= 5 else 'MISSED'}")
+    print(f"  delta delivery, viewer on instance B   p50 {p50:6.2f} ms  p99 {p99:6.2f} ms   "
+          f"target p99 <= 20 ms   {'OK' if p99 <= 20 else 'MISSED'}")
+    print(f"    (same instance as the generator:     p50 {a50:6.2f} ms  p99 {a99:6.2f} ms; "
+          f"{statistics.median(pushes):.0f} pushes carried the {args.deltas} pieces)")
+    print(f"    (the hop A -> B alone, per push:     p50 {ms(pct(hop, 0.5)):6.2f} ms  "
+          f"p99 {ms(pct(hop, 0.99)):6.2f} ms)")
+    print(f"  {len(convs)} concurrent streams at {args.pace * 1000:.0f} ms/delta: loop lag "
+          f"A p99 {lag_a.get('p99')} ms max {lag_a.get('max')} ms; B p99 {lag_b.get('p99')} ms "
+          f"max {lag_b.get('max')} ms   target max <= 50 ms   "
+          f"{'OK' if worst <= 50 else 'MISSED'}; all deltas delivered: {complete}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.chat_stream", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--deltas", type=int, default=500)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--streams", type=int, default=20)
+    parser.add_argument("--stream-pace", type=float, default=0.0,
+                        help="s between the fake's deltas in parts 1-3 (0: as fast as it can)")
+    parser.add_argument("--pace", type=float, default=0.01, help="s between deltas (part 4)")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.deltas, args.runs, args.streams, args.pace = 50, 2, 3, 0.002
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

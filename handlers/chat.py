@@ -1,0 +1,350 @@
+"""conversation:* and message:* — AI chat (the seeds' "sessions").
+
+A conversation lives in a project (its members read it, editors write to it, the project's
+owners and the conversation's creator may delete it) or is private (its owner's alone). A
+stranger gets ``not_found`` either way. ``message:send`` stores the user's message and
+answers at once; the reply streams to ``conversation:<id>`` from ``chat_replies``. One reply
+generates per conversation at a time, cluster-wide: the store claims the conversation
+atomically (``conflict`` otherwise).
+"""
+from __future__ import annotations
+
+import asyncio
+
+from pydantic import Field, field_validator
+
+from handlers.base import Payload, event
+from handlers.chat_replies import (ReplyEngine, audience, conversation_view, message_view,
+                                   push_conversation, room)
+from handlers.files import file_for
+from server.ai import make_provider
+from server.leader import LocalLeader, RedisLeader
+from store.base import Conversation, FileRecord, role_at_least
+from store.errors import BadRequest, Conflict, Forbidden, NotFound
+from store.ids import utcnow
+
+Id = Field(min_length=1, max_length=64)
+MAX_ATTACHMENTS = 20
+MAX_PROJECT_FILES = 50
+MAX_CONTENT = 32_000
+HISTORY_MESSAGES = 200  # read for each reply; CHAT_HISTORY_TOKENS then decides what goes
+
+
+class CreatePayload(Payload):
+    projectId: str | None = Field(default=None, min_length=1, max_length=64)
+    title: str | None = Field(default=None, max_length=200)
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("title cannot be blank")
+        return value.strip() if value is not None else None
+
+
+class ListPayload(Payload):
+    projectId: str | None = Field(default=None, min_length=1, max_length=64)
+    cursor: str | None = Field(default=None, max_length=64)
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+class GetPayload(Payload):
+    id: str = Id
+    cursor: str | None = Field(default=None, max_length=64)
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+class IdPayload(Payload):
+    id: str = Id
+
+
+class RenamePayload(Payload):
+    id: str = Id
+    title: str = Field(min_length=1, max_length=200)
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("title cannot be blank")
+        return value.strip()
+
+
+class SendPayload(Payload):
+    conversationId: str = Id
+    content: str = Field(min_length=1, max_length=MAX_CONTENT)
+    attachments: list[str] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
+    includeProjectFiles: bool = False
+
+    @field_validator("content")
+    @classmethod
+    def _content(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the message is empty")
+        return value
+
+
+class CancelPayload(Payload):
+    messageId: str = Id
+
+
+# -- access -------------------------------------------------------------------------------
+
+async def conversation_for(ctx, conversation_id: str, role: str) -> Conversation:
+    """The conversation, if the caller may act on it with ``role``; not_found otherwise."""
+    conv = await ctx.store.chat.get_conversation(conversation_id)
+    if conv is None:
+        raise NotFound("conversation not found")
+    if conv.project_id is None:
+        if conv.owner_id != ctx.user_id:
+            raise NotFound("conversation not found")
+        ctx.project_role = "owner"
+        return conv
+    try:
+        ctx.project_role = await ctx.require_project(conv.project_id, role)
+    except NotFound:
+        raise NotFound("conversation not found") from None
+    return conv
+
+
+def engine(ctx) -> ReplyEngine:
+    return ctx.services.chat
+
+
+async def _attachments(ctx, conv: Conversation, p: SendPayload) -> tuple[list[FileRecord],
+                                                                         list[dict]]:
+    files: list[FileRecord] = []
+    for file_id in dict.fromkeys(p.attachments):
+        record = await file_for(ctx.services, file_id, ctx.user_id, "viewer")
+        if conv.project_id is not None and record.project_id != conv.project_id:
+            raise NotFound("file not found", {"fileId": file_id})
+        files.append(record)
+    omitted: list[dict] = []
+    if p.includeProjectFiles:
+        if conv.project_id is None:
+            raise BadRequest("includeProjectFiles needs a conversation in a project")
+        seen, cursor = {f.id for f in files}, None
+        while True:
+            page = await ctx.store.files.list_files(conv.project_id, cursor=cursor, limit=200)
+            for record in page.items:
+                if record.id in seen:
+                    continue
+                if len(files) < MAX_ATTACHMENTS + MAX_PROJECT_FILES:
+                    files.append(record)
+                else:
+                    omitted.append({"fileId": record.id, "name": record.name,
+                                    "reason": "too_many"})
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+    return files, omitted
+
+
+# -- conversations ------------------------------------------------------------------------
+
+@event("conversation:create", CreatePayload, ack="conversation",
+       emits=("conversation:created",))
+async def on_create(ctx, p: CreatePayload):
+    """Start a conversation in a project (editors) or a private one (no projectId). Without
+    a title it gets one from its first exchange."""
+    if p.projectId is not None:
+        await ctx.require_project(p.projectId, "editor")
+    conv = await ctx.store.chat.create_conversation(owner_id=ctx.user_id,
+                                                    project_id=p.projectId, title=p.title)
+    await ctx.rt.sio.emit("conversation:created",
+                          {"conversationId": conv.id, "projectId": conv.project_id,
+                           "conversation": conversation_view(conv)},
+                          to=audience(conv)[1], skip_sid=ctx.sid)
+    return conversation_view(conv)
+
+
+@event("conversation:list", ListPayload, ack="{items: [conversation], nextCursor}")
+async def on_list(ctx, p: ListPayload):
+    """A project's conversations (its members), or without projectId your private ones;
+    newest first, paged."""
+    if p.projectId is not None:
+        await ctx.require_project(p.projectId, "viewer")
+    page = await ctx.store.chat.list_conversations(project_id=p.projectId, owner_id=ctx.user_id,
+                                                   cursor=p.cursor, limit=p.limit)
+    return {"items": [conversation_view(c) for c in page.items], "nextCursor": page.next_cursor}
+
+
+@event("conversation:get", GetPayload, ack="{conversation, messages: [message], nextCursor}")
+async def on_get(ctx, p: GetPayload):
+    """A conversation and its messages, newest last; ``nextCursor`` pages to older ones. A
+    reply still generating carries its text so far and ``deltaIndex``."""
+    conv = await conversation_for(ctx, p.id, "viewer")
+    page = await ctx.store.chat.list_messages(conv.id, before=p.cursor, limit=p.limit)
+    messages = [message_view(m) for m in page.items]
+    live = engine(ctx).snapshot(conv.id)
+    for view in messages:
+        if live and view["id"] == live["messageId"]:
+            view.update(content=live["content"], deltaIndex=live["index"])
+    return {"conversation": conversation_view(conv), "messages": messages,
+            "nextCursor": page.next_cursor}
+
+
+@event("conversation:rename", RenamePayload, ack="conversation",
+       emits=("conversation:updated",))
+async def on_rename(ctx, p: RenamePayload):
+    """Retitle a conversation (project editors; a private one's owner)."""
+    conv = await conversation_for(ctx, p.id, "editor")
+    conv = await ctx.store.chat.set_title(conv.id, p.title)
+    await push_conversation(ctx.rt.sio, "conversation:updated", conv)
+    return conversation_view(conv)
+
+
+@event("conversation:delete", IdPayload, ack="{id}", emits=("conversation:deleted",))
+async def on_delete(ctx, p: IdPayload):
+    """Delete a conversation and its messages (its creator if still an editor, or a project
+    owner; a private one's owner). A reply generating in it stops."""
+    conv = await conversation_for(ctx, p.id, "editor")
+    if conv.owner_id != ctx.user_id and not role_at_least(ctx.project_role, "owner"):
+        raise Forbidden("only the conversation's creator or a project owner deletes it")
+    await ctx.store.chat.delete_conversation(conv.id)
+    await push_conversation(ctx.rt.sio, "conversation:deleted", conv, {"id": conv.id})
+    await ctx.services.bus.publish("chat:closed", {"conversationIds": [conv.id]})
+    return {"id": conv.id}
+
+
+@event("conversation:join", IdPayload, ack="{conversation, generating}",
+       emits=("message:started", "message:delta", "message:done", "message:error"))
+async def on_join(ctx, p: IdPayload):
+    """Receive the conversation's stream (room ``conversation:<id>``). ``generating`` is the
+    reply in progress, if any: its text so far and the index of the last delta in it."""
+    conv = await conversation_for(ctx, p.id, "viewer")
+    await ctx.enter_room(room(conv.id))
+    engine(ctx).joined.setdefault(ctx.sid, {})[conv.id] = conv.project_id
+    generating = None
+    if conv.generating_id:
+        generating = engine(ctx).snapshot(conv.id)
+        if generating is None:
+            message = await ctx.store.chat.get_message(conv.generating_id)
+            if message is not None and message.status == "generating":
+                generating = {"messageId": message.id, "content": message.content,
+                              "index": message.delta_index}
+    return {"conversation": conversation_view(conv), "generating": generating}
+
+
+@event("conversation:leave", IdPayload, ack="{id}")
+async def on_leave(ctx, p: IdPayload):
+    """Stop receiving the conversation's stream."""
+    await ctx.leave_room(room(p.id))
+    engine(ctx).joined.get(ctx.sid, {}).pop(p.id, None)
+    return {"id": p.id}
+
+
+# -- messages -----------------------------------------------------------------------------
+
+@event("message:send", SendPayload, ack="{message, replyId, reply}",
+       emits=("message:started", "message:delta", "message:done", "message:error",
+              "conversation:updated"))
+async def on_send(ctx, p: SendPayload):
+    """Send a message (project editors; a private conversation's owner), optionally with
+    attached files or all the project's files as context. The ack holds the stored message
+    and the reply's id; the reply streams to the conversation's room. ``conflict`` while a
+    reply is generating; guests spend one of ``remainingMessages`` (``forbidden`` with
+    reason ``guest_limit`` at zero)."""
+    conv = await conversation_for(ctx, p.conversationId, "editor")
+    if conv.generating_id and conv.lease_until and conv.lease_until > utcnow():
+        raise Conflict("a reply is still being generated in this conversation",
+                       {"messageId": conv.generating_id})
+    files, omitted = await _attachments(ctx, conv, p)
+    remaining = None
+    if ctx.state.is_guest:
+        remaining = await ctx.store.users.spend_quota(ctx.user_id, "remaining_messages")
+        if remaining is None:
+            raise Forbidden("guests may send only a limited number of messages: sign up to "
+                            "continue", {"reason": "guest_limit"})
+    chat = engine(ctx)
+    # The history before this message is read alongside the write (reader and writer
+    # threads), so the reply's request is ready the moment the exchange is stored.
+    history, exchange = await asyncio.gather(
+        ctx.store.chat.list_messages(conv.id, limit=HISTORY_MESSAGES),
+        ctx.store.chat.start_exchange(
+            conv.id, author_id=ctx.user_id, content=p.content,
+            attachments=[f.id for f in files if f.id in p.attachments],
+            instance=ctx.settings.instance_id, lease_until=chat.lease_until()))
+    if exchange.displaced is not None:
+        await chat.report_failed(exchange.displaced)
+    chat.begin(conv, exchange, files, omitted, history.items)
+    out = {"message": message_view(exchange.user), "replyId": exchange.reply.id,
+           "reply": message_view(exchange.reply)}
+    if remaining is not None and remaining >= 0:
+        out["remainingMessages"] = remaining
+    return out
+
+
+@event("message:cancel", CancelPayload, ack="{messageId, cancelling}",
+       emits=("message:done",))
+async def on_cancel(ctx, p: CancelPayload):
+    """Stop a reply that is generating (those who may send in the conversation). What was
+    streamed is kept; ``message:done`` follows with status ``cancelled``."""
+    message = await ctx.store.chat.get_message(p.messageId)
+    if message is None:
+        raise NotFound("message not found")
+    try:
+        await conversation_for(ctx, message.conversation_id, "editor")
+    except NotFound:
+        raise NotFound("message not found") from None
+    if message.status != "generating":
+        raise Conflict(f"this reply is not generating (it is {message.status})",
+                       {"status": message.status})
+    if not engine(ctx).cancel_local(message.id):
+        await ctx.services.bus.publish("chat:cancel", {"messageId": message.id})
+    return {"messageId": message.id, "cancelling": True}
+
+
+# -- wiring -------------------------------------------------------------------------------
+
+def install(services) -> None:
+    settings = services.settings
+    if services.redis is not None:
+        leader = RedisLeader(services.redis, "chat-reaper", settings.instance_id,
+                             ttl=max(3.0, settings.chat_lease_s))
+    else:
+        leader = LocalLeader("chat-reaper", settings.instance_id)
+    chat = ReplyEngine(services, make_provider(settings), leader)
+    services.chat = chat
+    rt = services.realtime
+
+    async def cancel(msg: dict) -> None:
+        chat.cancel_local(msg.get("messageId", ""), "user")
+
+    async def closed(msg: dict) -> None:
+        ids = set(msg.get("conversationIds") or ())
+        for live in list(chat.live.values()):
+            if live.conversation.id in ids:
+                chat.cancel_local(live.reply.id, "deleted")
+        for sid, rooms in list(chat.joined.items()):
+            for cid in ids & set(rooms):
+                rooms.pop(cid, None)
+                await rt.sio.leave_room(sid, room(cid))
+
+    async def member_removed(msg: dict) -> None:
+        for state in rt.local_sockets_of(msg["userId"]):
+            rooms = chat.joined.get(state.sid, {})
+            for cid, pid in list(rooms.items()):
+                if pid == msg["projectId"]:
+                    rooms.pop(cid, None)
+                    await rt.sio.leave_room(state.sid, room(cid))
+
+    async def project_deleted(project_id: str) -> None:
+        ids = await services.store.chat.delete_project_chat(project_id)
+        if ids:
+            await services.bus.publish("chat:closed", {"conversationIds": ids})
+
+    async def socket_gone(sid: str, user_id: str) -> None:
+        chat.joined.pop(sid, None)
+
+    services.bus.on("chat:cancel", cancel)
+    services.bus.on("chat:closed", closed)
+    services.bus.on("project:member_removed", member_removed)
+    services.hooks.project_deleted.append(project_deleted)
+    services.hooks.socket_disconnected.append(socket_gone)
+    services.hooks.startup.append(chat.start)
+    services.hooks.shutdown.append(chat.stop)
+
+
+EVENTS = [on_create, on_list, on_get, on_rename, on_delete, on_join, on_leave, on_send,
+          on_cancel]

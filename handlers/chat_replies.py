@@ -1,0 +1,367 @@
+"""Generating replies: one task per reply on the instance that received ``message:send``.
+
+The task grounds the request (history within CHAT_HISTORY_TOKENS, files within
+CHAT_CONTEXT_TOKENS), runs the provider and pushes its text to ``conversation:<id>`` as
+``message:delta`` with an index that grows by one, through the Socket.IO manager (Redis),
+so viewers on every instance see the same stream in order (one sender task per reply; text
+arriving while a push is in flight joins the next push). It
+ends with ``message:done`` (complete, or cancelled keeping what was streamed) or
+``message:error`` (what was streamed is kept too).
+
+Surviving a dead instance: the conversation holds the reply's claim with a lease
+(CHAT_LEASE_S). Each instance renews the claims of its live replies and saves their text so
+far twice a second; one elected reaper (a leader lease) fails replies whose lease lapsed and
+pushes ``message:error``, so nothing stays "generating" for more than about a lease and a
+reap interval. An instance that finds its claim gone stops generating.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from handlers.chat_context import ContextBuilder
+from server.ai import ChatRequest, Provider, ProviderError, Turn, fit_history
+from store.base import ChatMessage, Conversation, Exchange, FileRecord
+from store.ids import iso, utcnow
+
+log = logging.getLogger("handlers.chat")
+FLUSH_S = 0.5
+SHUTDOWN_WAIT_S = 5.0
+LOST = {"code": "unavailable", "reason": "instance_lost",
+        "message": "the server generating this reply stopped before finishing it"}
+
+
+# -- views and pushes shared with handlers/chat.py ----------------------------------------
+
+def conversation_view(c: Conversation) -> dict:
+    return {"id": c.id, "projectId": c.project_id, "ownerId": c.owner_id, "title": c.title,
+            "createdAt": iso(c.created_at), "updatedAt": iso(c.updated_at),
+            "generatingId": c.generating_id}
+
+
+def message_view(m: ChatMessage) -> dict:
+    out = {"id": m.id, "conversationId": m.conversation_id, "role": m.role,
+           "content": m.content, "status": m.status, "authorId": m.author_id,
+           "attachments": list(m.attachments), "metadata": m.metadata,
+           "createdAt": iso(m.created_at), "updatedAt": iso(m.updated_at)}
+    if m.status == "generating":
+        out["deltaIndex"] = m.delta_index
+    return out
+
+
+def room(conversation_id: str) -> str:
+    return f"conversation:{conversation_id}"
+
+
+def audience(c: Conversation) -> list[str]:
+    """Who hears about a conversation itself: its room, and its project's room (or, for a
+    private one, its owner's own room) so conversation lists stay current."""
+    return [room(c.id), f"project:{c.project_id}" if c.project_id else f"user:{c.owner_id}"]
+
+
+async def push_conversation(sio, event: str, c: Conversation, extra: dict | None = None):
+    await sio.emit(event, {"conversationId": c.id, "projectId": c.project_id,
+                           "conversation": conversation_view(c), **(extra or {})},
+                   to=audience(c))
+
+
+def make_title(text: str, fallback: str = "Conversation") -> str:
+    line = next((ln for ln in text.splitlines() if ln.strip()), "")
+    words = re.sub(r"[`*_#>\[\]]+", "", line).split()
+    title = ""
+    for word in words[:8]:
+        if len(title) + len(word) + 1 > 60:
+            break
+        title = f"{title} {word}".strip()
+    title = title.rstrip(",;:")
+    if not title:
+        return fallback
+    return title[0].upper() + title[1:]
+
+
+# -- the engine ---------------------------------------------------------------------------
+
+@dataclass(eq=False)
+class LiveReply:
+    conversation: Conversation
+    user: ChatMessage
+    reply: ChatMessage
+    files: list[FileRecord]
+    omitted: list[dict] = field(default_factory=list)
+    history: list[ChatMessage] = field(default_factory=list)
+    task: asyncio.Task | None = None
+    parts: list[str] = field(default_factory=list)
+    index: int = -1
+    saved: int = -1
+    cancel_reason: str | None = None
+    started: float = field(default_factory=time.monotonic)
+    first_at: float | None = None
+    pending: list[str] = field(default_factory=list)  # received, not pushed yet
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    closing: bool = False
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+class ReplyEngine:
+    def __init__(self, services, provider: Provider, leader):
+        self.services = services
+        self.provider = provider
+        self.leader = leader
+        self.settings = services.settings
+        self.context = ContextBuilder(services)
+        self.live: dict[str, LiveReply] = {}
+        self.joined: dict[str, dict[str, str | None]] = {}  # sid -> {conversation: project}
+        self._loops: list[asyncio.Task] = []
+
+    @property
+    def sio(self):
+        return self.services.realtime.sio
+
+    @property
+    def store(self):
+        return self.services.store
+
+    def lease_until(self):
+        return utcnow() + timedelta(seconds=self.settings.chat_lease_s)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loops = [asyncio.create_task(self._keeper(), name="chat-keeper"),
+                       asyncio.create_task(self._reaper(), name="chat-reaper")]
+
+    async def stop(self) -> None:
+        live = list(self.live.values())
+        for item in live:
+            self._cancel(item, "shutdown")
+        if live:
+            await asyncio.wait([i.task for i in live], timeout=SHUTDOWN_WAIT_S)
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.leader.resign()
+        with contextlib.suppress(Exception):
+            await self.provider.close()
+
+    # -- what handlers call ---------------------------------------------------------------
+
+    def begin(self, conversation: Conversation, exchange: Exchange, files: list[FileRecord],
+              omitted: list[dict], history: list[ChatMessage]) -> LiveReply:
+        """Start generating ``exchange.reply``; ``history`` is the conversation before the
+        user's new message, oldest first."""
+        # The history was read alongside the write, so it may already hold the new pair.
+        before = [m for m in history if m.id < exchange.user.id]
+        live = LiveReply(conversation, exchange.user, exchange.reply, files, omitted,
+                         [*before, exchange.user])
+        self.live[exchange.reply.id] = live
+        live.task = asyncio.create_task(self._run(live), name=f"reply-{exchange.reply.id}")
+        return live
+
+    def cancel_local(self, message_id: str, reason: str = "user") -> bool:
+        live = self.live.get(message_id)
+        if live is None:
+            return False
+        self._cancel(live, reason)
+        return True
+
+    def _cancel(self, live: LiveReply, reason: str) -> None:
+        if live.cancel_reason is None:
+            live.cancel_reason = reason
+            live.task.cancel()
+
+    def snapshot(self, conversation_id: str) -> dict | None:
+        """The live text of a reply generating here, for a viewer joining mid-stream."""
+        for live in self.live.values():
+            if live.conversation.id == conversation_id:
+                return {"messageId": live.reply.id, "content": live.text, "index": live.index}
+        return None
+
+    # -- one reply ------------------------------------------------------------------------
+
+    async def _run(self, live: LiveReply) -> None:
+        cid, mid = live.conversation.id, live.reply.id
+        metadata: dict = {"provider": self.provider.name, "model": self.provider.model}
+        error: dict | None = None
+        status = "complete"
+        # The sender pushes message:started, then the deltas in order; the provider's
+        # request goes out meanwhile.
+        sender = asyncio.create_task(self._sender(live), name=f"deltas-{mid}")
+        try:
+            request = await self._request(live, metadata)
+
+            async def on_text(text: str) -> None:
+                if text:
+                    live.pending.append(text)
+                    live.wake.set()
+                    # Let the sender run: a provider parsing a burst it already holds
+                    # would otherwise keep the loop until the burst ends.
+                    await asyncio.sleep(0)
+
+            final = await self.provider.reply(request, on_text)
+            metadata.update(model=final.model, usage=final.usage, stopReason=final.stop_reason)
+        except asyncio.CancelledError:
+            reason = live.cancel_reason or "shutdown"
+            if reason == "user":
+                status = "cancelled"
+                metadata["stopReason"] = "cancelled"
+            else:
+                status = "failed"
+                error = {"code": "unavailable", "reason": reason,
+                         "message": "the server stopped while generating this reply"
+                         if reason == "shutdown" else "generation was stopped"}
+        except ProviderError as exc:
+            status, error = "failed", exc.to_dict()
+        except Exception:
+            log.exception("reply %s failed", mid)
+            status, error = "failed", {"code": "internal", "reason": "internal",
+                                       "message": "the reply failed on the server"}
+        live.closing = True
+        live.wake.set()
+        await asyncio.gather(sender, return_exceptions=True)
+        self.live.pop(mid, None)
+        await self._finish(live, status, metadata, error)
+
+    async def _sender(self, live: LiveReply) -> None:
+        """Push text as ``message:delta``, in order. Text that arrives while a push is in
+        flight goes out together in the next one, so a burst from the provider never
+        queues up behind per-push costs: latency stays about one push."""
+        cid, mid = live.conversation.id, live.reply.id
+        try:
+            await self.sio.emit("message:started", {
+                "conversationId": cid, "messageId": mid, "message": message_view(live.reply),
+                "userMessage": message_view(live.user)}, to=room(cid))
+        except Exception:
+            log.exception("pushing message:started of %s failed", mid)
+        while True:
+            await live.wake.wait()
+            live.wake.clear()
+            while live.pending:
+                text = "".join(live.pending)
+                live.pending.clear()
+                if live.first_at is None:
+                    live.first_at = time.monotonic()
+                live.index += 1
+                live.parts.append(text)
+                try:
+                    await self.sio.emit("message:delta", {
+                        "conversationId": cid, "messageId": mid, "index": live.index,
+                        "text": text}, to=room(cid))
+                except Exception:  # a broken push must not lose the reply's text
+                    log.exception("pushing a delta of %s failed", mid)
+            if live.closing:
+                return
+
+    async def _request(self, live: LiveReply, metadata: dict) -> ChatRequest:
+        s = self.settings
+        turns = [Turn(m.role, m.content) for m in live.history
+                 if m.status in ("complete", "cancelled") and m.content]
+        history, dropped = fit_history(turns, s.chat_history_tokens)
+        items, omitted = ([], []) if not live.files else \
+            await self.context.build(live.files, s.chat_context_tokens)
+        omitted = [*live.omitted, *omitted]
+        metadata["history"] = {"sent": len(history), "dropped": dropped,
+                               "budgetTokens": s.chat_history_tokens}
+        metadata["context"] = {
+            "budgetTokens": s.chat_context_tokens,
+            "included": [{"fileId": i.file_id, "name": i.name, "kind": i.kind,
+                          "tokens": i.tokens, "truncated": i.truncated,
+                          **({"source": i.data["source"]} if "source" in i.data else {})}
+                         for i in items],
+            "omitted": omitted}
+        return ChatRequest(history=history, context=items, omitted=omitted,
+                           max_tokens=s.chat_max_tokens)
+
+    async def _finish(self, live: LiveReply, status: str, metadata: dict,
+                      error: dict | None) -> None:
+        cid, mid = live.conversation.id, live.reply.id
+        now = time.monotonic()
+        metadata["durationMs"] = round((now - live.started) * 1000, 1)
+        metadata["deltas"] = live.index + 1
+        if live.first_at is not None:
+            metadata["firstDeltaMs"] = round((live.first_at - live.started) * 1000, 1)
+        if error is not None:
+            metadata["error"] = error
+            metadata.setdefault("stopReason", "error")
+        try:
+            message = await self.store.chat.finish_reply(mid, status=status, content=live.text,
+                                                         metadata=metadata,
+                                                         delta_index=live.index)
+        except Exception:
+            log.exception("could not store the end of reply %s", mid)
+            return  # its lease lapses and the reaper reports it
+        if message is None:
+            return  # reaped, displaced or deleted meanwhile: someone else reported it
+        if error is None:
+            await self.sio.emit("message:done", {"conversationId": cid, "messageId": mid,
+                                                 "message": message_view(message)}, to=room(cid))
+            if live.conversation.title is None and status == "complete":
+                await self._title(live)
+        else:
+            await self.sio.emit("message:error", {
+                "conversationId": cid, "messageId": mid, **error,
+                "reply": message_view(message)}, to=room(cid))
+
+    async def _title(self, live: LiveReply) -> None:
+        fallback = live.files[0].name if live.files else "Conversation"
+        title = make_title(live.user.content, fallback)
+        updated = await self.store.chat.set_title(live.conversation.id, title, only_if_unset=True)
+        if updated is not None:
+            await push_conversation(self.sio, "conversation:updated", updated)
+
+    # -- background -----------------------------------------------------------------------
+
+    async def _keeper(self) -> None:
+        """Save live text twice a second; renew our claims four times a lease."""
+        renew_every = self.settings.chat_lease_s / 4
+        last_renew = time.monotonic()
+        while True:
+            await asyncio.sleep(FLUSH_S)
+            try:
+                for live in list(self.live.values()):
+                    if live.index > live.saved:
+                        index, text = live.index, live.text
+                        await self.store.chat.save_progress(live.reply.id, text, index)
+                        live.saved = index
+                if time.monotonic() - last_renew >= renew_every and self.live:
+                    last_renew = time.monotonic()
+                    ids = list(self.live)
+                    held = await self.store.chat.renew_claims(ids, self.lease_until())
+                    for mid in set(ids) - held:
+                        live = self.live.get(mid)
+                        if live is not None and live.task is not None and not live.task.done():
+                            log.warning("reply %s lost its claim; stopping it", mid)
+                            self._cancel(live, "lost")
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("chat keeper failed")
+
+    async def _reaper(self) -> None:
+        interval = max(0.5, min(5.0, self.settings.chat_lease_s / 3))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if not await self.leader.hold():
+                    continue
+                for message in await self.store.chat.fail_expired(utcnow(), LOST):
+                    self.cancel_local(message.id, "lost")
+                    await self.report_failed(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("chat reaper failed")
+
+    async def report_failed(self, message: ChatMessage) -> None:
+        error = message.metadata.get("error") or LOST
+        await self.sio.emit("message:error", {
+            "conversationId": message.conversation_id, "messageId": message.id, **error,
+            "reply": message_view(message)}, to=room(message.conversation_id))

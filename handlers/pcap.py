@@ -1,0 +1,418 @@
+"""pcap:* — capture analysis. An uploaded .pcap/.pcapng (also gzip-compressed) is ingested
+in the background (``handlers.pcap_jobs``); these events start or cancel an ingest and
+query the result: capture properties, protocol hierarchy, conversations, endpoints, I/O,
+sizes, the packet list, one packet's dissection and Follow Stream.
+
+Pushes to the project room: ``pcap:queued {fileId, position}``, ``pcap:progress {fileId,
+packets, bytes, percent, rate, etaSeconds}`` (at most ~4/s), ``pcap:done {fileId,
+summary}``, ``pcap:failed {fileId, code, reason, message}``, ``pcap:cancelled {fileId}``.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import Field
+
+from handlers.base import Payload, event
+from handlers.files import file_for
+from handlers.pcap_jobs import PcapService, is_capture
+from ingest.pcap import dissect as dissection
+from ingest.pcap import layout as layouts
+from ingest.pcap.stats import io_series, smallest_interval
+from store.base import PacketFilter, PcapPacket
+from store.errors import BadRequest, Conflict, EventError, NotFound
+
+Id = Field(min_length=1, max_length=64)
+Kind = Literal["eth", "ip", "ipv6", "tcp", "udp"]
+MAX_IO_POINTS = 10_000
+FOLLOW_MAX_PACKETS = 20_000
+FOLLOW_MAX_BYTES = 4 << 20
+DISSECTIONS_CACHED = 256
+
+
+class FilePayload(Payload):
+    fileId: str = Id
+
+
+class ListPayload(Payload):
+    fileId: str = Id
+    kind: Kind
+    sort: Literal["bytes", "frames", "start", "duration", "address"] = "bytes"
+    order: Literal["asc", "desc"] | None = None
+    cursor: str | None = Field(default=None, max_length=200)
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class IoPayload(Payload):
+    fileId: str = Id
+    interval: float | None = Field(default=None, gt=0, le=86400 * 365)
+
+
+class PacketFilterIn(Payload):
+    protocol: str | None = Field(default=None, min_length=1, max_length=64)
+    address: str | None = Field(default=None, min_length=1, max_length=128)
+    port: int | None = Field(default=None, ge=0, le=65535)
+    timeFrom: datetime | None = None
+    timeTo: datetime | None = None
+    text: str | None = Field(default=None, min_length=1, max_length=200)
+    tcpStream: int | None = Field(default=None, ge=0)
+    udpStream: int | None = Field(default=None, ge=0)
+
+
+class PacketsPayload(Payload):
+    fileId: str = Id
+    cursor: str | None = Field(default=None, max_length=20)
+    limit: int = Field(default=100, ge=1, le=1000)
+    filter: PacketFilterIn | None = None
+
+
+class PacketPayload(Payload):
+    fileId: str = Id
+    number: int = Field(ge=1)
+
+
+class FollowPayload(Payload):
+    fileId: str = Id
+    stream: Literal["tcp", "udp"]
+    index: int = Field(ge=0)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+def service(ctx) -> PcapService:
+    return ctx.services.pcap
+
+
+async def capture_for(ctx, file_id: str, role: str = "viewer", *, done: bool = True):
+    """The file and its ingest job; ``conflict`` while it is not ingested yet."""
+    record = await file_for(ctx.services, file_id, ctx.user_id, role)
+    job = await ctx.store.pcap.get_job(record.id)
+    if job is None:
+        raise NotFound("this file has not been ingested as a capture", {"fileId": file_id})
+    if done and job.state != "done":
+        message = {"queued": "the capture is queued for ingest",
+                   "running": "the capture is still being ingested",
+                   "failed": "the capture could not be ingested",
+                   "cancelled": "the capture's ingest was cancelled"}[job.state]
+        raise Conflict(message, {"state": job.state, "progress": job.progress,
+                                 "error": job.error})
+    return record, job
+
+
+def _epoch(dt: datetime | None) -> float | None:
+    if dt is None:
+        return None
+    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _time(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(
+        timespec="microseconds").replace("+00:00", "Z")
+
+
+def packet_view(p: PcapPacket, first: float | None) -> dict:
+    return {"number": p.number, "time": _time(p.ts),
+            "relativeTime": round(p.ts - first, 6) if first is not None else None,
+            "source": p.src, "destination": p.dst, "protocol": p.protocol,
+            "length": p.length, "info": p.info, "srcPort": p.sport, "dstPort": p.dport,
+            "stream": {"kind": p.l4, "index": p.stream} if p.l4 else None}
+
+
+def encode_cursor(value, ident: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps([value, ident]).encode()).decode()
+
+
+def decode_cursor(cursor: str):
+    try:
+        value, ident = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return value, int(ident)
+    except (ValueError, TypeError):
+        raise BadRequest("cursor is not one this server gave out") from None
+
+
+def page_sorted(items: list[dict], key: str, descending: bool, cursor: str | None,
+                limit: int) -> dict:
+    """Keyset paging over an immutable list: order by (key, id); the cursor is the last
+    (value, id) seen, so pages stay stable whatever is asked in between."""
+    def sort_key(item):
+        return (item[key], item["id"])
+
+    ordered = sorted(items, key=sort_key, reverse=descending)
+    start = 0
+    if cursor:
+        last = tuple(decode_cursor(cursor))
+        lo, hi = 0, len(ordered)
+        while lo < hi:  # first item strictly after ``last`` in this order
+            mid = (lo + hi) // 2
+            k = sort_key(ordered[mid])
+            after = k < last if descending else k > last
+            if after:
+                hi = mid
+            else:
+                lo = mid + 1
+        start = lo
+    chunk = ordered[start:start + limit]
+    more = start + limit < len(ordered)
+    return {"items": chunk,
+            "nextCursor": encode_cursor(chunk[-1][key], chunk[-1]["id"]) if more and chunk
+            else None}
+
+
+# -- events -------------------------------------------------------------------------------
+
+@event("pcap:ingest", FilePayload, ack="job {fileId, state, progress, position, ...}",
+       emits=("pcap:queued", "pcap:progress", "pcap:done", "pcap:failed"))
+async def on_ingest(ctx, p: FilePayload):
+    """Ingest an uploaded capture (editors). Uploads of .pcap/.pcapng start this by
+    themselves; calling it again on a finished capture ingests it anew."""
+    record = await file_for(ctx.services, p.fileId, ctx.user_id, "editor")
+    return await service(ctx).enqueue(record.id, record.project_id, ctx.user_id)
+
+
+@event("pcap:cancel", FilePayload, ack="{fileId, state}", emits=("pcap:cancelled",))
+async def on_cancel(ctx, p: FilePayload):
+    """Stop a queued or running ingest and remove what it stored (editors)."""
+    record = await file_for(ctx.services, p.fileId, ctx.user_id, "editor")
+    job = await ctx.store.pcap.cancel_job(record.id)
+    if job is None:
+        current = await ctx.store.pcap.get_job(record.id)
+        raise Conflict("no ingest of this file is queued or running",
+                       {"state": current.state if current else None})
+    await service(ctx).cancel(job)
+    return {"fileId": record.id, "state": "cancelled"}
+
+
+@event("pcap:summary", FilePayload,
+       ack="{fileId, job, summary: {format, linkTypes, packets, bytes, firstTime, lastTime, "
+           "duration, ..., truncated} or null}")
+async def on_summary(ctx, p: FilePayload):
+    """Capture properties like ``capinfos`` plus the ingest job (state, progress, queue
+    position); ``summary`` is null until the ingest is done."""
+    record, job = await capture_for(ctx, p.fileId, done=False)
+    summary = await service(ctx).stats(job, "summary") if job.state == "done" else None
+    return {"fileId": record.id, "job": await service(ctx).view(record.id),
+            "summary": summary}
+
+
+@event("pcap:protocols", FilePayload, ack="{fileId, total, tree: [{name, frames, bytes, "
+                                          "children}]}")
+async def on_protocols(ctx, p: FilePayload):
+    """The protocol hierarchy (Wireshark's, counted in the ingest pass)."""
+    record, job = await capture_for(ctx, p.fileId)
+    summary = await service(ctx).stats(job, "summary")
+    return {"fileId": record.id, "total": {"frames": summary["packets"],
+                                           "bytes": summary["bytes"]},
+            "tree": await service(ctx).stats(job, "protocols")}
+
+
+@event("pcap:conversations", ListPayload,
+       ack="{items: [{id, a, b, portA?, portB?, framesAB, bytesAB, framesBA, bytesBA, frames, "
+           "bytes, start, duration, stream?}], nextCursor}")
+async def on_conversations(ctx, p: ListPayload):
+    """Conversations like Wireshark's (eth, ip, ipv6, tcp, udp); sorted by bytes, frames,
+    start, duration or address; keyset-paged."""
+    record, job = await capture_for(ctx, p.fileId)
+    items = await service(ctx).stats(job, f"conversations:{p.kind}")
+    key = "a" if p.sort == "address" else p.sort
+    descending = (p.order or ("asc" if key in ("a", "start") else "desc")) == "desc"
+    return {"fileId": record.id, "kind": p.kind,
+            **page_sorted(items, key, descending, p.cursor, p.limit)}
+
+
+@event("pcap:endpoints", ListPayload,
+       ack="{items: [{id, address, port?, frames, bytes, txFrames, txBytes, rxFrames, "
+           "rxBytes}], nextCursor}")
+async def on_endpoints(ctx, p: ListPayload):
+    """Endpoints (per address, and port for tcp/udp): packets and bytes each way."""
+    record, job = await capture_for(ctx, p.fileId)
+    if p.sort in ("start", "duration"):
+        raise BadRequest("endpoints sort by bytes, frames or address")
+    items = await service(ctx).stats(job, f"endpoints:{p.kind}")
+    key = "address" if p.sort == "address" else p.sort
+    descending = (p.order or ("asc" if key == "address" else "desc")) == "desc"
+    return {"fileId": record.id, "kind": p.kind,
+            **page_sorted(items, key, descending, p.cursor, p.limit)}
+
+
+@event("pcap:io", IoPayload, ack="{fileId, interval, start, items: [{t, packets, bytes}]}")
+async def on_io(ctx, p: IoPayload):
+    """Packets and bytes per interval from the first packet (default: the finest interval
+    giving at most 10000 points)."""
+    record, job = await capture_for(ctx, p.fileId)
+    io = await service(ctx).stats(job, "io")
+    interval = p.interval or smallest_interval(io, MAX_IO_POINTS)
+    try:
+        items = io_series(io, interval, MAX_IO_POINTS)
+    except ValueError as exc:
+        raise BadRequest(str(exc), {"base": io["base"]}) from None
+    except OverflowError:
+        raise BadRequest(f"interval too small: at least "
+                         f"{smallest_interval(io, MAX_IO_POINTS):g} s for this capture",
+                         {"minimum": smallest_interval(io, MAX_IO_POINTS)}) from None
+    return {"fileId": record.id, "interval": interval, "start": _time(io["start"]),
+            "items": items}
+
+
+@event("pcap:sizes", FilePayload,
+       ack="{fileId, buckets: [{min, max, packets, bytes}], minLength, maxLength, "
+           "averageLength}")
+async def on_sizes(ctx, p: FilePayload):
+    """Packet length histogram (Wireshark's Packet Lengths buckets)."""
+    record, job = await capture_for(ctx, p.fileId)
+    return {"fileId": record.id, **await service(ctx).stats(job, "sizes")}
+
+
+@event("pcap:packets", PacketsPayload,
+       ack="{items: [{number, time, relativeTime, source, destination, protocol, length, "
+           "info, srcPort, dstPort, stream}], nextCursor}")
+async def on_packets(ctx, p: PacketsPayload):
+    """The packet list in frame order with filters (protocol, address, port, time range,
+    text in Info, one TCP/UDP stream); keyset-paged by frame number. Works while the
+    ingest runs (the frames stored so far)."""
+    record, job = await capture_for(ctx, p.fileId, done=False)
+    after = 0
+    if p.cursor is not None:
+        if not p.cursor.isdigit():
+            raise BadRequest("cursor is not one this server gave out")
+        after = int(p.cursor)
+    f = p.filter or PacketFilterIn()
+    if f.tcpStream is not None and f.udpStream is not None:
+        raise BadRequest("filter on one stream: tcpStream or udpStream")
+    flt = PacketFilter(protocol=f.protocol, address=f.address, port=f.port,
+                       since=_epoch(f.timeFrom), until=_epoch(f.timeTo), text=f.text,
+                       l4="tcp" if f.tcpStream is not None else
+                       "udp" if f.udpStream is not None else None,
+                       stream=f.tcpStream if f.tcpStream is not None else f.udpStream)
+    page = await ctx.store.pcap.list_packets(record.id, after=after, limit=p.limit, flt=flt)
+    first = None
+    if job.state == "done":
+        first = (await service(ctx).stats(job, "summary"))["firstEpoch"]
+    elif page.items:
+        head = await ctx.store.pcap.get_packet(record.id, 1)
+        first = head.ts if head else None
+    return {"fileId": record.id, "state": job.state,
+            "items": [packet_view(x, first) for x in page.items],
+            "nextCursor": page.next_cursor}
+
+
+@event("pcap:packet", PacketPayload,
+       ack="{fileId, number, packet, layers: [{name, label, value?, pos, size, children}], "
+           "bytes (hex)}")
+async def on_packet(ctx, p: PacketPayload):
+    """One packet's full dissection (pyshark): the layer tree with field names, shown
+    values and byte offsets, and the packet's bytes in hex. The frame is cut out of the
+    file through the offset index and dissected on its own (no reassembly context)."""
+    record, job = await capture_for(ctx, p.fileId)
+    cache = service(ctx).dissections
+    key = (record.id, job.attempt, p.number)
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    packet = await ctx.store.pcap.get_packet(record.id, p.number)
+    if packet is None:
+        raise NotFound(f"no frame {p.number} in this capture")
+    layout = await service(ctx).stats(job, "layout")
+    if packet.offset is None or not layout.get("preambles"):
+        raise EventError("unavailable", "this capture's format has no offset index, so "
+                         "single frames cannot be cut out of it")
+    preamble = base64.b64decode(layout["preambles"][packet.section])
+    async with service(ctx).capture_path(record, layout) as path:
+        raw_record = await asyncio.to_thread(_read, path, packet.offset, packet.reclen)
+    capture = layouts.one_frame(preamble, raw_record)
+    try:
+        tree = await service(ctx).dissector.dissect(capture)
+    except (dissection.DissectError, asyncio.TimeoutError) as exc:
+        raise EventError("unavailable", f"the packet could not be dissected: {exc}") from None
+    data = layouts.packet_bytes(layout["format"], preamble, raw_record)
+    summary = await service(ctx).stats(job, "summary")
+    out = {"fileId": record.id, "number": p.number,
+           "packet": packet_view(packet, summary["firstEpoch"]),
+           "layers": dissection.renumber(tree, p.number), "bytes": data.hex()}
+    cache[key] = out
+    while len(cache) > DISSECTIONS_CACHED:
+        cache.popitem(last=False)
+    return out
+
+
+def _read(path, offset: int, length: int) -> bytes:
+    with open(path, "rb") as fh:
+        return layouts.read_record(fh, offset, length)
+
+
+@event("pcap:follow", FollowPayload,
+       ack="{fileId, stream, index, nodes: [a, b], segments: [{dir, data (base64), text}]}")
+async def on_follow(ctx, p: FollowPayload):
+    """Follow Stream: the reassembled payload of one TCP/UDP stream, both directions in
+    order (``dir`` 0 = from the first node, 1 = from the second)."""
+    record, job = await capture_for(ctx, p.fileId)
+    packets = await ctx.store.pcap.stream_packets(record.id, p.stream, p.index,
+                                                  FOLLOW_MAX_PACKETS + 1)
+    if not packets:
+        raise NotFound(f"no {p.stream} stream {p.index} in this capture")
+    layout = await service(ctx).stats(job, "layout")
+    if any(x.offset is None for x in packets) or not layout.get("preambles"):
+        raise EventError("unavailable", "this capture's format has no offset index")
+    truncated = len(packets) > FOLLOW_MAX_PACKETS
+    packets = packets[:FOLLOW_MAX_PACKETS]
+    async with service(ctx).capture_path(record, layout) as path:
+        result = await asyncio.to_thread(_follow, path, layout, packets, p.stream)
+    segments, total = [], 0
+    for seg in result["segments"]:
+        data = seg["data"][:max(0, FOLLOW_MAX_BYTES - total)]
+        total += len(data)
+        segments.append({"dir": seg["dir"], "length": len(seg["data"]),
+                         "data": base64.b64encode(data).decode(),
+                         "text": data.decode("utf-8", "replace")})
+        if total >= FOLLOW_MAX_BYTES:
+            truncated = True
+            break
+    return {"fileId": record.id, "stream": p.stream, "index": p.index,
+            "nodes": result["nodes"], "segments": segments, "truncated": truncated}
+
+
+def _follow(path, layout: dict, packets: list[PcapPacket], kind: str) -> dict:
+    """Cut the stream's frames into a small capture and follow stream 0 in it: tshark then
+    reads only this stream's packets, not the whole file."""
+    preambles = [base64.b64decode(x) for x in layout["preambles"]]
+    section = packets[0].section
+    fd, name = tempfile.mkstemp(suffix=".pcapng" if layout["format"] == "pcapng" else ".pcap")
+    try:
+        with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
+            out.write(preambles[section])
+            for x in packets:
+                if x.section == section:
+                    out.write(layouts.read_record(src, x.offset, x.reclen))
+        return dissection.follow(name, kind, 0)
+    finally:
+        os.unlink(name)
+
+
+# -- wiring -------------------------------------------------------------------------------
+
+def install(services) -> None:
+    pcap = PcapService(services)
+    services.pcap = pcap
+
+    async def file_added(record) -> None:
+        if is_capture(record.name, record.mime):
+            await pcap.enqueue(record.id, record.project_id, record.uploader_id)
+
+    async def project_deleted(project_id: str) -> None:
+        for file_id in await services.store.pcap.delete_project_jobs(project_id):
+            await services.blobs.delete(f"{file_id}inflated")
+
+    services.hooks.file_added.append(file_added)
+    services.hooks.project_deleted.append(project_deleted)
+    services.hooks.startup.append(pcap.start)
+    services.hooks.shutdown.append(pcap.stop)
+    services.hooks.file_deleted.append(lambda record: pcap.forget(record.id))
+
+
+EVENTS = [on_ingest, on_cancel, on_summary, on_protocols, on_conversations, on_endpoints,
+          on_io, on_sizes, on_packets, on_packet, on_follow]

@@ -1,0 +1,9 @@
+"""PCAP analysis, importable without the server.
+
+- ``run``: the bulk ingest pass (one ``tshark -T fields`` process, rows in batches).
+- ``layout``: the offset index (where each frame's record sits; one-frame cut-outs).
+- ``flows``: conversations and endpoints counted like Wireshark's taps.
+- ``stats``: totals like ``capinfos``, I/O over time, packet sizes.
+- ``taps``: tshark's own tap reports (protocol hierarchy; conversation reports for checks).
+- ``dissect``: one packet's full dissection (pyshark) and Follow Stream.
+"""

@@ -1,0 +1,160 @@
+"""Where each packet record sits in a capture file: the offset index built at ingest.
+
+``Layout`` walks a pcap or pcapng file record by record (headers only, no dissection) and
+yields ``(offset, length, section)`` for each packet record, in the order tshark numbers
+frames. With the section's preamble (pcap: the file header; pcapng: the section header and
+interface blocks) a single frame can later be cut out as a tiny valid capture, so one
+packet's dissection never makes tshark read the frames before it.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import BinaryIO, Iterator
+
+PCAP_MAGICS = {
+    b"\xd4\xc3\xb2\xa1": ("<", 16), b"\xa1\xb2\xc3\xd4": (">", 16),   # microseconds
+    b"\x4d\x3c\xb2\xa1": ("<", 16), b"\xa1\xb2\x3c\x4d": (">", 16),   # nanoseconds
+    b"\x34\xcd\xb2\xa1": ("<", 24), b"\xa1\xb2\xcd\x34": (">", 24),   # Kuznetzov's modified
+}
+PCAPNG_SHB = 0x0A0D0D0A
+PCAPNG_IDB = 1
+#: Block types Wireshark turns into frames: packet (obsolete), simple, enhanced, systemd journal.
+PCAPNG_RECORDS = {2, 3, 6, 9}
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class LayoutError(Exception):
+    """The file is neither pcap nor pcapng (the index is then simply not built)."""
+
+
+@dataclass
+class Section:
+    preamble: bytearray = field(default_factory=bytearray)
+    link_types: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Record:
+    offset: int
+    length: int
+    section: int
+
+
+class Layout:
+    """Iterate ``records()`` once; ``sections`` fills in as the walk goes."""
+
+    def __init__(self, fh: BinaryIO):
+        self.fh = fh
+        self.size = fh.seek(0, 2)
+        fh.seek(0)
+        head = fh.read(4)
+        fh.seek(0)
+        if head in PCAP_MAGICS:
+            self.format = "pcap"
+        elif len(head) == 4 and struct.unpack("<I", head)[0] == PCAPNG_SHB:
+            self.format = "pcapng"
+        else:
+            raise LayoutError("not a pcap or pcapng file")
+        self.sections: list[Section] = []
+        self.complete = False  # True once the walk reached the end without a cut record
+
+    def records(self) -> Iterator[Record]:
+        yield from (self._pcap() if self.format == "pcap" else self._pcapng())
+
+    def _pcap(self) -> Iterator[Record]:
+        fh = self.fh
+        header = fh.read(24)
+        if len(header) < 24:
+            return
+        endian, rec_len = PCAP_MAGICS[header[:4]]
+        link = struct.unpack(endian + "I", header[20:24])[0] & 0x0FFFFFFF
+        self.sections.append(Section(bytearray(header), [link]))
+        offset = 24
+        unpack = struct.Struct(endian + "IIII").unpack_from
+        while True:
+            head = fh.read(rec_len)
+            if len(head) < rec_len:
+                self.complete = not head
+                return
+            caplen = unpack(head)[2]
+            end = offset + rec_len + caplen
+            if end > self.size or caplen > 0x10000000:
+                return  # cut short in the middle of a packet
+            fh.seek(end)
+            yield Record(offset, rec_len + caplen, 0)
+            offset = end
+
+    def _pcapng(self) -> Iterator[Record]:
+        fh = self.fh
+        offset = 0
+        endian = "<"
+        while True:
+            head = fh.read(12)
+            if len(head) < 12:
+                self.complete = not head
+                return
+            btype_le = struct.unpack("<I", head[:4])[0]
+            if btype_le == PCAPNG_SHB:
+                endian = "<" if head[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
+            btype, length = struct.unpack(endian + "II", head[:8])
+            if length < 12 or length % 4 or length > 0x10000000:
+                return
+            if offset + length > self.size:
+                return  # cut short in the middle of a block
+            fh.seek(offset + length)
+            if btype == PCAPNG_SHB:
+                self.sections.append(Section())
+                self._append_block(offset, length)
+            elif btype == PCAPNG_IDB:
+                if not self.sections:
+                    return
+                self._append_block(offset, length)
+                self.sections[-1].link_types.append(struct.unpack(endian + "H", head[8:10])[0])
+            elif btype in PCAPNG_RECORDS:
+                if not self.sections:
+                    return
+                yield Record(offset, length, len(self.sections) - 1)
+            offset += length
+
+    def _append_block(self, offset: int, length: int) -> None:
+        here = self.fh.tell()
+        self.fh.seek(offset)
+        block = self.fh.read(length)
+        self.fh.seek(here)
+        if len(block) == length:
+            self.sections[-1].preamble += block
+
+
+def read_record(fh: BinaryIO, offset: int, length: int) -> bytes:
+    fh.seek(offset)
+    data = fh.read(length)
+    if len(data) != length:
+        raise LayoutError("the record lies beyond the end of the file")
+    return data
+
+
+def one_frame(preamble: bytes, record: bytes) -> bytes:
+    """A valid capture holding just one record (pcap: file header + record; pcapng: the
+    section's header and interface blocks + the packet block)."""
+    return bytes(preamble) + record
+
+
+def packet_bytes(fmt: str, preamble: bytes, record: bytes) -> bytes:
+    """The packet's captured bytes inside its record (for the hex view)."""
+    if fmt == "pcap":
+        endian, rec_len = PCAP_MAGICS[bytes(preamble[:4])]
+        caplen = struct.unpack_from(endian + "I", record, 8)[0]
+        return record[rec_len:rec_len + caplen]
+    endian = "<" if bytes(preamble[8:12]) == b"\x4d\x3c\x2b\x1a" else ">"
+    btype = struct.unpack_from(endian + "I", record, 0)[0]
+    if btype == 6:  # enhanced packet block
+        caplen = struct.unpack_from(endian + "I", record, 20)[0]
+        return record[28:28 + caplen]
+    if btype == 3:  # simple packet block: captured length is what the block holds
+        origlen = struct.unpack_from(endian + "I", record, 8)[0]
+        return record[12:12 + min(origlen, len(record) - 16)]
+    if btype == 2:  # obsolete packet block
+        caplen = struct.unpack_from(endian + "I", record, 20)[0]
+        return record[28:28 + caplen]
+    return b""

@@ -1,0 +1,165 @@
+"""Anthropic's Messages API through the official SDK (``AsyncAnthropic`` +
+``messages.stream``).
+
+Retries are ours, not the SDK's (its ``max_retries`` is 0): the SDK honours any
+``retry-after`` however long, so a 429 asking for an hour would silently hold the reply.
+Here a 429/5xx/529 or a refused connection is retried at most ``ANTHROPIC_MAX_RETRIES``
+times and only before any text was streamed, waiting what ``retry-after-ms``/``retry-after``
+asks up to ``ANTHROPIC_RETRY_MAX_WAIT_S`` (longer: fail at once, saying when to retry).
+An attempt never hangs: ``ANTHROPIC_TIMEOUT_S`` bounds connecting and each silence between
+stream chunks (httpx timeouts), ``ANTHROPIC_REPLY_TIMEOUT_S`` the whole reply. An ``error``
+event mid-stream ends the reply with what was streamed kept.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import anthropic
+
+try:  # the SDK's HTTP client: httpx2 in anthropic 2.x, httpx before
+    import httpx2 as httpx
+except ImportError:  # pragma: no cover - older SDKs
+    import httpx
+
+from server.ai import ChatRequest, Final, OnText, Provider, ProviderError
+
+log = logging.getLogger("server.ai.anthropic")
+
+SYSTEM = (
+    "You are the analyst of a collaborative data workspace. Answer the user's questions "
+    "about their data concisely and accurately, using the files below when they are "
+    "relevant. Quote figures from the profiles and summaries exactly; when something is "
+    "not in the data you were given, say so instead of guessing.")
+
+
+def system_prompt(request: ChatRequest) -> str:
+    parts = [SYSTEM]
+    for item in request.context:
+        parts.append(f'<file id="{item.file_id}" name="{item.name}" kind="{item.kind}">\n'
+                     f"{item.text}\n</file>")
+    if request.omitted:
+        names = ", ".join(f"{o.get('name', o.get('fileId'))} ({o['reason']})"
+                          for o in request.omitted)
+        parts.append(f"Files left out of this context: {names}.")
+    return "\n\n".join(parts)
+
+
+def retry_after(exc: Exception) -> float | None:
+    response = getattr(exc, "response", None)
+    if response is None:
+        return None
+    headers = response.headers
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        try:
+            return max(0.0, float(headers.get(name)) / scale)
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+def _retryable(exc: Exception) -> bool:
+    if isinstance(exc, anthropic.APITimeoutError):
+        return False  # an attempt that timed out already spent its whole budget
+    if isinstance(exc, anthropic.APIConnectionError):
+        return True
+    if isinstance(exc, anthropic.APIStatusError):
+        # Status 200 is an ``error`` event inside the stream: never retried (text may be out).
+        return exc.status_code in (408, 409, 429) or exc.status_code >= 500
+    return False
+
+
+def map_error(exc: Exception, waited_out: float | None = None) -> ProviderError:
+    wait = waited_out if waited_out is not None else retry_after(exc)
+    if isinstance(exc, anthropic.RateLimitError):
+        return ProviderError("rate_limited", "rate_limited",
+                             "the AI provider is rate-limiting this server; try again "
+                             f"{'in %.0f s' % wait if wait else 'shortly'}", retry_after=wait)
+    kind = getattr(exc, "type", None)
+    if isinstance(exc, anthropic.OverloadedError) or kind == "overloaded_error":
+        return ProviderError("unavailable", "overloaded",
+                             "the AI provider is overloaded; try again shortly", retry_after=wait)
+    if isinstance(exc, (anthropic.AuthenticationError, anthropic.PermissionDeniedError,
+                        anthropic.CredentialsError)):
+        return ProviderError("unavailable", "provider_auth",
+                             "the AI provider refused this server's API key; an administrator "
+                             "must fix ANTHROPIC_API_KEY")
+    if isinstance(exc, anthropic.NotFoundError):
+        return ProviderError("unavailable", "provider_config",
+                             "the AI provider does not know the configured model "
+                             "(ANTHROPIC_MODEL)")
+    if isinstance(exc, anthropic.BadRequestError):
+        detail = getattr(exc, "api_message", None) or "the request was refused"
+        return ProviderError("bad_request", "provider_rejected",
+                             f"the AI provider refused the request: {detail}")
+    if isinstance(exc, anthropic.APITimeoutError):
+        return ProviderError("unavailable", "timeout", "the AI provider did not answer in time")
+    if isinstance(exc, anthropic.APIConnectionError):
+        return ProviderError("unavailable", "provider_unreachable",
+                             "the AI provider could not be reached")
+    status = getattr(exc, "status_code", None)
+    return ProviderError("unavailable", "provider_error",
+                         f"the AI provider failed ({kind or f'HTTP {status}'})", retry_after=wait)
+
+
+class AnthropicProvider(Provider):
+    name = "anthropic"
+
+    def __init__(self, settings):
+        self.model = settings.anthropic_model
+        self.max_retries = settings.anthropic_max_retries
+        self.max_wait = settings.anthropic_retry_max_wait_s
+        self.reply_timeout = settings.anthropic_reply_timeout_s
+        attempt = settings.anthropic_timeout_s
+        self.client = anthropic.AsyncAnthropic(
+            api_key=settings.anthropic_api_key, base_url=settings.anthropic_base_url,
+            max_retries=0, timeout=anthropic.Timeout(attempt, connect=min(attempt, 10.0)))
+
+    async def reply(self, request: ChatRequest, on_text: OnText) -> Final:
+        params = {"model": self.model, "max_tokens": request.max_tokens,
+                  "system": system_prompt(request),
+                  "messages": [{"role": t.role, "content": t.text} for t in request.history]}
+        streamed = False
+        try:
+            async with asyncio.timeout(self.reply_timeout):
+                attempt = 0
+                while True:
+                    try:
+                        async with self.client.messages.stream(**params) as stream:
+                            async for text in stream.text_stream:
+                                streamed = True
+                                await on_text(text)
+                            final = await stream.get_final_message()
+                        usage = final.usage
+                        return Final(stop_reason=final.stop_reason or "end_turn",
+                                     model=final.model,
+                                     usage={"inputTokens": usage.input_tokens,
+                                            "outputTokens": usage.output_tokens})
+                    except anthropic.APIError as exc:
+                        if streamed or attempt >= self.max_retries or not _retryable(exc):
+                            raise
+                        wait = retry_after(exc)
+                        if wait is None:
+                            wait = min(0.5 * 2 ** attempt, 8.0)
+                        if wait > self.max_wait:
+                            raise map_error(exc, wait) from exc
+                        attempt += 1
+                        log.info("anthropic retry", extra={"fields": {
+                            "attempt": attempt, "wait": wait,
+                            "status": getattr(exc, "status_code", None)}})
+                        await asyncio.sleep(wait)
+        except TimeoutError:
+            raise ProviderError("unavailable", "timeout",
+                                f"no complete reply within {self.reply_timeout:.0f} s") from None
+        except httpx.TimeoutException:
+            # A silence mid-stream surfaces as the HTTP client's own timeout, unwrapped.
+            raise ProviderError("unavailable", "timeout",
+                                "the AI provider stopped sending mid-reply") from None
+        except httpx.TransportError:
+            raise ProviderError("unavailable", "provider_unreachable",
+                                "the connection to the AI provider broke mid-reply") from None
+        except (anthropic.APIError, anthropic.CredentialsError) as exc:
+            raise map_error(exc) from exc
+
+    async def close(self) -> None:
+        await self.client.close()

@@ -1,0 +1,236 @@
+"""Capture ingest jobs, packet rows and capture statistics on MongoDB.
+
+- ``pcap_jobs``: one document per capture file (``_id`` = file id); claims and lease
+  renewals are single-document conditional updates, fenced by ``attempt``.
+- ``pcap_packets``: one document per frame, ``_id`` = "<fileId>:<number, zero-padded>", so a
+  frame is stored once however many times an interrupted ingest re-sends it; indexes per
+  filter column end in ``number`` so pages are index range scans from the cursor.
+- ``pcap_stats``: named JSON documents, split into parts below the 16 MB BSON limit.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Sequence
+
+from pymongo import ReturnDocument
+from pymongo.errors import BulkWriteError
+
+from store.base import Page, PacketFilter, PcapJob, PcapPacket, PcapRepo
+from store.ids import new_id
+from store.mongo import common
+
+PART_CHARS = 8 << 20
+DUPLICATE_KEY = 11000
+
+
+async def create_pcap_indexes(db: Any) -> None:
+    jobs, packets = db["pcap_jobs"], db["pcap_packets"]
+    await jobs.create_index([("state", 1), ("queueKey", 1)], name="state_queueKey")
+    await jobs.create_index("projectId", name="projectId")
+    await packets.create_index([("fileId", 1), ("number", 1)], name="fileId_number",
+                               unique=True)
+    for column in ("protoLc", "src", "dst", "sport", "dport"):
+        await packets.create_index([("fileId", 1), (column, 1), ("number", 1)],
+                                   name=f"fileId_{column}_number")
+    await packets.create_index([("fileId", 1), ("l4", 1), ("stream", 1), ("number", 1)],
+                               name="fileId_stream_number")
+    await db["pcap_stats"].create_index([("fileId", 1), ("name", 1), ("part", 1)],
+                                        name="fileId_name_part")
+
+
+def _job(doc: dict | None) -> PcapJob | None:
+    if doc is None:
+        return None
+    return PcapJob(file_id=doc["_id"], project_id=doc["projectId"], state=doc["state"],
+                   attempt=doc["attempt"], owner=doc.get("owner"),
+                   lease_until=doc.get("leaseUntil"), progress=doc.get("progress") or {},
+                   error=doc.get("error"), requested_by=doc["requestedBy"],
+                   queue_key=doc["queueKey"], created_at=doc["createdAt"],
+                   updated_at=doc["updatedAt"], started_at=doc.get("startedAt"),
+                   finished_at=doc.get("finishedAt"))
+
+
+def _packet(d: dict) -> PcapPacket:
+    return PcapPacket(number=d["number"], ts=d["ts"], length=d["len"], caplen=d["caplen"],
+                      src=d["src"], dst=d["dst"], sport=d.get("sport"), dport=d.get("dport"),
+                      l4=d.get("l4"), stream=d.get("stream"), protocol=d["proto"],
+                      info=d["info"], offset=d.get("off"), reclen=d.get("reclen"),
+                      section=d.get("sec", 0))
+
+
+def _doc(file_id: str, p: PcapPacket) -> dict:
+    return {"_id": f"{file_id}:{p.number:012d}", "fileId": file_id, "number": p.number,
+            "ts": p.ts, "len": p.length, "caplen": p.caplen, "src": p.src, "dst": p.dst,
+            "sport": p.sport, "dport": p.dport, "l4": p.l4, "stream": p.stream,
+            "proto": p.protocol, "protoLc": p.protocol.lower(), "info": p.info,
+            "off": p.offset, "reclen": p.reclen, "sec": p.section}
+
+
+AFTER = ReturnDocument.AFTER
+
+
+class MongoPcap(PcapRepo):
+    def __init__(self, db: Any):
+        self.db = db
+        self.jobs = db["pcap_jobs"]
+        self.packets = db["pcap_packets"]
+        self.stats = db["pcap_stats"]
+
+    async def _owns(self, file_id: str, attempt: int) -> bool:
+        return await self.jobs.find_one({"_id": file_id, "state": "running",
+                                         "attempt": attempt}, {"_id": 1}) is not None
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    async def queue_job(self, *, file_id, project_id, requested_by) -> PcapJob:
+        at = common.now()
+        fresh = {"state": "queued", "owner": None, "leaseUntil": None, "progress": {},
+                 "error": None, "requestedBy": requested_by, "queueKey": new_id(),
+                 "updatedAt": at, "startedAt": None, "finishedAt": None}
+        # Requeue a finished job; an active one is left as it is.
+        doc = await self.jobs.find_one_and_update(
+            {"_id": file_id, "state": {"$nin": ["queued", "running"]}}, {"$set": fresh},
+            return_document=AFTER)
+        if doc is None:
+            await self.jobs.update_one(
+                {"_id": file_id},
+                {"$setOnInsert": {**fresh, "projectId": project_id, "attempt": 0,
+                                  "createdAt": at}}, upsert=True)
+            doc = await self.jobs.find_one({"_id": file_id})
+        return _job(doc)
+
+    async def get_job(self, file_id) -> PcapJob | None:
+        return _job(await self.jobs.find_one({"_id": file_id}))
+
+    async def claim_job(self, *, instance, now, lease_s) -> PcapJob | None:
+        stamp = common.now()
+        update = {"$set": {"state": "running", "owner": instance, "leaseUntil": now + lease_s,
+                           "updatedAt": stamp, "startedAt": stamp}, "$inc": {"attempt": 1}}
+        for query in ({"state": "running", "leaseUntil": {"$lt": now}}, {"state": "queued"}):
+            doc = await self.jobs.find_one_and_update(query, update, sort=[("queueKey", 1)],
+                                                      return_document=AFTER)
+            if doc is not None:
+                return _job(doc)
+        return None
+
+    async def renew_job(self, file_id, *, attempt, lease_until, progress=None) -> bool:
+        fields = {"leaseUntil": lease_until, "updatedAt": common.now()}
+        if progress is not None:
+            fields["progress"] = progress
+        result = await self.jobs.update_one({"_id": file_id, "state": "running",
+                                             "attempt": attempt}, {"$set": fields})
+        return result.matched_count > 0
+
+    async def finish_job(self, file_id, *, attempt, state, error=None, progress=None) -> bool:
+        at = common.now()
+        fields = {"state": state, "error": error, "owner": None, "leaseUntil": None,
+                  "updatedAt": at, "finishedAt": at}
+        if progress is not None:
+            fields["progress"] = progress
+        result = await self.jobs.update_one({"_id": file_id, "state": "running",
+                                             "attempt": attempt}, {"$set": fields})
+        return result.matched_count > 0
+
+    async def cancel_job(self, file_id) -> PcapJob | None:
+        at = common.now()
+        doc = await self.jobs.find_one_and_update(
+            {"_id": file_id, "state": {"$in": ["queued", "running"]}},
+            {"$set": {"state": "cancelled", "owner": None, "leaseUntil": None,
+                      "updatedAt": at, "finishedAt": at}})
+        return _job(doc)
+
+    async def queue_position(self, file_id) -> int | None:
+        doc = await self.jobs.find_one({"_id": file_id}, {"state": 1, "queueKey": 1})
+        if doc is None or doc["state"] != "queued":
+            return None
+        return await self.jobs.count_documents({"state": "queued",
+                                                "queueKey": {"$lte": doc["queueKey"]}})
+
+    async def delete_job(self, file_id) -> None:
+        await self.jobs.delete_one({"_id": file_id})
+        await self.packets.delete_many({"fileId": file_id})
+        await self.stats.delete_many({"fileId": file_id})
+
+    async def delete_project_jobs(self, project_id) -> list[str]:
+        docs = await self.jobs.find({"projectId": project_id}, {"_id": 1}).to_list(None)
+        ids = [d["_id"] for d in docs]
+        for file_id in ids:
+            await self.delete_job(file_id)
+        return ids
+
+    # -- packets --------------------------------------------------------------------------
+
+    async def add_packets(self, file_id, attempt, packets: Sequence[PcapPacket]) -> bool:
+        if not await self._owns(file_id, attempt):
+            return False
+        if packets:
+            try:
+                await self.packets.insert_many([_doc(file_id, p) for p in packets],
+                                               ordered=False)
+            except BulkWriteError as exc:  # frames stored by an earlier attempt stay
+                errors = exc.details.get("writeErrors", []) if exc.details else []
+                if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                    raise
+        return True
+
+    async def last_packet_number(self, file_id) -> int:
+        docs = await self.packets.find({"fileId": file_id}, {"number": 1}) \
+            .sort("number", -1).limit(1).to_list(None)
+        return docs[0]["number"] if docs else 0
+
+    async def get_packet(self, file_id, number) -> PcapPacket | None:
+        doc = await self.packets.find_one({"_id": f"{file_id}:{number:012d}"})
+        return _packet(doc) if doc else None
+
+    async def list_packets(self, file_id, *, after=0, limit=100,
+                           flt: PacketFilter = PacketFilter()) -> Page[PcapPacket]:
+        query: dict = {"fileId": file_id, "number": {"$gt": after}}
+        ands = []
+        if flt.protocol:
+            query["protoLc"] = flt.protocol.lower()
+        if flt.address:
+            ands.append({"$or": [{"src": flt.address}, {"dst": flt.address}]})
+        if flt.port is not None:
+            ands.append({"$or": [{"sport": flt.port}, {"dport": flt.port}]})
+        if flt.since is not None or flt.until is not None:
+            query["ts"] = {k: v for k, v in (("$gte", flt.since), ("$lte", flt.until))
+                           if v is not None}
+        if flt.text:
+            query["info"] = {"$regex": re.escape(flt.text), "$options": "i"}
+        if flt.l4 is not None:
+            query.update(l4=flt.l4, stream=flt.stream)
+        if ands:
+            query["$and"] = ands
+        docs = await self.packets.find(query).sort("number", 1).limit(limit + 1).to_list(None)
+        items = [_packet(d) for d in docs[:limit]]
+        return Page(items, str(items[-1].number) if len(docs) > limit else None)
+
+    async def stream_packets(self, file_id, l4, stream, limit) -> list[PcapPacket]:
+        page = await self.list_packets(file_id, limit=limit,
+                                       flt=PacketFilter(l4=l4, stream=stream))
+        return page.items
+
+    async def delete_packets(self, file_id) -> None:
+        await self.packets.delete_many({"fileId": file_id})
+
+    # -- statistics -----------------------------------------------------------------------
+
+    async def put_stats(self, file_id, attempt, stats: dict) -> bool:
+        if not await self._owns(file_id, attempt):
+            return False
+        for name, value in stats.items():
+            text = json.dumps(value, separators=(",", ":"))
+            parts = [text[i:i + PART_CHARS] for i in range(0, len(text), PART_CHARS)] or [""]
+            await self.stats.delete_many({"fileId": file_id, "name": name})
+            await self.stats.insert_many([
+                {"_id": f"{file_id}:{name}:{i}", "fileId": file_id, "name": name, "part": i,
+                 "data": part} for i, part in enumerate(parts)])
+        return True
+
+    async def get_stats(self, file_id, name):
+        docs = await self.stats.find({"fileId": file_id, "name": name}) \
+            .sort("part", 1).to_list(None)
+        if not docs:
+            return None
+        return json.loads("".join(d["data"] for d in docs))

@@ -1,0 +1,315 @@
+"""Capture ingest jobs, packet rows and capture statistics on SQLite.
+
+Each capture gets a small integer ``cap`` (in its job row) and its own packet table
+``pcap_packets_<cap>`` whose rowid is the frame number. The ingest fills it without
+secondary indexes (an index updated row by row costs several times the insert itself);
+``finish_job(state="done")`` builds them in one sort each, and deleting a capture drops
+the table instead of deleting row by row. Every index entry is (value, frame number), so a
+filtered page is one index range scan from the cursor.
+Writes of an ingest carry its attempt and are checked against the job in the same
+transaction, so an instance that lost its lease cannot write after the new owner started.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Sequence
+
+from store.base import Page, PacketFilter, PcapJob, PcapPacket, PcapRepo
+from store.ids import iso, new_id, parse_iso, utcnow
+from store.sqlite.db import Database
+
+_COLS = ("id, ts, len, caplen, src, dst, sport, dport, l4, stream, proto, info, off, reclen,"
+         " sec")
+_INDEXES = {"proto": "proto COLLATE NOCASE", "src": "src", "dst": "dst", "sport": "sport",
+            "dport": "dport", "stream": "l4, stream"}
+
+
+def _cap(conn, file_id: str) -> int | None:
+    row = conn.execute("SELECT cap FROM pcap_jobs WHERE file_id=?", (file_id,)).fetchone()
+    return row[0] if row else None
+
+
+def _table(conn, file_id: str) -> str | None:
+    """The capture's packet table, if it exists (the name holds only an integer)."""
+    cap = _cap(conn, file_id)
+    if cap is None:
+        return None
+    name = f"pcap_packets_{int(cap)}"
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
+                         (name,)).fetchone()
+    return name if found else None
+
+
+def _create_table(conn, file_id: str) -> str:
+    name = f"pcap_packets_{int(_cap(conn, file_id))}"
+    conn.execute(f"""CREATE TABLE IF NOT EXISTS {name} (
+        id INTEGER PRIMARY KEY, ts REAL NOT NULL, len INTEGER NOT NULL,
+        caplen INTEGER NOT NULL, src TEXT NOT NULL, dst TEXT NOT NULL, sport INTEGER,
+        dport INTEGER, l4 TEXT, stream INTEGER, proto TEXT NOT NULL, info TEXT NOT NULL,
+        off INTEGER, reclen INTEGER, sec INTEGER NOT NULL DEFAULT 0)""")
+    return name
+
+
+def _index(conn, file_id: str) -> None:
+    name = _table(conn, file_id)
+    if name is not None:
+        for suffix, columns in _INDEXES.items():
+            conn.execute(f"CREATE INDEX IF NOT EXISTS {name}_{suffix} ON {name}({columns})")
+
+
+def _delete_packets(conn, file_id: str) -> None:
+    name = _table(conn, file_id)
+    if name is not None:
+        conn.execute(f"DROP TABLE {name}")
+
+
+def _job(r: sqlite3.Row | None) -> PcapJob | None:
+    if r is None:
+        return None
+    return PcapJob(file_id=r["file_id"], project_id=r["project_id"], state=r["state"],
+                   attempt=r["attempt"], owner=r["owner"], lease_until=r["lease_until"],
+                   progress=json.loads(r["progress"]),
+                   error=json.loads(r["error"]) if r["error"] else None,
+                   requested_by=r["requested_by"], queue_key=r["queue_key"],
+                   created_at=parse_iso(r["created_at"]), updated_at=parse_iso(r["updated_at"]),
+                   started_at=parse_iso(r["started_at"]), finished_at=parse_iso(r["finished_at"]))
+
+
+def _packet(r) -> PcapPacket:
+    return PcapPacket(number=r[0], ts=r[1], length=r[2], caplen=r[3], src=r[4], dst=r[5],
+                      sport=r[6], dport=r[7], l4=r[8], stream=r[9], protocol=r[10], info=r[11],
+                      offset=r[12], reclen=r[13], section=r[14])
+
+
+def _owns(conn, file_id: str, attempt: int) -> bool:
+    row = conn.execute("SELECT state, attempt FROM pcap_jobs WHERE file_id=?",
+                       (file_id,)).fetchone()
+    return row is not None and row["state"] == "running" and row["attempt"] == attempt
+
+
+class SqlitePcap(PcapRepo):
+    def __init__(self, db: Database):
+        self.db = db
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    async def queue_job(self, *, file_id, project_id, requested_by) -> PcapJob:
+        now = iso(utcnow())
+
+        def tx(conn):
+            row = conn.execute("SELECT * FROM pcap_jobs WHERE file_id=?", (file_id,)).fetchone()
+            if row is not None and row["state"] in ("queued", "running"):
+                return _job(row)
+            if row is None:
+                cap = conn.execute("SELECT COALESCE(MAX(cap), 0) + 1 FROM pcap_jobs").fetchone()[0]
+                conn.execute(
+                    "INSERT INTO pcap_jobs (file_id, cap, project_id, state, attempt, progress,"
+                    " requested_by, queue_key, created_at, updated_at)"
+                    " VALUES (?,?,?,'queued',0,'{}',?,?,?,?)",
+                    (file_id, cap, project_id, requested_by, new_id(), now, now))
+            else:
+                conn.execute(
+                    "UPDATE pcap_jobs SET state='queued', owner=NULL, lease_until=NULL,"
+                    " progress='{}', error=NULL, requested_by=?, queue_key=?, updated_at=?,"
+                    " started_at=NULL, finished_at=NULL WHERE file_id=?",
+                    (requested_by, new_id(), now, file_id))
+            return _job(conn.execute("SELECT * FROM pcap_jobs WHERE file_id=?",
+                                     (file_id,)).fetchone())
+
+        return await self.db.write(tx)
+
+    async def get_job(self, file_id) -> PcapJob | None:
+        return await self.db.read(lambda c: _job(c.execute(
+            "SELECT * FROM pcap_jobs WHERE file_id=?", (file_id,)).fetchone()))
+
+    async def claim_job(self, *, instance, now, lease_s) -> PcapJob | None:
+        stamp = iso(utcnow())
+
+        def tx(conn):
+            row = conn.execute(
+                "SELECT * FROM pcap_jobs WHERE (state='running' AND lease_until<?)"
+                " OR state='queued' ORDER BY state='queued', queue_key LIMIT 1",
+                (now,)).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "UPDATE pcap_jobs SET state='running', owner=?, lease_until=?,"
+                " attempt=attempt+1, updated_at=?, started_at=? WHERE file_id=?",
+                (instance, now + lease_s, stamp, stamp, row["file_id"]))
+            return _job(conn.execute("SELECT * FROM pcap_jobs WHERE file_id=?",
+                                     (row["file_id"],)).fetchone())
+
+        return await self.db.write(tx)
+
+    async def renew_job(self, file_id, *, attempt, lease_until, progress=None) -> bool:
+        def tx(conn):
+            sets, args = ["lease_until=?", "updated_at=?"], [lease_until, iso(utcnow())]
+            if progress is not None:
+                sets.append("progress=?")
+                args.append(json.dumps(progress))
+            return conn.execute(
+                f"UPDATE pcap_jobs SET {', '.join(sets)} WHERE file_id=? AND state='running'"
+                " AND attempt=?", (*args, file_id, attempt)).rowcount > 0
+
+        return await self.db.write(tx)
+
+    async def finish_job(self, file_id, *, attempt, state, error=None, progress=None) -> bool:
+        now = iso(utcnow())
+
+        def tx(conn):
+            if state == "done" and _owns(conn, file_id, attempt):
+                _index(conn, file_id)
+            return conn.execute(
+                "UPDATE pcap_jobs SET state=?, error=?, progress=COALESCE(?, progress),"
+                " owner=NULL, lease_until=NULL, updated_at=?, finished_at=?"
+                " WHERE file_id=? AND state='running' AND attempt=?",
+                (state, json.dumps(error) if error else None,
+                 json.dumps(progress) if progress is not None else None, now, now, file_id,
+                 attempt)).rowcount > 0
+
+        return await self.db.write(tx)
+
+    async def cancel_job(self, file_id) -> PcapJob | None:
+        now = iso(utcnow())
+
+        def tx(conn):
+            row = conn.execute("SELECT * FROM pcap_jobs WHERE file_id=? AND state IN"
+                               " ('queued','running')", (file_id,)).fetchone()
+            if row is None:
+                return None
+            conn.execute("UPDATE pcap_jobs SET state='cancelled', owner=NULL, lease_until=NULL,"
+                         " updated_at=?, finished_at=? WHERE file_id=?", (now, now, file_id))
+            return _job(row)
+
+        return await self.db.write(tx)
+
+    async def queue_position(self, file_id) -> int | None:
+        def read(conn):
+            row = conn.execute("SELECT state, queue_key FROM pcap_jobs WHERE file_id=?",
+                               (file_id,)).fetchone()
+            if row is None or row["state"] != "queued":
+                return None
+            return conn.execute("SELECT COUNT(*) FROM pcap_jobs WHERE state='queued' AND"
+                                " queue_key<=?", (row["queue_key"],)).fetchone()[0]
+
+        return await self.db.read(read)
+
+    async def delete_job(self, file_id) -> None:
+        def tx(conn):
+            _delete_packets(conn, file_id)
+            for table in ("pcap_jobs", "pcap_stats"):
+                conn.execute(f"DELETE FROM {table} WHERE file_id=?", (file_id,))
+
+        await self.db.write(tx)
+
+    async def delete_project_jobs(self, project_id) -> list[str]:
+        ids = await self.db.read(lambda c: [r[0] for r in c.execute(
+            "SELECT file_id FROM pcap_jobs WHERE project_id=?", (project_id,))])
+        for file_id in ids:
+            await self.delete_job(file_id)
+        return ids
+
+    # -- packets --------------------------------------------------------------------------
+
+    async def add_packets(self, file_id, attempt, packets: Sequence[PcapPacket]) -> bool:
+        def tx(conn):
+            if not _owns(conn, file_id, attempt):
+                return False
+            name = _create_table(conn, file_id)
+            conn.executemany(
+                f"INSERT OR IGNORE INTO {name} (id, ts, len, caplen, src, dst, sport, dport,"
+                " l4, stream, proto, info, off, reclen, sec) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(p.number, p.ts, p.length, p.caplen, p.src, p.dst, p.sport, p.dport, p.l4,
+                  p.stream, p.protocol, p.info, p.offset, p.reclen, p.section)
+                 for p in packets])
+            return True
+
+        return await self.db.write(tx)
+
+    async def last_packet_number(self, file_id) -> int:
+        def read(conn):
+            name = _table(conn, file_id)
+            if name is None:
+                return 0
+            return conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {name}").fetchone()[0]
+
+        return await self.db.read(read)
+
+    async def get_packet(self, file_id, number) -> PcapPacket | None:
+        def read(conn):
+            name = _table(conn, file_id)
+            if name is None:
+                return None
+            row = conn.execute(f"SELECT {_COLS} FROM {name} WHERE id=?", (number,)).fetchone()
+            return _packet(row) if row else None
+
+        return await self.db.read(read)
+
+    async def list_packets(self, file_id, *, after=0, limit=100,
+                           flt: PacketFilter = PacketFilter()) -> Page[PcapPacket]:
+        where, args = ["id>?"], [after]
+        if flt.protocol:
+            where.append("proto=? COLLATE NOCASE")
+            args.append(flt.protocol)
+        if flt.address:
+            where.append("(src=? OR dst=?)")
+            args += [flt.address, flt.address]
+        if flt.port is not None:
+            where.append("(sport=? OR dport=?)")
+            args += [flt.port, flt.port]
+        if flt.since is not None:
+            where.append("ts>=?")
+            args.append(flt.since)
+        if flt.until is not None:
+            where.append("ts<=?")
+            args.append(flt.until)
+        if flt.text:
+            where.append("info LIKE ? ESCAPE '\\' COLLATE NOCASE")
+            args.append("%" + flt.text.replace("\\", "\\\\").replace("%", "\\%")
+                        .replace("_", "\\_") + "%")
+        if flt.l4 is not None:
+            where.append("l4=? AND stream=?")
+            args += [flt.l4, flt.stream]
+
+        def read(conn):
+            name = _table(conn, file_id)
+            if name is None:
+                return Page([], None)
+            rows = conn.execute(f"SELECT {_COLS} FROM {name} WHERE {' AND '.join(where)}"
+                                " ORDER BY id LIMIT ?", (*args, limit + 1)).fetchall()
+            items = [_packet(r) for r in rows[:limit]]
+            return Page(items, str(items[-1].number) if len(rows) > limit else None)
+
+        return await self.db.read(read)
+
+    async def stream_packets(self, file_id, l4, stream, limit) -> list[PcapPacket]:
+        page = await self.list_packets(file_id, limit=limit,
+                                       flt=PacketFilter(l4=l4, stream=stream))
+        return page.items
+
+    async def delete_packets(self, file_id) -> None:
+        await self.db.write(_delete_packets, file_id)
+
+    # -- statistics -----------------------------------------------------------------------
+
+    async def put_stats(self, file_id, attempt, stats: dict) -> bool:
+        encoded = [(file_id, name, json.dumps(value, separators=(",", ":")))
+                   for name, value in stats.items()]
+
+        def tx(conn):
+            if not _owns(conn, file_id, attempt):
+                return False
+            conn.executemany("INSERT OR REPLACE INTO pcap_stats (file_id, name, part, data)"
+                             " VALUES (?,?,0,?)", encoded)
+            return True
+
+        return await self.db.write(tx)
+
+    async def get_stats(self, file_id, name):
+        def read(conn):
+            row = conn.execute("SELECT data FROM pcap_stats WHERE file_id=? AND name=? AND"
+                               " part=0", (file_id, name)).fetchone()
+            return json.loads(row[0]) if row else None
+
+        return await self.db.read(read)
