@@ -188,7 +188,7 @@ class ReplyEngine:
     # -- one reply ------------------------------------------------------------------------
 
     async def _run(self, live: LiveReply) -> None:
-        cid, mid = live.conversation.id, live.reply.id
+        mid = live.reply.id
         metadata: dict = {"provider": self.provider.name, "model": self.provider.model}
         error: dict | None = None
         status = "complete"

@@ -140,6 +140,8 @@ async def delete_file(services, record: FileRecord) -> None:
         await services.blobs.delete(record.storage_key)
         await services.realtime.push_project(record.project_id, "file:deleted",
                                              {"id": record.id})
+        for hook in services.hooks.file_deleted:
+            await hook(record)
 
 
 class ListPayload(Payload):

@@ -17,7 +17,8 @@ import base64
 import contextlib
 import logging
 import os
-import tempfile
+import re
+import shutil
 import threading
 import time
 from collections import OrderedDict
@@ -27,12 +28,14 @@ from ingest.pcap.flows import KINDS, endpoints
 from ingest.pcap.run import Cancelled, CaptureError, IngestRun, decompress_if_gzip
 from ingest.pcap.dissect import Dissector
 from store.base import PcapJob
-from store.ids import iso, utcnow
+from store.ids import iso
 
 log = logging.getLogger("server.pcap")
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".cap.gz")
 CAPTURE_MIMES = ("application/vnd.tcpdump.pcap", "application/x-pcapng")
 INFLIGHT = 2
+CACHED_CAPTURES = 8
+STALE_WORK_S = 6 * 3600
 POLL_S = 2.0
 LINK_NAMES = {0: "null", 1: "ether", 101: "rawip", 12: "rawip", 14: "rawip", 105: "ieee-802-11",
               113: "linux-sll", 127: "ieee-802-11-radiotap", 228: "rawip4", 229: "rawip6",
@@ -67,7 +70,7 @@ class PcapService:
         settings = services.settings
         self.instance = settings.instance_id
         self.slots = max(1, settings.ingest_concurrency)
-        self.lease_s = settings.ingest_lease_s
+        self.lease_s = max(1.0, settings.ingest_lease_s)
         self.running: dict[str, _Run] = {}
         self.wake = asyncio.Event()
         self._loop_task: asyncio.Task | None = None
@@ -75,7 +78,8 @@ class PcapService:
         self.cache: OrderedDict = OrderedDict()  # (fileId, attempt, name) -> stats document
         self.cache_size = 64
         self.dissections: OrderedDict = OrderedDict()  # (fileId, attempt, number) -> ack
-        self.workdir = Path(settings.data_dir) / "pcap-work"
+        self.workdir = Path(settings.data_dir) / "pcap-work" / _safe(self.instance)
+        self._cache_lock = asyncio.Lock()
 
     @property
     def store(self):
@@ -85,6 +89,7 @@ class PcapService:
 
     async def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(_sweep, self.workdir.parent, STALE_WORK_S)
         self.services.bus.on("pcap:cancel", self._on_cancel_message)
         self._loop_task = asyncio.create_task(self._claim_loop(), name="pcap-claims")
 
@@ -181,7 +186,8 @@ class PcapService:
             await self._fail(job, "bad_request", exc.reason, exc.message)
         except Exception as exc:
             log.exception("ingest of %s failed", job.file_id)
-            await self._fail(job, "internal", "internal", f"ingest failed: {exc.__class__.__name__}")
+            await self._fail(job, "internal", "internal",
+                             f"ingest failed: {exc.__class__.__name__}")
         finally:
             renew.cancel()
             with contextlib.suppress(BaseException):
@@ -323,10 +329,50 @@ class PcapService:
 
     @contextlib.asynccontextmanager
     async def capture_path(self, record, layout: dict):
-        """A local path to the capture as indexed (the inflated copy of a gzip upload)."""
+        """A local path to the capture as indexed (the inflated copy of a gzip upload).
+
+        Blobs in a local directory are read in place; from GridFS the capture is copied
+        once into this instance's cache (the last ``CACHED_CAPTURES`` are kept), so cutting
+        one frame out does not stream the whole file each time."""
         key = derived_key(record.id) if layout.get("compressed") else record.storage_key
-        async with self.services.blobs.local_copy(key, ".pcap") as path:
-            yield path
+        blobs = self.services.blobs
+        if hasattr(blobs, "path"):  # store.blobs.local.LocalBlobs
+            async with blobs.local_copy(key, ".pcap") as path:
+                yield path
+            return
+        cached = self.workdir / "cache" / key
+        if not cached.exists():
+            async with self._cache_lock:
+                if not cached.exists():
+                    cached.parent.mkdir(parents=True, exist_ok=True)
+                    async with blobs.local_copy(key, ".pcap") as path:
+                        part = cached.with_name(key + ".part")
+                        await asyncio.to_thread(shutil.copyfile, path, part)
+                        os.replace(part, cached)
+                    await asyncio.to_thread(_trim, cached.parent, CACHED_CAPTURES)
+        yield cached
+
+
+def _sweep(root: Path, age: float) -> None:
+    """Inflated captures left by a killed instance (its work directory is never reused)."""
+    cutoff = time.time() - age
+    for stale in root.glob("*/pcap-*.raw"):
+        try:
+            if stale.stat().st_mtime < cutoff:
+                stale.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "instance"
+
+
+def _trim(directory: Path, keep: int) -> None:
+    files = sorted((p for p in directory.iterdir() if p.is_file()),
+                   key=lambda p: p.stat().st_mtime, reverse=True)
+    for stale in files[keep:]:
+        stale.unlink(missing_ok=True)
 
 
 def derived_key(file_id: str) -> str:

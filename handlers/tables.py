@@ -14,7 +14,7 @@ from handlers.table_common import (change_view, push_row, reveal, seal, sees_cle
                                    table_for, table_view)
 from ingest import csv_tables
 from server.locks import holder_view
-from store.base import COLUMN_TYPES, Column
+from store.base import Column
 from store.errors import EventError
 
 Id = Field(min_length=1, max_length=64)

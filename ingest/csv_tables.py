@@ -87,8 +87,8 @@ def _kind(value: str) -> set[str]:
     return kinds
 
 
-def profile(path: Path, *, max_columns: int = MAX_COLUMNS) -> CsvProfile:
-    """Pass 1: encoding, delimiter, header, column types, row count, ragged lines."""
+def sniff(path: Path) -> tuple[str, str]:
+    """(encoding, delimiter) from the first 64 KiB; ``CsvError`` if empty or not UTF-8."""
     with open(path, "rb") as raw:
         head = raw.read(SNIFF_BYTES)
     if not head.strip():
@@ -100,7 +100,12 @@ def profile(path: Path, *, max_columns: int = MAX_COLUMNS) -> CsvProfile:
         if exc.start < len(head) - 4:  # not just a character cut by the sample's end
             raise _not_utf8(head, exc.start) from None
         sample = head[:exc.start].decode(encoding)
-    delimiter = _sniff_delimiter(sample)
+    return encoding, _sniff_delimiter(sample)
+
+
+def profile(path: Path, *, max_columns: int = MAX_COLUMNS) -> CsvProfile:
+    """Pass 1: encoding, delimiter, header, column types, row count, ragged lines."""
+    encoding, delimiter = sniff(path)
     with _open(path, encoding) as fh:
         reader = _reader(fh, delimiter)
         try:
@@ -128,7 +133,7 @@ def profile(path: Path, *, max_columns: int = MAX_COLUMNS) -> CsvProfile:
                 for i, cell in enumerate(row):
                     if cell != "" and len(candidates[i]) > 1:
                         candidates[i] &= _kind(cell)
-        except UnicodeDecodeError as exc:
+        except UnicodeDecodeError:
             raise CsvError(f"the file is not UTF-8 text (line {reader.line_num + 1}): save it "
                            f"as UTF-8 and upload again", {"encoding": encoding}) from None
         except csv.Error as exc:

@@ -20,8 +20,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ingest.csv_tables import (SNIFF_BYTES, CsvError, _kind, _pick, _reader, _sniff_delimiter,
-                               detect_encoding)
+from ingest.csv_tables import CsvError, _kind, _pick, _reader, sniff
 
 SAMPLE_ROWS = 5
 TOP_VALUES = 5
@@ -105,18 +104,7 @@ def _shown(value: str) -> str:
 def profile_csv(path: Path, *, sample_rows: int = SAMPLE_ROWS) -> dict:
     """One pass over a CSV: ``{rows, columns: [profile], sample, badRows, delimiter,
     encoding}``. Raises ``CsvError`` for what is not a readable CSV."""
-    with open(path, "rb") as raw:
-        head = raw.read(SNIFF_BYTES)
-    if not head.strip():
-        raise CsvError("the file is empty")
-    encoding = detect_encoding(head)
-    try:
-        sample_text = head.decode(encoding)
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:
-            raise CsvError("the file is not UTF-8 text") from None
-        sample_text = head[:exc.start].decode(encoding)
-    delimiter = _sniff_delimiter(sample_text)
+    encoding, delimiter = sniff(path)
     rows = bad = 0
     sample: list[dict] = []
     with open(path, encoding=encoding, errors="strict", newline="") as fh:

@@ -65,7 +65,7 @@ class Settings:
     chat_offline_delay_ms: float = _env("CHAT_OFFLINE_DELAY_MS", 12.0,
                                         doc="pause between the offline analyst's streamed chunks")
     ingest_concurrency: int = _env("INGEST_CONCURRENCY", 2, doc="capture ingests running at once per instance")
-    ingest_lease_s: float = _env("INGEST_LEASE_S", 15.0, doc="an ingest's owner renews its lease; another instance resumes it once lapsed")
+    ingest_lease_s: float = _env("INGEST_LEASE_S", 15.0, doc="lease of a running ingest; once lapsed another instance resumes it")
     guest_imports: int = _env("GUEST_IMPORTS", 2, doc="imports a guest may run")
     guest_messages: int = _env("GUEST_MESSAGES", 20, doc="chat messages a guest may send")
     instance_id: str = _env("INSTANCE_ID", "", doc="defaults to host:pid")
@@ -144,7 +144,7 @@ class Settings:
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             out.append(f"REDIS_URL={self.redis_url!r}: must start with redis://, rediss:// or unix://")
         if self.mongo_url and not self.mongo_url.startswith(("mongodb://", "mongodb+srv://")):
-            out.append(f"MONGO_URL: must start with mongodb:// or mongodb+srv://")
+            out.append("MONGO_URL: must start with mongodb:// or mongodb+srv://")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             out.append(f"LOG_LEVEL={self.log_level!r}: must be DEBUG, INFO, WARNING or ERROR")
         return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Awaitable, Callable, Generic, Sequence, TypeVar
+from typing import Generic, Sequence, TypeVar
 
 T = TypeVar("T")
 

@@ -21,7 +21,8 @@ _CONV = re.compile(
     r"(?P<f_ab>\d+)\s+(?P<b_ab>\d+) (?P<u2>bytes|kB|MB|GB)\s+"
     r"(?P<frames>\d+)\s+(?P<bytes>\d+) (?P<u3>bytes|kB|MB|GB)\s+"
     r"(?P<start>-?[\d.]+)\s+(?P<duration>-?[\d.]+)\s*$")
-_PHS = re.compile(r"^(?P<indent> *)(?P<name>\S+)\s+frames:(?P<frames>\d+)\s+bytes:(?P<bytes>\d+)\s*$")
+_PHS = re.compile(r"^(?P<indent> *)(?P<name>\S+)\s+frames:(?P<frames>\d+)"
+                  r"\s+bytes:(?P<bytes>\d+)\s*$")
 
 
 class TapFormatError(Exception):

@@ -219,7 +219,8 @@ class SqlitePcap(PcapRepo):
             name = _create_table(conn, file_id)
             conn.executemany(
                 f"INSERT OR IGNORE INTO {name} (id, ts, len, caplen, src, dst, sport, dport,"
-                " l4, stream, proto, info, off, reclen, sec) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " l4, stream, proto, info, off, reclen, sec)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(p.number, p.ts, p.length, p.caplen, p.src, p.dst, p.sport, p.dport, p.l4,
                   p.stream, p.protocol, p.info, p.offset, p.reclen, p.section)
                  for p in packets])

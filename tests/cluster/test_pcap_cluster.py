@@ -62,6 +62,9 @@ async def test_sigkill_mid_ingest_completes_elsewhere(pcap_cluster, connect, big
     victim = [inst.name for inst in cluster.instances].index(owner)
     survivor = 1 - victim
     watcher = b if survivor == 1 else a
+    # The client on the instance that is not ingesting hears the progress too.
+    await watcher.wait_for("pcap:progress", lambda d: d["fileId"] == fid and d["packets"],
+                           timeout=30)
     cluster.kill(victim)
     try:
         done = await watcher.wait_for("pcap:done", lambda d: d["fileId"] == fid, timeout=90)

@@ -12,7 +12,7 @@ from ingest.pcap.run import IngestRun
 from server.keys import SERVICES
 from store.base import PcapPacket
 from tests.client import eventually
-from tests.conftest import RunningServer, make_settings
+from tests.conftest import make_settings
 from tests.files_helpers import upload
 from tests.integration.test_pcap import owner_project
 from tests.pcap_files import PCAPS

@@ -3,12 +3,14 @@ like ``tshark -z conv,<kind>``, the protocol hierarchy like ``-z io,phs``, total
 like ``capinfos``, sizes like ``-z plen,tree``, I/O like ``-z io,stat``."""
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
 
 from ingest.pcap.flows import KINDS
 from ingest.pcap.run import IngestRun
+from ingest.pcap.stats import io_series
 from ingest.pcap.taps import parse_reports
 from tests.pcap_files import GOOD, PCAPS
 
@@ -83,3 +85,21 @@ def test_totals_equal_capinfos(name):
     assert len(rows) == t.packets and [r.number for r in rows] == list(range(1, t.packets + 1))
     # Epoch floats keep ~0.2 µs: compare to a microsecond.
     assert abs(t.earliest - float(first)) < 1e-6 and abs(t.latest - float(last)) < 1e-6
+
+
+SIZE_ROW = re.compile(r"^ (\d+)(?:-\d+| and greater)\s+(\d+)\s")
+IO_ROW = re.compile(r"^\|\s*([\d.]+)\s*<>\s*(?:[\d.]+|Dur)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|")
+
+
+@pytest.mark.parametrize("name", ["sanders-http_espn.pcapng", "v6-http.pcap", "gre-sample.pcap"])
+def test_sizes_and_io_equal_tshark(name):
+    result, _ = ingest(name)
+    out = subprocess.run(["tshark", "-n", "-q", "-r", str(PCAPS / name), "-z", "plen,tree",
+                          "-z", "io,stat,1"], capture_output=True, text=True).stdout
+    sizes = {int(m[1]): int(m[2]) for m in map(SIZE_ROW.match, out.splitlines()) if m}
+    ours = {b["min"]: b["packets"] for b in result.totals.sizes_view()["buckets"]}
+    assert ours == sizes
+    truth = [(float(m[1]), int(m[2]), int(m[3])) for m in map(IO_ROW.match, out.splitlines())
+             if m]
+    series = io_series(result.totals.io_view(), 1.0, 100_000)
+    assert [(float(x["t"]), x["packets"], x["bytes"]) for x in series] == truth
