@@ -15,7 +15,7 @@ from handlers.table_common import (change_view, push_row, reveal, seal, sees_cle
 from ingest import csv_tables
 from server.locks import holder_view
 from store.base import Column
-from store.errors import EventError
+from store.errors import EventError, NotFound
 
 Id = Field(min_length=1, max_length=64)
 Name = Field(min_length=1, max_length=100)
@@ -213,23 +213,23 @@ async def on_restore(ctx, p: RestorePayload):
     return {"restored": len(written), "deleted": len(deleted)}
 
 
-async def export_csv(ctx_services, table_id: str, user_id: str):
+async def export_csv(services, table_id: str, user_id: str):
     """CSV text chunks of a whole table (REST download), secrets masked as in reads."""
-    table = await ctx_services.store.tables.get_table(table_id)
+    table = await services.store.tables.get_table(table_id)
     if table is None:
         raise EventError("not_found", "table not found")
     try:
-        role = await ctx_services.realtime.require_project(table.project_id, user_id, "viewer")
-    except EventError as exc:
-        raise EventError("not_found", "table not found") if exc.code == "not_found" else exc
+        role = await services.realtime.require_project(table.project_id, user_id, "viewer")
+    except NotFound:
+        raise NotFound("table not found") from None
     names = [c.name for c in table.columns]
 
     async def records():
         cursor = None
         while True:
-            page = await ctx_services.store.tables.list_rows(table.id, cursor=cursor, limit=1000)
+            page = await services.store.tables.list_rows(table.id, cursor=cursor, limit=1000)
             for row in page.items:
-                values = reveal(ctx_services, table, row.values,
+                values = reveal(services, table, row.values,
                                 sees_clear(role, user_id, row.author_id))
                 yield [values.get(n) for n in names]
             if page.next_cursor is None:
