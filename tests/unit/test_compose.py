@@ -8,6 +8,7 @@ A missing ``docker-compose`` is a failure, not a skip: CI installs it (``./dev s
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -17,12 +18,15 @@ from pathlib import Path
 
 import pytest
 
+from server.config import Settings
+
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 NGINX_CONF = REPO / "deploy" / "nginx.conf"
 DOCKERFILE = REPO / "Dockerfile"
 NGINX_BIN = "/usr/sbin/nginx"
 SECRET = "compose-test-secret-" + "s" * 40
+SECRETS_KEY = base64.b64encode(b"k" * 32).decode()
 SERVERS = ("server1", "server2", "server3")
 
 
@@ -36,9 +40,10 @@ def _docker_compose() -> str:
 
 def _compose(*args: str, jwt_secret: str | None, tmp_path: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items()
-           if k != "JWT_SECRET" and not k.startswith("COMPOSE_")}
+           if k not in ("JWT_SECRET", "SECRETS_KEY") and not k.startswith("COMPOSE_")}
     if jwt_secret is not None:
         env["JWT_SECRET"] = jwt_secret
+        env["SECRETS_KEY"] = SECRETS_KEY
     # An empty env file: a developer's own .env must not change what is tested.
     env_file = tmp_path / "empty.env"
     env_file.write_text("")
@@ -94,6 +99,9 @@ def test_each_instance_is_built_here_and_configured_for_production(config):
         env = svc["environment"]
         assert env["ENV"] == "production"
         assert env["JWT_SECRET"] == SECRET  # from the environment, not a default
+        assert env["SECRETS_KEY"] == SECRETS_KEY
+        # What compose hands an instance is a configuration the server accepts.
+        Settings.from_env({k: str(v) for k, v in env.items()})
         assert env["MONGO_URL"].startswith("mongodb://mongo")
         assert env["REDIS_URL"].startswith("redis://redis")
         assert env["TRUST_PROXY"] in ("1", "true")
