@@ -77,9 +77,8 @@ def session(user: User, tokens: dict) -> dict:
 Signed = tuple[User, dict]  # the account and its fresh tokens
 
 
-async def _free_username(services: Services, wanted: str | None, email: str | None) -> str:
-    if wanted:
-        return wanted
+def _username_for(email: str | None) -> str:
+    """A default username from the email's local part; the suffix makes clashes unlikely."""
     base = re.sub(r"[^A-Za-z0-9_.-]", "", (email or "user").split("@")[0])[:24] or "user"
     if len(base) < 3:
         base = f"{base}user"
@@ -90,7 +89,7 @@ async def register(services: Services, email: str, password: str, username: str 
     check_password_policy(password)
     digest = await services.hasher.hash(password)
     user = await services.store.users.create_user(
-        email=email, username=await _free_username(services, username, email),
+        email=email, username=username or _username_for(email),
         password_hash=digest)
     return user, await issue_tokens(services, user)
 

@@ -80,12 +80,11 @@ def check_password_policy(password: str) -> None:
 class PasswordHasher:
     """bcrypt off the event loop (a hash costs ~250 ms of CPU at 12 rounds)."""
 
-    # A real hash of a random password, so an unknown email costs as much as a wrong
-    # password and login timing does not reveal which accounts exist.
-    _DUMMY = bcrypt.hashpw(b"not-a-real-password", bcrypt.gensalt(4))
-
     def __init__(self, rounds: int = 12):
         self.rounds = rounds
+        # Checked against for unknown emails: hashed at the configured cost, so an unknown
+        # email costs as much as a wrong password and timing does not reveal which exist.
+        self._dummy: bytes | None = None
 
     async def hash(self, password: str) -> str:
         pw = password.encode("utf-8")
@@ -96,7 +95,13 @@ class PasswordHasher:
 
     async def verify(self, password: str, hashed: str | None) -> bool:
         pw = password.encode("utf-8")
-        target = hashed.encode() if hashed else self._DUMMY
+        if hashed:
+            target = hashed.encode()
+        else:
+            if self._dummy is None:
+                self._dummy = await asyncio.to_thread(
+                    bcrypt.hashpw, b"not-a-real-password", bcrypt.gensalt(self.rounds))
+            target = self._dummy
         if len(pw) > BCRYPT_MAX_BYTES:
             return False  # could never have been set: see check_password_policy
         ok = await asyncio.to_thread(bcrypt.checkpw, pw, target)
