@@ -3,17 +3,20 @@
     python -m bench.chat_stream            # 500 deltas, 10 runs, 20 concurrent streams
     python -m bench.chat_stream --quick    # a smoke run; figures not meaningful
 
-The fake Anthropic server (tests/fake_anthropic.py, in a thread of this process) streams
+The fake Anthropic server (tests/fake_anthropic.py, in a process of its own:
+bench/fake_process.py) streams
 ``--deltas`` text deltas per reply. Two instances (bench/chat_server.py: the real app plus
 an event-loop lag probe) share Redis; Alice sends on instance A, Bob views on instance B.
 
 1. **Time to first token, SDK alone**: ``AsyncAnthropic.messages.stream`` from this process
-   straight to the fake: request → first text (median of the runs). The baseline.
+   straight to the fake, with exactly the request the server made in the run before (its
+   system prompt and the conversation's history, which grows run by run): request → first
+   text (median of the runs). The baseline; runs alternate with (2).
 2. **Time to first delta through the server**: Alice's ``message:send`` → her first
    ``message:delta`` (same instance; median). ``added`` = (2) − (1). Target ≤ 5 ms.
 3. **Delta delivery to a viewer on another instance**: for every piece the fake wrote,
    Bob's arrival time of the push carrying it minus the moment the fake wrote it (one
-   monotonic clock: same process); p50/p99 over all pieces of all runs. Target p99 ≤ 20 ms.
+   monotonic clock, CLOCK_MONOTONIC, is one for every process); p50/p99 over all pieces of all runs. Target p99 ≤ 20 ms.
    With ``--stream-pace 0`` the fake writes all pieces at once, so this is mostly the time
    to get through the burst (the SDK parses each event on the generating instance); a
    model's pace is ``--stream-pace 0.005`` or slower. Also shown: the A → B hop alone.
@@ -34,8 +37,9 @@ import urllib.request
 
 import socketio
 
+from bench.fake_process import FakeInProcess
 from tests.cluster.harness import Cluster
-from tests.fake_anthropic import KEY, FakeInThread, Script
+from tests.fake_anthropic import KEY
 
 MODEL = "claude-sonnet-4-6"
 PIECE = re.compile(r"t(\d+) ")
@@ -84,23 +88,16 @@ def pct(values, q):
     return got[min(len(got) - 1, int(q * len(got)))] if got else float("nan")
 
 
-async def sdk_alone(url: str, runs: int) -> list[float]:
-    import anthropic
-
-    client = anthropic.AsyncAnthropic(api_key=KEY, base_url=url, max_retries=0)
-    out = []
-    for i in range(runs + 2):
-        t0 = time.perf_counter()
-        first = None
-        async with client.messages.stream(model=MODEL, max_tokens=1024,
-                                          messages=[{"role": "user", "content": "hi"}]) as s:
-            async for _ in s.text_stream:
-                if first is None:
-                    first = time.perf_counter() - t0
-        if i >= 2:  # the first two warm the connection pool, as the server's client is warm
-            out.append(first)
-    await client.close()
-    return out
+async def sdk_alone(client, body: dict) -> tuple[float, list[tuple[float, str]]]:
+    """The same request with the SDK alone: request → first text, and when each text
+    arrived."""
+    params = {k: body[k] for k in ("model", "max_tokens", "messages", "system") if k in body}
+    t0 = time.perf_counter()
+    arrivals = []
+    async with client.messages.stream(**params) as s:
+        async for text in s.text_stream:
+            arrivals.append((time.perf_counter(), text))
+    return arrivals[0][0] - t0, arrivals
 
 
 def lag(instance) -> dict:
@@ -110,16 +107,19 @@ def lag(instance) -> dict:
 
 async def run(args) -> int:
     pieces = [f"t{i} " for i in range(args.deltas)]
-    with FakeInThread() as fake:
-        fake.default = Script(deltas=pieces, delay=args.stream_pace)
-        base = await sdk_alone(fake.url, args.runs)
+    with FakeInProcess() as fake:
+        import anthropic
+
+        fake.script(pieces, args.stream_pace)
+        sdk = anthropic.AsyncAnthropic(api_key=KEY, base_url=fake.url, max_retries=0)
+        base = []
         env = {"ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": fake.url, "ANTHROPIC_MODEL": MODEL,
                "LOG_LEVEL": "WARNING", "BCRYPT_ROUNDS": "4"}
         with Cluster(n=2, nginx=False, extra_env=env,
                      server_argv=[sys.executable, "-m", "bench.chat_server"]) as cluster:
             a_inst, b_inst = cluster.instances
             alice, bob = Viewer(a_inst.url), Viewer(b_inst.url)
-            signed = await alice.start(email=f"alice{time.time_ns()}@bench.example")
+            await alice.start(email=f"alice{time.time_ns()}@bench.example")
             bob_signed = await bob.start(email=f"bob{time.time_ns()}@bench.example")
             project = await alice.call("project:create", {"name": "bench"})
             await alice.call("project:member:add", {"id": project["id"], "role": "viewer",
@@ -130,22 +130,29 @@ async def run(args) -> int:
                 for v in (alice, bob):
                     await v.call("conversation:join", {"id": c["id"]})
 
-            ttfd, delivery, delivery_a, pushes, hop = [], [], [], [], []
+            ttfd, delivery, delivery_a, pushes, hop, sdk_delivery = [], [], [], [], [], []
             conv = convs[0]["id"]
             for i in range(args.runs + 2):
-                fake.sent_at.clear()
+                fake.state()  # reset
                 t0 = time.perf_counter()
                 ack = await alice.call("message:send", {"conversationId": conv, "content": "go"})
                 mid = ack["replyId"]
                 await bob.wait_end(mid)
                 await alice.wait_end(mid)
+                state = fake.state()
+                sent = state["sentAt"]
+                # The baseline: the same request, from this process, right after.
+                first, sdk_arrivals = await sdk_alone(sdk, state["lastBody"])
+                sdk_sent = fake.state()["sentAt"]
                 if i < 2:
-                    continue  # warm-up
+                    continue  # warm-up (both HTTP clients' connection pools too)
+                base.append(first)
+                sdk_delivery += [at - sdk_sent[int(n)] for at, text in sdk_arrivals
+                                 for n in PIECE.findall(text)]
                 a_arr, b_arr = alice.arrivals[mid], bob.arrivals[mid]
                 assert [x for x, _, _ in b_arr] == list(range(len(b_arr))), "gap at B"
                 assert "".join(t for _, _, t in b_arr) == "".join(pieces), "text differs at B"
                 ttfd.append(a_arr[0][1] - t0)
-                sent = list(fake.sent_at)
                 pushes.append(len(b_arr))
                 # A push may carry several of the model's pieces: each piece's latency runs
                 # from when the fake wrote it to when the push holding it arrived.
@@ -156,7 +163,7 @@ async def run(args) -> int:
                 # The cross-instance hop alone: the same push at B minus at A.
                 hop += [b[1] - a[1] for a, b in zip(a_arr, b_arr)]
 
-            fake.default = Script(deltas=pieces, delay=args.pace)
+            fake.script(pieces, args.pace)
             lag(a_inst), lag(b_inst)  # reset
             acks = await asyncio.gather(*(alice.call("message:send", {
                 "conversationId": c["id"], "content": "go"}) for c in convs))
@@ -166,6 +173,7 @@ async def run(args) -> int:
                            for a in acks)
             for v in (alice, bob):
                 await v.sio.disconnect()
+        await sdk.close()
 
     ms = lambda s: s * 1000  # noqa: E731
     sdk_med, srv_med = ms(statistics.median(base)), ms(statistics.median(ttfd))
@@ -180,6 +188,9 @@ async def run(args) -> int:
           f"added {added:+.2f} ms   target <= 5 ms   {'OK' if added <= 5 else 'MISSED'}")
     print(f"  delta delivery, viewer on instance B   p50 {p50:6.2f} ms  p99 {p99:6.2f} ms   "
           f"target p99 <= 20 ms   {'OK' if p99 <= 20 else 'MISSED'}")
+    print(f"    (the SDK alone, same stream:          p50 {ms(pct(sdk_delivery, 0.5)):6.2f} ms  "
+          f"p99 {ms(pct(sdk_delivery, 0.99)):6.2f} ms: the floor, from the fake's write "
+          f"to the SDK's text)")
     print(f"    (same instance as the generator:     p50 {a50:6.2f} ms  p99 {a99:6.2f} ms; "
           f"{statistics.median(pushes):.0f} pushes carried the {args.deltas} pieces)")
     print(f"    (the hop A -> B alone, per push:     p50 {ms(pct(hop, 0.5)):6.2f} ms  "

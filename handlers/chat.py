@@ -15,7 +15,7 @@ from pydantic import Field, field_validator
 
 from handlers.base import Payload, event
 from handlers.chat_replies import (ReplyEngine, audience, conversation_view, message_view,
-                                   push_conversation, room)
+                                   push_conversation, read_history, room)
 from handlers.files import file_for
 from server.ai import make_provider
 from server.leader import LocalLeader, RedisLeader
@@ -27,7 +27,6 @@ Id = Field(min_length=1, max_length=64)
 MAX_ATTACHMENTS = 20
 MAX_PROJECT_FILES = 50
 MAX_CONTENT = 32_000
-HISTORY_MESSAGES = 200  # read for each reply; CHAT_HISTORY_TOKENS then decides what goes
 
 
 class CreatePayload(Payload):
@@ -260,14 +259,14 @@ async def on_send(ctx, p: SendPayload):
     # The history before this message is read alongside the write (reader and writer
     # threads), so the reply's request is ready the moment the exchange is stored.
     history, exchange = await asyncio.gather(
-        ctx.store.chat.list_messages(conv.id, limit=HISTORY_MESSAGES),
+        read_history(ctx.store, conv.id, ctx.settings.chat_history_tokens),
         ctx.store.chat.start_exchange(
             conv.id, author_id=ctx.user_id, content=p.content,
             attachments=[f.id for f in files if f.id in p.attachments],
             instance=ctx.settings.instance_id, lease_until=chat.lease_until()))
     if exchange.displaced is not None:
         await chat.report_failed(exchange.displaced)
-    chat.begin(conv, exchange, files, omitted, history.items)
+    chat.begin(conv, exchange, files, omitted, history)
     out = {"message": message_view(exchange.user), "replyId": exchange.reply.id,
            "reply": message_view(exchange.reply)}
     if remaining is not None and remaining >= 0:

@@ -25,12 +25,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from handlers.chat_context import ContextBuilder
-from server.ai import ChatRequest, Provider, ProviderError, Turn, fit_history
-from store.base import ChatMessage, Conversation, Exchange, FileRecord
+from server.ai import ChatRequest, Provider, ProviderError, Turn, estimate_tokens, fit_history
+from store.base import ChatMessage, Conversation, Exchange, FileRecord, HistoryTurn
 from store.ids import iso, utcnow
 
 log = logging.getLogger("handlers.chat")
 FLUSH_S = 0.5
+HISTORY_PAGE = 20
+HISTORY_MESSAGES = 200  # at most, however short they are
 SHUTDOWN_WAIT_S = 5.0
 LOST = {"code": "unavailable", "reason": "instance_lost",
         "message": "the server generating this reply stopped before finishing it"}
@@ -84,6 +86,22 @@ def make_title(text: str, fallback: str = "Conversation") -> str:
     return title[0].upper() + title[1:]
 
 
+async def read_history(store, conversation_id: str, budget_tokens: int) -> list[HistoryTurn]:
+    """The conversation's newest messages, oldest first: enough to fill ``budget_tokens``
+    (``fit_history`` then decides exactly what goes). Read page by page, so a long
+    conversation costs a page or two on the way to the first token, not its whole length."""
+    items: list[HistoryTurn] = []
+    cursor, tokens = None, 0
+    while len(items) < HISTORY_MESSAGES:
+        page = await store.chat.list_turns(conversation_id, before=cursor, limit=HISTORY_PAGE)
+        items[:0] = page.items
+        tokens += sum(estimate_tokens(m.content) + 4 for m in page.items)
+        if page.next_cursor is None or tokens > budget_tokens:
+            return items
+        cursor = page.next_cursor
+    return items
+
+
 # -- the engine ---------------------------------------------------------------------------
 
 @dataclass(eq=False)
@@ -93,7 +111,7 @@ class LiveReply:
     reply: ChatMessage
     files: list[FileRecord]
     omitted: list[dict] = field(default_factory=list)
-    history: list[ChatMessage] = field(default_factory=list)
+    history: list[HistoryTurn] = field(default_factory=list)
     task: asyncio.Task | None = None
     parts: list[str] = field(default_factory=list)
     index: int = -1
@@ -103,6 +121,7 @@ class LiveReply:
     first_at: float | None = None
     pending: list[str] = field(default_factory=list)  # received, not pushed yet
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    pushed: asyncio.Event = field(default_factory=asyncio.Event)  # the first delta went out
     closing: bool = False
 
     @property
@@ -155,13 +174,14 @@ class ReplyEngine:
     # -- what handlers call ---------------------------------------------------------------
 
     def begin(self, conversation: Conversation, exchange: Exchange, files: list[FileRecord],
-              omitted: list[dict], history: list[ChatMessage]) -> LiveReply:
+              omitted: list[dict], history: list[HistoryTurn]) -> LiveReply:
         """Start generating ``exchange.reply``; ``history`` is the conversation before the
         user's new message, oldest first."""
         # The history was read alongside the write, so it may already hold the new pair.
-        before = [m for m in history if m.id < exchange.user.id]
-        live = LiveReply(conversation, exchange.user, exchange.reply, files, omitted,
-                         [*before, exchange.user])
+        user = exchange.user
+        before = [m for m in history if m.id < user.id]
+        live = LiveReply(conversation, user, exchange.reply, files, omitted,
+                         [*before, HistoryTurn(user.id, user.role, user.status, user.content)])
         self.live[exchange.reply.id] = live
         live.task = asyncio.create_task(self._run(live), name=f"reply-{exchange.reply.id}")
         return live
@@ -203,8 +223,12 @@ class ReplyEngine:
                     live.pending.append(text)
                     live.wake.set()
                     # Let the sender run: a provider parsing a burst it already holds
-                    # would otherwise keep the loop until the burst ends.
-                    await asyncio.sleep(0)
+                    # would otherwise keep the loop until the burst ends. The first delta
+                    # (the one a user waits for) gets the loop until it is out.
+                    if live.pushed.is_set():
+                        await asyncio.sleep(0)
+                    else:
+                        await live.pushed.wait()
 
             final = await self.provider.reply(request, on_text)
             metadata.update(model=final.model, usage=final.usage, stopReason=final.stop_reason)
@@ -257,6 +281,7 @@ class ReplyEngine:
                         "text": text}, to=room(cid))
                 except Exception:  # a broken push must not lose the reply's text
                     log.exception("pushing a delta of %s failed", mid)
+                live.pushed.set()
             if live.closing:
                 return
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, Sequence, TypeVar
+from typing import Generic, NamedTuple, Sequence, TypeVar
 
 T = TypeVar("T")
 
@@ -391,6 +391,15 @@ class ChatMessage:
     instance: str | None = None  # the instance generating it
 
 
+class HistoryTurn(NamedTuple):
+    """What a reply's request needs of an earlier message: cheap to read by the page."""
+
+    id: str
+    role: str
+    status: str
+    content: str
+
+
 @dataclass(frozen=True)
 class Exchange:
     """What ``start_exchange`` made: the user's message, the reply placeholder, and the
@@ -449,6 +458,11 @@ class ChatRepo(ABC):
                             limit: int = 50) -> Page[ChatMessage]:
         """The newest ``limit`` messages older than ``before``, oldest first (newest last);
         ``next_cursor`` is the ``before`` of the next older page."""
+
+    @abstractmethod
+    async def list_turns(self, conversation_id: str, *, before: str | None = None,
+                         limit: int = 50) -> Page[HistoryTurn]:
+        """``list_messages`` with only what a reply's history needs (no metadata)."""
 
     @abstractmethod
     async def save_progress(self, message_id: str, content: str, delta_index: int) -> bool:

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from pymongo import ReturnDocument
 
-from store.base import ChatMessage, ChatRepo, Conversation, Exchange, Page
+from store.base import ChatMessage, ChatRepo, Conversation, Exchange, HistoryTurn, Page
 from store.errors import Conflict, NotFound
 from store.ids import new_id
 from store.mongo.common import ms, now
@@ -162,6 +162,17 @@ class MongoChat(ChatRepo):
             query["_id"] = {"$lt": before}
         docs = await self.messages.find(query).sort("_id", -1).limit(limit + 1).to_list(None)
         items = [_message(d) for d in reversed(docs[:limit])]
+        return Page(items, items[0].id if len(docs) > limit else None)
+
+    async def list_turns(self, conversation_id, *, before=None, limit=50) -> Page[HistoryTurn]:
+        query: dict = {"conversationId": conversation_id}
+        if before:
+            query["_id"] = {"$lt": before}
+        docs = await self.messages.find(
+            query, {"_id": 1, "role": 1, "status": 1, "content": 1}).sort("_id", -1).limit(
+            limit + 1).to_list(None)
+        items = [HistoryTurn(d["_id"], d["role"], d["status"], d["content"])
+                 for d in reversed(docs[:limit])]
         return Page(items, items[0].id if len(docs) > limit else None)
 
     async def save_progress(self, message_id, content, delta_index) -> bool:

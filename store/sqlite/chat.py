@@ -10,7 +10,7 @@ import json
 import sqlite3
 from typing import Sequence
 
-from store.base import ChatMessage, ChatRepo, Conversation, Exchange, Page
+from store.base import ChatMessage, ChatRepo, Conversation, Exchange, HistoryTurn, Page
 from store.errors import Conflict, NotFound
 from store.ids import iso, new_id, parse_iso, utcnow
 from store.sqlite.db import Database
@@ -173,6 +173,17 @@ class SqliteChat(ChatRepo):
                 "SELECT * FROM chat_messages WHERE conversation_id=? AND id<? ORDER BY id DESC"
                 " LIMIT ?", (conversation_id, before or "~", limit + 1)).fetchall()
             items = [_message(r) for r in reversed(rows[:limit])]
+            return Page(items, items[0].id if len(rows) > limit else None)
+
+        return await self.db.read(read)
+
+    async def list_turns(self, conversation_id, *, before=None, limit=50) -> Page[HistoryTurn]:
+        def read(conn):
+            rows = conn.execute(
+                "SELECT id, role, status, content FROM chat_messages WHERE conversation_id=?"
+                " AND id<? ORDER BY id DESC LIMIT ?",
+                (conversation_id, before or "~", limit + 1)).fetchall()
+            items = [HistoryTurn(*r) for r in reversed(rows[:limit])]
             return Page(items, items[0].id if len(rows) > limit else None)
 
         return await self.db.read(read)
