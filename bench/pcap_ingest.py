@@ -99,7 +99,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-async def server_part(path: Path, total: int, rounds: int, samples: int) -> dict:
+async def server_part(path: Path, total: int, rounds: int, samples: int, procs: int) -> dict:
     from tests.client import Client, unique_email
     from tests.files_helpers import upload
 
@@ -107,7 +107,7 @@ async def server_part(path: Path, total: int, rounds: int, samples: int) -> dict
     port = free_port()
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "DATA_DIR": str(data_dir),
            "ENV": "test", "JWT_SECRET": secrets.token_hex(32), "BCRYPT_ROUNDS": "4",
-           "LOG_LEVEL": "WARNING", "MAX_UPLOAD_MB": "2000"}
+           "LOG_LEVEL": "WARNING", "MAX_UPLOAD_MB": "2000", "INGEST_TSHARK_PROCS": str(procs)}
     env.pop("REDIS_URL", None)
     env.pop("MONGO_URL", None)
     proc = subprocess.Popen([sys.executable, "-m", "server"], env=env,
@@ -194,6 +194,8 @@ def main() -> None:
     ap.add_argument("--capture", type=Path, help="use this capture instead of generating one")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--samples", type=int, default=60)
+    ap.add_argument("--procs", type=int, default=0,
+                    help="INGEST_TSHARK_PROCS of the server (0: its default, the cores up to 4)")
     args = ap.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-pcap-cap-"))
     try:
@@ -206,10 +208,12 @@ def main() -> None:
         a = statistics.median(raw)
         print(f"(a) raw tshark -T fields:        {a:7.2f} s  ({total / a:,.0f} packets/s)"
               f"  runs {', '.join(f'{x:.2f}' for x in raw)}")
-        s = asyncio.run(server_part(path, total, args.rounds, args.samples))
+        s = asyncio.run(server_part(path, total, args.rounds, args.samples, args.procs))
         b = s["ingest_s"]
+        procs = args.procs or min(4, os.cpu_count() or 1)
         print(f"(b) server ingest (SQLite):      {b:7.2f} s  ({total / b:,.0f} packets/s)"
-              f"  runs {', '.join(f'{x:.2f}' for x in s['ingest_all'])}")
+              f"  runs {', '.join(f'{x:.2f}' for x in s['ingest_all'])};  "
+              f"{procs} tshark process{'es' if procs > 1 else ''} on {os.cpu_count()} cores")
         seed_s, seed_total = time_seed_loop(path, total)
         print(f"(c) seed pyshark loop:           {seed_total:7.0f} s  extrapolated from "
               f"{seed_s:.1f} s for {SEED_PACKETS} packets ({SEED_PACKETS / seed_s:,.0f}/s)")

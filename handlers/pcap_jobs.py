@@ -264,7 +264,10 @@ class PcapService:
             try:
                 source = inflated or Path(path)
                 ingest = IngestRun(source, on_batch=on_batch, on_progress=on_progress,
-                                   cancel=run.cancel, skip_through=resume)
+                                   cancel=run.cancel, skip_through=resume,
+                                   processes=self.services.settings.ingest_tshark_procs or
+                                   min(4, os.cpu_count() or 1),
+                                   workdir=self.workdir)
                 try:
                     result = await asyncio.to_thread(ingest.run)
                 finally:

@@ -66,6 +66,9 @@ class Settings:
                                         doc="pause between the offline analyst's streamed chunks")
     ingest_concurrency: int = _env("INGEST_CONCURRENCY", 2, doc="capture ingests running at once per instance")
     ingest_lease_s: float = _env("INGEST_LEASE_S", 15.0, doc="lease of a running ingest; once lapsed another instance resumes it")
+    ingest_tshark_procs: int = _env("INGEST_TSHARK_PROCS", 0,
+                                    doc="tshark processes dissecting one large capture at once "
+                                        "(flow-partitioned parts); 0: the cores, at most 4")
     guest_imports: int = _env("GUEST_IMPORTS", 2, doc="imports a guest may run")
     guest_messages: int = _env("GUEST_MESSAGES", 20, doc="chat messages a guest may send")
     instance_id: str = _env("INSTANCE_ID", "", doc="defaults to host:pid")
@@ -136,7 +139,7 @@ class Settings:
             if getattr(self, name) <= 0:
                 out.append(f"{_env_name(name)} must be greater than 0")
         for name in ("lock_cooldown_s", "lock_grace_s", "guest_imports", "guest_messages",
-                     "anthropic_max_retries", "chat_offline_delay_ms"):
+                     "anthropic_max_retries", "chat_offline_delay_ms", "ingest_tshark_procs"):
             if getattr(self, name) < 0:
                 out.append(f"{_env_name(name)} must not be negative")
         if not 4 <= self.bcrypt_rounds <= 16:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, NamedTuple
 
 PCAP_MAGICS = {
     b"\xd4\xc3\xb2\xa1": ("<", 16), b"\xa1\xb2\xc3\xd4": (">", 16),   # microseconds
@@ -22,6 +22,7 @@ PCAPNG_IDB = 1
 #: Block types Wireshark turns into frames: packet (obsolete), simple, enhanced, systemd journal.
 PCAPNG_RECORDS = {2, 3, 6, 9}
 GZIP_MAGIC = b"\x1f\x8b"
+CHUNK = 1 << 22  # pcap record headers are read from the file this much at a time
 
 
 class LayoutError(Exception):
@@ -34,8 +35,7 @@ class Section:
     link_types: list[int] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):  # a tuple: one is made per frame
     offset: int
     length: int
     section: int
@@ -72,16 +72,21 @@ class Layout:
         self.sections.append(Section(bytearray(header), [link]))
         offset = 24
         unpack = struct.Struct(endian + "IIII").unpack_from
+        # Headers are read out of large chunks, not one read and seek per record: walking
+        # the index is then a small part of an ingest.
+        buf, base = b"", offset
         while True:
-            head = fh.read(rec_len)
-            if len(head) < rec_len:
-                self.complete = not head
-                return
-            caplen = unpack(head)[2]
+            pos = offset - base
+            if pos + rec_len > len(buf):
+                fh.seek(offset)
+                buf, base, pos = fh.read(CHUNK), offset, 0
+                if len(buf) < rec_len:
+                    self.complete = not buf
+                    return
+            caplen = unpack(buf, pos)[2]
             end = offset + rec_len + caplen
             if end > self.size or caplen > 0x10000000:
                 return  # cut short in the middle of a packet
-            fh.seek(end)
             yield Record(offset, rec_len + caplen, 0)
             offset = end
 

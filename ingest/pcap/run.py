@@ -1,7 +1,11 @@
-"""The bulk ingest pass: one ``tshark -T fields`` process streams one line per frame (with
-Wireshark's Protocol and Info columns), its conversation and protocol-hierarchy taps print
-at the end of the same pass, and this module turns the lines into packet rows in batches,
-adds each frame's offset in the file, and accumulates totals, I/O and sizes.
+"""The bulk ingest pass: ``tshark -T fields`` streams one line per frame (with Wireshark's
+Protocol and Info columns), its protocol-hierarchy tap prints at the end of the same pass,
+and this module turns the lines into packet rows in batches, adds each frame's offset in the
+file, and accumulates totals, conversations, I/O and sizes.
+
+A large capture is dissected by several tshark processes at once, one per part of a
+flow-partitioned split (``split``), their lines merged back into one tshark's order and
+numbering; tshark's dissection is most of an ingest's work, and it is single-threaded.
 
 Blocking by design: the server runs ``IngestRun.run()`` in a worker thread and receives
 batches through ``on_batch`` (which may block: that is the back-pressure that keeps memory
@@ -23,8 +27,10 @@ from typing import Callable
 
 from ingest.pcap.flows import Flows
 from ingest.pcap.layout import GZIP_MAGIC, Layout, LayoutError, Record
+from ingest.pcap.split import PartReader, PartsLost, Split, merged_rows, split_capture
 from ingest.pcap.stats import Totals
-from ingest.pcap.taps import TAP_ARGS, TapFormatError, TapReports, parse_reports
+from ingest.pcap.taps import (TAP_ARGS, TapFormatError, TapReports, merge_hierarchies,
+                              parse_reports)
 
 TSHARK = os.environ.get("TSHARK", "tshark")
 FIELDS = ("frame.number", "frame.time_epoch", "frame.len", "frame.cap_len", "frame.protocols",
@@ -32,6 +38,9 @@ FIELDS = ("frame.number", "frame.time_epoch", "frame.len", "frame.cap_len", "fra
           "tcp.srcport", "tcp.dstport", "tcp.stream", "udp.srcport", "udp.dstport", "udp.stream",
           "_ws.col.Source", "_ws.col.Destination", "_ws.col.Protocol", "_ws.col.Info")
 N_FIELDS = len(FIELDS)
+TCP_STREAM, UDP_STREAM, INFO = (FIELDS.index(f) for f in ("tcp.stream", "udp.stream",
+                                                          "_ws.col.Info"))
+SPLIT_MIN_BYTES = 16 << 20  # below this, a second tshark's start-up outweighs its help
 BATCH = 5000
 PROGRESS_EVERY_S = 0.25
 
@@ -143,8 +152,15 @@ class IngestRun:
     def __init__(self, path: Path, *, on_batch: Callable[[list[PacketRow]], None],
                  on_progress: Callable[[dict], None] | None = None,
                  cancel: threading.Event | None = None, skip_through: int = 0,
-                 batch_size: int = BATCH, progress_every: float = PROGRESS_EVERY_S):
+                 batch_size: int = BATCH, progress_every: float = PROGRESS_EVERY_S,
+                 processes: int = 1, split_min_bytes: int = SPLIT_MIN_BYTES,
+                 workdir: Path | None = None):
+        """``processes`` > 1 lets a capture of at least ``split_min_bytes`` be split into
+        that many parts (written under ``workdir``, the capture's directory by default)."""
         self.path = Path(path)
+        self.processes = processes
+        self.split_min_bytes = split_min_bytes
+        self.workdir = Path(workdir) if workdir else self.path.parent
         self.on_batch = on_batch
         self.on_progress = on_progress
         self.cancel = cancel or threading.Event()
@@ -153,26 +169,31 @@ class IngestRun:
         self.progress_every = progress_every
 
     def run(self) -> IngestResult:
+        if self.processes > 1 and self.path.stat().st_size >= self.split_min_bytes:
+            with tempfile.TemporaryDirectory(prefix="pcap-split-", dir=self.workdir) as tmp:
+                split = split_capture(self.path, Path(tmp), self.processes)
+                self._check_cancel()
+                if split is not None:
+                    return self._run_split(split)
+        return self._run_single()
+
+    def _run_single(self) -> IngestResult:
         size = self.path.stat().st_size
+        tail: list[str] = []
         with open(self.path, "rb") as fh, tempfile.TemporaryFile() as err:
             layout = _layout(fh)
             records = layout.records() if layout else iter(())
-            proc = subprocess.Popen(tshark_fields_command(self.path), stdout=subprocess.PIPE,
-                                    stderr=err, stdin=subprocess.DEVNULL, bufsize=1 << 20)
+            proc = _tshark(self.path, err)
             try:
-                totals, tail, indexed, flows = self._consume(proc, records, size,
-                                                               layout is not None)
+                totals, indexed, flows = self._consume(_rows(proc.stdout, tail), records, size,
+                                                       layout is not None)
                 rc = proc.wait()
             except BaseException:
                 proc.kill()
                 proc.wait()
                 raise
-            err.seek(0)
-            stderr = err.read().decode("utf-8", "replace")
-        try:
-            reports = parse_reports(tail)
-        except TapFormatError as exc:
-            raise CaptureError("tshark_failed", f"unexpected statistics output: {exc}")
+            stderr = _text(err)
+        reports = _reports(tail)
         result = IngestResult(
             totals=totals, reports=reports, format=layout.format if layout else None,
             link_types=[s.link_types for s in layout.sections] if layout else [],
@@ -195,23 +216,53 @@ class IngestRun:
             raise CaptureError("empty", "the capture holds no packets")
         return result
 
-    def _consume(self, proc, records, size, indexed: bool):
+    def _run_split(self, split: Split) -> IngestResult:
+        procs, errs, readers = [], [], []
+        try:
+            for part in split.paths:
+                errs.append(tempfile.TemporaryFile())
+                procs.append(_tshark(part, errs[-1]))
+                readers.append(PartReader(procs[-1].stdout))
+            rows = merged_rows(split, readers, N_FIELDS, TCP_STREAM, UDP_STREAM, INFO)
+            try:
+                totals, _, flows = self._consume(rows, split.records(),
+                                                 self.path.stat().st_size, True)
+            except PartsLost as exc:
+                raise CaptureError("tshark_failed", f"a parallel dissection went wrong: {exc}")
+            rcs = [proc.wait() for proc in procs]
+            stderrs = [_text(err) for err in errs]
+        except BaseException:
+            for proc in procs:
+                proc.kill()
+            for reader in readers:
+                reader.drain()
+            for proc in procs:
+                proc.wait()
+            raise
+        finally:
+            for err in errs:
+                err.close()
+        for rc, stderr, reader in zip(rcs, stderrs, readers):
+            if reader.error is not None:
+                raise CaptureError("tshark_failed", f"reading tshark failed: {reader.error}")
+            if rc != 0:  # only complete captures are split: any complaint is a failure
+                reason, message = classify(stderr) or ("tshark_failed",
+                                                       f"tshark exited with status {rc}")
+                raise CaptureError(reason, message)
+        parts = [_reports(reader.tail) for reader in readers]
+        reports = TapReports(conversations=parts[0].conversations,
+                             protocols=merge_hierarchies([p.protocols for p in parts]))
+        return IngestResult(totals=totals, reports=reports, format=split.format,
+                            link_types=[split.link_types], preambles=[split.preamble],
+                            indexed=True, flows=flows)
+
+    def _consume(self, rows, records, size, indexed: bool):
         totals = Totals()
         flows = Flows()
         batch: list[PacketRow] = []
         started = last_push = time.monotonic()
-        tail: list[str] = []
         offset_now = 0
-        stdout = io.TextIOWrapper(proc.stdout, encoding="utf-8", errors="replace", newline="\n")
-        lines = iter(stdout)
-        for line in lines:
-            if not line[:1].isdigit():
-                tail.append(line)
-                tail.extend(lines)  # the tap reports follow the last packet
-                break
-            parts = line.rstrip("\n").split("\t", N_FIELDS - 1)
-            if len(parts) < N_FIELDS:
-                parts += [""] * (N_FIELDS - len(parts))
+        for parts in rows:
             (number, ts, length, caplen, protocols, eth_src, eth_dst, ip_src, ip_dst, ip6_src,
              ip6_dst, tsport, tdport, tstream, usport, udport, ustream, src, dst, protocol,
              info) = parts
@@ -260,11 +311,43 @@ class IngestRun:
         if batch:
             self._check_cancel()
             self.on_batch(batch)
-        return totals, tail, indexed, flows
+        return totals, indexed, flows
 
     def _check_cancel(self) -> None:
         if self.cancel.is_set():
             raise Cancelled()
+
+
+def _tshark(path: Path, err) -> subprocess.Popen:
+    return subprocess.Popen(tshark_fields_command(path), stdout=subprocess.PIPE, stderr=err,
+                            stdin=subprocess.DEVNULL, bufsize=1 << 20)
+
+
+def _rows(stdout, tail: list[str]):
+    """tshark's packet lines as field lists; what follows them (the tap reports) goes to
+    ``tail``."""
+    lines = io.TextIOWrapper(stdout, encoding="utf-8", errors="replace", newline="\n")
+    for line in lines:
+        if not line[:1].isdigit():
+            tail.append(line)
+            tail.extend(lines)
+            return
+        parts = line.rstrip("\n").split("\t", N_FIELDS - 1)
+        if len(parts) < N_FIELDS:
+            parts += [""] * (N_FIELDS - len(parts))
+        yield parts
+
+
+def _text(err) -> str:
+    err.seek(0)
+    return err.read().decode("utf-8", "replace")
+
+
+def _reports(tail: list[str]) -> TapReports:
+    try:
+        return parse_reports(tail)
+    except TapFormatError as exc:
+        raise CaptureError("tshark_failed", f"unexpected statistics output: {exc}")
 
 
 def _layout(fh) -> Layout | None:

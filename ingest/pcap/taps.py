@@ -117,8 +117,35 @@ def parse_reports(lines) -> TapReports:
             stack.append((depth, node["children"]))
     for kind_name in CONV_KINDS:
         out.conversations.setdefault(kind_name, [])
-    out.protocols = _drop_frame_root(out.protocols)
+    out.protocols = canonical(_drop_frame_root(out.protocols))
     return out
+
+
+def canonical(tree: list[dict]) -> list[dict]:
+    """Siblings largest first (frames, then bytes, then name): one order however the
+    counting was split up (tshark's own follows first appearance)."""
+    for node in tree:
+        node["children"] = canonical(node["children"])
+    return sorted(tree, key=lambda n: (-n["frames"], -n["bytes"], n["name"]))
+
+
+def merge_hierarchies(trees: list[list[dict]]) -> list[dict]:
+    """Protocol hierarchies of disjoint sets of frames, summed node by node."""
+    merged: list[dict] = []
+
+    def add(into: list[dict], nodes: list[dict]) -> None:
+        for node in nodes:
+            mine = next((m for m in into if m["name"] == node["name"]), None)
+            if mine is None:
+                mine = {"name": node["name"], "frames": 0, "bytes": 0, "children": []}
+                into.append(mine)
+            mine["frames"] += node["frames"]
+            mine["bytes"] += node["bytes"]
+            add(mine["children"], node["children"])
+
+    for tree in trees:
+        add(merged, tree)
+    return canonical(merged)
 
 
 def _drop_frame_root(tree: list[dict]) -> list[dict]:
