@@ -9,14 +9,16 @@ bench/fake_process.py) streams
 an event-loop lag probe) share Redis; Alice sends on instance A, Bob views on instance B.
 
 1. **Time to first token, SDK alone**: ``AsyncAnthropic.messages.stream`` from this process
-   straight to the fake, with exactly the request the server made in the run before (its
+   straight to the fake, with exactly the request the server has just made in (2) (its
    system prompt and the conversation's history, which grows run by run): request → first
    text (median of the runs). The baseline; runs alternate with (2).
 2. **Time to first delta through the server**: Alice's ``message:send`` → her first
    ``message:delta`` (same instance; median). ``added`` = (2) − (1). Target ≤ 5 ms.
 3. **Delta delivery to a viewer on another instance**: for every piece the fake wrote,
-   Bob's arrival time of the push carrying it minus the moment the fake wrote it (one
-   monotonic clock, CLOCK_MONOTONIC, is one for every process); p50/p99 over all pieces of all runs. Target p99 ≤ 20 ms.
+   Bob's arrival time of the push carrying it minus the moment the fake wrote it
+   (``perf_counter`` is CLOCK_MONOTONIC: one clock for every process on the machine);
+   p50/p99 over all pieces of all runs. Target p99 ≤ 20 ms. Beside it, the floor: the same
+   stream read by the SDK alone, from the fake's write to the SDK's text.
    With ``--stream-pace 0`` the fake writes all pieces at once, so this is mostly the time
    to get through the burst (the SDK parses each event on the generating instance); a
    model's pace is ``--stream-pace 0.005`` or slower. Also shown: the A → B hop alone.

@@ -10,8 +10,8 @@ conversation; everything that is not IP goes to part 0), so every part holds who
 conversations and tshark dissects each packet as it would in the whole file. What a part
 cannot know is renumbered on the way back: frame numbers, ``tcp.stream``/``udp.stream``
 (by first appearance, as tshark numbers them) and the frame numbers Info quotes ("request in
-N", "Dup ACK N#1", …). ``tests/unit/test_pcap_split.py`` holds the merged output against one tshark over every
-shared capture and a generated one.
+N", "Dup ACK N#1", …). ``tests/unit/test_pcap_split.py`` holds the merged output against
+one tshark over every shared capture, a merge of many and a generated one.
 
 Used for large, complete, single-section captures with one link type of Ethernet, Linux
 cooked or raw IP, and nothing but packets besides the section's header and interfaces (no
