@@ -72,6 +72,20 @@ def event(name: str, model: type[BaseModel] = Empty, *, auth: bool = True, admin
     return wrap
 
 
+GUEST_QUOTAS = {"remaining_messages": "chat messages", "remaining_imports": "imports"}
+
+
+async def spend_guest_quota(store, user_id: str, quota: str) -> int | None:
+    """Take one of a guest's ``quota`` (``remaining_messages``/``remaining_imports``); what is
+    left (-1 for registered users, who have no quota). ``forbidden`` with reason
+    ``guest_limit`` at zero."""
+    remaining = await store.users.spend_quota(user_id, quota)
+    if remaining is None:
+        raise EventError("forbidden", f"guests may make only a limited number of "
+                         f"{GUEST_QUOTAS[quota]}: sign up to continue", {"reason": "guest_limit"})
+    return remaining
+
+
 def bad_payload(exc: ValidationError) -> EventError:
     """pydantic's errors as one ``bad_request`` naming each field (STYLE rule 4)."""
     problems = []

@@ -13,7 +13,7 @@ import asyncio
 
 from pydantic import Field, field_validator
 
-from handlers.base import Payload, event
+from handlers.base import Payload, event, spend_guest_quota
 from handlers.chat_replies import (ReplyEngine, audience, conversation_view, message_view,
                                    push_conversation, read_history, room)
 from handlers.files import file_for
@@ -251,10 +251,7 @@ async def on_send(ctx, p: SendPayload):
     files, omitted = await _attachments(ctx, conv, p)
     remaining = None
     if ctx.state.is_guest:
-        remaining = await ctx.store.users.spend_quota(ctx.user_id, "remaining_messages")
-        if remaining is None:
-            raise Forbidden("guests may send only a limited number of messages: sign up to "
-                            "continue", {"reason": "guest_limit"})
+        remaining = await spend_guest_quota(ctx.store, ctx.user_id, "remaining_messages")
     chat = engine(ctx)
     # The history before this message is read alongside the write (reader and writer
     # threads), so the reply's request is ready the moment the exchange is stored.

@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from handlers.base import Payload, event
+from handlers.base import Payload, event, spend_guest_quota
 from handlers.files import file_for
 from handlers.pcap_jobs import PcapService, is_capture
 from ingest.pcap import dissect as dissection
@@ -170,8 +170,11 @@ def page_sorted(items: list[dict], key: str, descending: bool, cursor: str | Non
        emits=("pcap:queued", "pcap:progress", "pcap:done", "pcap:failed"))
 async def on_ingest(ctx, p: FilePayload):
     """Ingest an uploaded capture (editors). Uploads of .pcap/.pcapng start this by
-    themselves; calling it again on a finished capture ingests it anew."""
+    themselves; calling it again on a finished capture ingests it anew. Each ingest spends
+    one of a guest's imports (``forbidden`` with reason ``guest_limit`` at zero)."""
     record = await file_for(ctx.services, p.fileId, ctx.user_id, "editor")
+    if ctx.state.is_guest:
+        await spend_guest_quota(ctx.store, ctx.user_id, "remaining_imports")
     return await service(ctx).enqueue(record.id, record.project_id, ctx.user_id)
 
 
@@ -400,8 +403,16 @@ def install(services) -> None:
     services.pcap = pcap
 
     async def file_added(record) -> None:
-        if is_capture(record.name, record.mime):
-            await pcap.enqueue(record.id, record.project_id, record.uploader_id)
+        if not is_capture(record.name, record.mime):
+            return
+        try:  # a guest's upload spends one of their imports; at zero it stays a plain file
+            await spend_guest_quota(services.store, record.uploader_id, "remaining_imports")
+        except EventError as exc:
+            await services.realtime.sio.emit("pcap:failed", {
+                "fileId": record.id, "code": exc.code, "reason": "guest_limit",
+                "message": exc.message}, to=f"project:{record.project_id}")
+            return
+        await pcap.enqueue(record.id, record.project_id, record.uploader_id)
 
     async def project_deleted(project_id: str) -> None:
         for file_id in await services.store.pcap.delete_project_jobs(project_id):

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from handlers.base import Payload, event
+from handlers.base import Payload, event, spend_guest_quota
 from handlers.files import file_for
 from handlers.table_common import (change_view, push_row, reveal, seal, sees_clear,
                                    table_for, table_view)
@@ -131,7 +131,8 @@ async def on_delete(ctx, p: TablePayload):
        ack="{table, rows, skipped, warnings}", emits=("table:created",))
 async def on_import(ctx, p: ImportPayload):
     """Make a table from an uploaded CSV: header → columns, types inferred. Rows with the
-    wrong number of fields fail the import with their line numbers, unless skipBadRows."""
+    wrong number of fields fail the import with their line numbers, unless skipBadRows.
+    Spends one of a guest's imports (``forbidden`` with reason ``guest_limit`` at zero)."""
     record = await file_for(ctx.services, p.fileId, ctx.user_id, "viewer")
     if record.project_id != p.projectId:
         raise EventError("not_found", "file not found")
@@ -150,6 +151,8 @@ async def on_import(ctx, p: ImportPayload):
         unknown = sorted(set(p.secretColumns) - set(prof.header))
         if unknown:
             raise EventError("bad_request", f"no such columns to keep secret: {unknown}")
+        if ctx.state.is_guest:  # spent once the file is known to import
+            await spend_guest_quota(ctx.store, ctx.user_id, "remaining_imports")
         columns = [Column(name, kind, name in p.secretColumns)
                    for name, kind in zip(prof.header, prof.types)]
         name = p.name or record.name.rsplit(".", 1)[0][:100] or "import"

@@ -185,3 +185,28 @@ async def test_deleting_the_file_removes_the_capture(clients, server):
     assert await services.store.pcap.get_packet(fid, 1) is None
     assert not await services.blobs.exists(derived_key(fid))
     assert (await c.err("pcap:summary", {"fileId": fid}))["code"] == "not_found"
+
+
+async def test_guest_ingests_spend_imports_shared_with_table_imports(clients, server):
+    g = await clients(name="guest")
+    await g.guest()
+    assert g.user["remainingImports"] == 2
+    p = await g.ok("project:create", {"name": "Guest captures"})
+    await g.ok("project:join", {"id": p["id"]})
+    data = (PCAPS / "dns-udp.pcap").read_bytes()
+    fid, _ = await ingest(g, server, p["id"], data, "dns.pcap")  # the upload's ingest: one
+    g.forget("pcap:done")
+    await g.ok("pcap:ingest", {"fileId": fid})  # again: the second
+    await g.wait_for("pcap:done", lambda d: d["fileId"] == fid, timeout=60)
+    assert (await g.ok("auth:me"))["remainingImports"] == 0
+    err = await g.err("pcap:ingest", {"fileId": fid})
+    assert err["code"] == "forbidden" and err["details"]["reason"] == "guest_limit"
+    # An upload at zero is kept as a file; its ingest is refused with the same reason.
+    fid2, failed = await ingest(g, server, p["id"], data, "again.pcap", wait="pcap:failed")
+    assert (failed["code"], failed["reason"]) == ("forbidden", "guest_limit")
+    assert (await g.err("pcap:summary", {"fileId": fid2}))["code"] == "not_found"  # no job
+    status, out = await upload(server.url, g.tokens["accessToken"], p["id"], b"a,b\n1,2\n",
+                               "t.csv")
+    assert status == 201
+    err = await g.err("table:import", {"projectId": p["id"], "fileId": out["data"]["id"]})
+    assert err["code"] == "forbidden" and err["details"]["reason"] == "guest_limit"
