@@ -90,3 +90,45 @@ def test_a_generated_capture_with_hundreds_of_streams(tmp_path):
     parts = tmp_path / "parts"
     parts.mkdir()
     assert_same(path, 2, parts, min_parts=2)
+
+
+def _tshark_children() -> set[int]:
+    import os
+
+    me = str(os.getpid())
+    out = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            name = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        if fields[1] == me and name.startswith("tshark"):
+            out.add(int(entry.name))
+    return out
+
+
+def test_cancelling_a_split_ingest_stops_every_tshark_and_leaves_no_parts(tmp_path):
+    import threading
+
+    from ingest.pcap.run import Cancelled
+
+    path = write_capture(tmp_path / "synth.pcap", 30_000, flows=200)
+    work = tmp_path / "work"
+    work.mkdir()
+    cancel = threading.Event()
+    batches = []
+
+    def on_batch(rows):
+        batches.append(len(rows))
+        assert len(_tshark_children()) == 2  # both parts are being dissected
+        cancel.set()
+
+    with pytest.raises(Cancelled):
+        IngestRun(path, on_batch=on_batch, cancel=cancel, processes=2, split_min_bytes=0,
+                  batch_size=1000, workdir=work).run()
+    assert batches == [1000]
+    assert _tshark_children() == set()
+    assert list(work.iterdir()) == []  # the parts' directory is gone
