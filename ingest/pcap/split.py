@@ -108,10 +108,6 @@ class Split:
     lengths: array = field(default_factory=lambda: array("I"))
     numbers: list[array] = field(default_factory=list)  # per part: its frames' numbers
 
-    @property
-    def frames(self) -> int:
-        return len(self.owner)
-
     def records(self) -> Iterator[Record]:
         return (Record(o, n, 0) for o, n in zip(self.offsets, self.lengths))
 
