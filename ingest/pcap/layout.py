@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator, NamedTuple
+from typing import BinaryIO, Callable, Iterator, NamedTuple
 
 PCAP_MAGICS = {
     b"\xd4\xc3\xb2\xa1": ("<", 16), b"\xa1\xb2\xc3\xd4": (">", 16),   # microseconds
@@ -145,21 +145,31 @@ def one_frame(preamble: bytes, record: bytes) -> bytes:
     return bytes(preamble) + record
 
 
-def packet_bytes(fmt: str, preamble: bytes, record: bytes) -> bytes:
-    """The packet's captured bytes inside its record (for the hex view)."""
+def packet_reader(fmt: str, preamble: bytes) -> Callable[[bytes], bytes]:
+    """A function: record of this section → the packet's captured bytes inside it (the
+    section's byte order and record layout worked out once, for a call per frame)."""
     if fmt == "pcap":
         endian, rec_len = PCAP_MAGICS[bytes(preamble[:4])]
-        caplen = struct.unpack_from(endian + "I", record, 8)[0]
-        return record[rec_len:rec_len + caplen]
+        caplen_at = struct.Struct(endian + "I").unpack_from
+
+        def pcap_packet(record: bytes) -> bytes:
+            return record[rec_len:rec_len + caplen_at(record, 8)[0]]
+
+        return pcap_packet
     endian = "<" if bytes(preamble[8:12]) == b"\x4d\x3c\x2b\x1a" else ">"
-    btype = struct.unpack_from(endian + "I", record, 0)[0]
-    if btype == 6:  # enhanced packet block
-        caplen = struct.unpack_from(endian + "I", record, 20)[0]
-        return record[28:28 + caplen]
-    if btype == 3:  # simple packet block: captured length is what the block holds
-        origlen = struct.unpack_from(endian + "I", record, 8)[0]
-        return record[12:12 + min(origlen, len(record) - 16)]
-    if btype == 2:  # obsolete packet block
-        caplen = struct.unpack_from(endian + "I", record, 20)[0]
-        return record[28:28 + caplen]
-    return b""
+    word = struct.Struct(endian + "I").unpack_from
+
+    def pcapng_packet(record: bytes) -> bytes:
+        btype = word(record, 0)[0]
+        if btype in (6, 2):  # enhanced (or obsolete) packet block
+            return record[28:28 + word(record, 20)[0]]
+        if btype == 3:  # simple packet block: captured length is what the block holds
+            return record[12:12 + min(word(record, 8)[0], len(record) - 16)]
+        return b""
+
+    return pcapng_packet
+
+
+def packet_bytes(fmt: str, preamble: bytes, record: bytes) -> bytes:
+    """The packet's captured bytes inside its record (for the hex view)."""
+    return packet_reader(fmt, preamble)(record)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import io
 import queue
 import re
-import struct
 import threading
 import zlib
 from array import array
@@ -30,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from ingest.pcap.layout import PCAP_MAGICS, Layout, LayoutError, Record
+from ingest.pcap.layout import Layout, LayoutError, Record, packet_reader
 
 LINKS = {1: "eth", 113: "sll", 101: "raw", 228: "raw", 229: "raw"}
 VLAN_TYPES = (0x8100, 0x88A8, 0x9100)
@@ -112,16 +111,6 @@ class Split:
         return (Record(o, n, 0) for o, n in zip(self.offsets, self.lengths))
 
 
-def _data_offset(fmt: str, preamble: bytes):
-    """A function record → where its packet bytes start (enough of them for a key)."""
-    if fmt == "pcap":
-        rec_len = PCAP_MAGICS[preamble[:4]][1]
-        return lambda record: rec_len
-    endian = "<" if preamble[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
-    block_type = struct.Struct(endian + "I").unpack_from
-    return lambda record: 12 if block_type(record)[0] == 3 else 28
-
-
 def split_capture(path: Path, workdir: Path, parts: int) -> Split | None:
     """Write ``parts`` captures into ``workdir`` holding whole conversations each, or None
     when this capture must take the single pass (see the module's docstring)."""
@@ -142,7 +131,7 @@ def split_capture(path: Path, workdir: Path, parts: int) -> Split | None:
             return None
         link = LINKS[next(iter(links))]
         preamble = bytes(section.preamble)
-        data_at = _data_offset(layout.format, preamble)
+        packet = packet_reader(layout.format, preamble)
         split = Split([Path(workdir) / f"part{k}.{layout.format}" for k in range(parts)],
                       layout.format, list(section.link_types), preamble,
                       numbers=[array("Q") for _ in range(parts)])
@@ -163,8 +152,7 @@ def split_capture(path: Path, workdir: Path, parts: int) -> Split | None:
                     src.seek(offset)
                 blob = src.read(length)
                 at_src = offset + length
-                at = data_at(blob)
-                key = flow_key(blob[at:at + 128], link)
+                key = flow_key(packet(blob), link)
                 k = crc(key) % parts if key else 0
                 outs[k].write(blob)
                 n += 1
