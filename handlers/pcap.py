@@ -405,13 +405,15 @@ def install(services) -> None:
     async def file_added(record) -> None:
         if not is_capture(record.name, record.mime):
             return
-        try:  # a guest's upload spends one of their imports; at zero it stays a plain file
-            await spend_guest_quota(services.store, record.uploader_id, "remaining_imports")
-        except EventError as exc:
-            await services.realtime.sio.emit("pcap:failed", {
-                "fileId": record.id, "code": exc.code, "reason": "guest_limit",
-                "message": exc.message}, to=f"project:{record.project_id}")
-            return
+        uploader = await services.store.users.get_user(record.uploader_id)
+        if uploader is not None and uploader.is_guest:
+            try:  # a guest's upload spends one of their imports; at zero it stays a file
+                await spend_guest_quota(services.store, uploader.id, "remaining_imports")
+            except EventError as exc:
+                await services.realtime.sio.emit("pcap:failed", {
+                    "fileId": record.id, "code": exc.code, "reason": "guest_limit",
+                    "message": exc.message}, to=f"project:{record.project_id}")
+                return
         await pcap.enqueue(record.id, record.project_id, record.uploader_id)
 
     async def project_deleted(project_id: str) -> None:
