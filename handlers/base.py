@@ -11,7 +11,8 @@ from typing import Any, Awaitable, Callable
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from store.errors import EventError
+from store.base import role_at_least
+from store.errors import EventError, Forbidden, NotFound
 
 
 class Payload(BaseModel):
@@ -73,6 +74,16 @@ def event(name: str, model: type[BaseModel] = Empty, *, auth: bool = True, admin
 
 
 GUEST_QUOTAS = {"remaining_messages": "chat messages", "remaining_imports": "imports"}
+
+
+def project_access(role: str | None, needed: str) -> str:
+    """``role`` (the caller's in a project, None for none) if it includes ``needed``."""
+    if role is None:
+        # Same answer for "no such project" and "not yours": ids reveal nothing.
+        raise NotFound("project not found")
+    if not role_at_least(role, needed):
+        raise Forbidden(f"needs the {needed} role in this project (you are {role})")
+    return role
 
 
 async def spend_guest_quota(store, user_id: str, quota: str) -> int | None:

@@ -9,15 +9,13 @@ atomically (``conflict`` otherwise).
 """
 from __future__ import annotations
 
-import asyncio
-
 from pydantic import Field, field_validator
 
-from handlers.base import Payload, event, spend_guest_quota
+from handlers.base import Payload, event, project_access, spend_guest_quota
 from handlers.chat_replies import (ReplyEngine, audience, conversation_view, message_view,
-                                   push_conversation, read_history, room)
+                                   push_conversation, room)
 from handlers.files import file_for
-from server.ai import make_provider
+from server.ai import chars_for_tokens, make_provider
 from server.leader import LocalLeader, RedisLeader
 from store.base import Conversation, FileRecord, role_at_least
 from store.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -91,7 +89,7 @@ class CancelPayload(Payload):
 
 async def conversation_for(ctx, conversation_id: str, role: str) -> Conversation:
     """The conversation, if the caller may act on it with ``role``; not_found otherwise."""
-    conv = await ctx.store.chat.get_conversation(conversation_id)
+    conv, member = await ctx.store.chat.get_conversation_for(conversation_id, ctx.user_id)
     if conv is None:
         raise NotFound("conversation not found")
     if conv.project_id is None:
@@ -100,7 +98,7 @@ async def conversation_for(ctx, conversation_id: str, role: str) -> Conversation
         ctx.project_role = "owner"
         return conv
     try:
-        ctx.project_role = await ctx.require_project(conv.project_id, role)
+        ctx.project_role = project_access(member, role)
     except NotFound:
         raise NotFound("conversation not found") from None
     return conv
@@ -253,17 +251,14 @@ async def on_send(ctx, p: SendPayload):
     if ctx.state.is_guest:
         remaining = await spend_guest_quota(ctx.store, ctx.user_id, "remaining_messages")
     chat = engine(ctx)
-    # The history before this message is read alongside the write (reader and writer
-    # threads), so the reply's request is ready the moment the exchange is stored.
-    history, exchange = await asyncio.gather(
-        read_history(ctx.store, conv.id, ctx.settings.chat_history_tokens),
-        ctx.store.chat.start_exchange(
-            conv.id, author_id=ctx.user_id, content=p.content,
-            attachments=[f.id for f in files if f.id in p.attachments],
-            instance=ctx.settings.instance_id, lease_until=chat.lease_until()))
+    exchange = await ctx.store.chat.start_exchange(
+        conv.id, author_id=ctx.user_id, content=p.content,
+        attachments=[f.id for f in files if f.id in p.attachments],
+        instance=ctx.settings.instance_id, lease_until=chat.lease_until(),
+        history_chars=chars_for_tokens(ctx.settings.chat_history_tokens))
     if exchange.displaced is not None:
         await chat.report_failed(exchange.displaced)
-    chat.begin(conv, exchange, files, omitted, history)
+    chat.begin(conv, exchange, files, omitted)
     out = {"message": message_view(exchange.user), "replyId": exchange.reply.id,
            "reply": message_view(exchange.reply)}
     if remaining is not None and remaining >= 0:

@@ -25,14 +25,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from handlers.chat_context import ContextBuilder
-from server.ai import ChatRequest, Provider, ProviderError, Turn, estimate_tokens, fit_history
+from server.ai import ChatRequest, Provider, ProviderError, Turn, fit_history
 from store.base import ChatMessage, Conversation, Exchange, FileRecord, HistoryTurn
 from store.ids import iso, utcnow
 
 log = logging.getLogger("handlers.chat")
 FLUSH_S = 0.5
-HISTORY_PAGE = 20
-HISTORY_MESSAGES = 200  # at most, however short they are
 SHUTDOWN_WAIT_S = 5.0
 LOST = {"code": "unavailable", "reason": "instance_lost",
         "message": "the server generating this reply stopped before finishing it"}
@@ -86,22 +84,6 @@ def make_title(text: str, fallback: str = "Conversation") -> str:
     return title[0].upper() + title[1:]
 
 
-async def read_history(store, conversation_id: str, budget_tokens: int) -> list[HistoryTurn]:
-    """The conversation's newest messages, oldest first: enough to fill ``budget_tokens``
-    (``fit_history`` then decides exactly what goes). Read page by page, so a long
-    conversation costs a page or two on the way to the first token, not its whole length."""
-    items: list[HistoryTurn] = []
-    cursor, tokens = None, 0
-    while len(items) < HISTORY_MESSAGES:
-        page = await store.chat.list_turns(conversation_id, before=cursor, limit=HISTORY_PAGE)
-        items[:0] = page.items
-        tokens += sum(estimate_tokens(m.content) + 4 for m in page.items)
-        if page.next_cursor is None or tokens > budget_tokens:
-            return items
-        cursor = page.next_cursor
-    return items
-
-
 # -- the engine ---------------------------------------------------------------------------
 
 @dataclass(eq=False)
@@ -121,7 +103,7 @@ class LiveReply:
     first_at: float | None = None
     pending: list[str] = field(default_factory=list)  # received, not pushed yet
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    pushed: asyncio.Event = field(default_factory=asyncio.Event)  # the first delta went out
+    started_out: asyncio.Event = field(default_factory=asyncio.Event)  # the first delta waits
     closing: bool = False
 
     @property
@@ -174,14 +156,12 @@ class ReplyEngine:
     # -- what handlers call ---------------------------------------------------------------
 
     def begin(self, conversation: Conversation, exchange: Exchange, files: list[FileRecord],
-              omitted: list[dict], history: list[HistoryTurn]) -> LiveReply:
-        """Start generating ``exchange.reply``; ``history`` is the conversation before the
-        user's new message, oldest first."""
-        # The history was read alongside the write, so it may already hold the new pair.
+              omitted: list[dict]) -> LiveReply:
+        """Start generating ``exchange.reply``."""
         user = exchange.user
-        before = [m for m in history if m.id < user.id]
         live = LiveReply(conversation, user, exchange.reply, files, omitted,
-                         [*before, HistoryTurn(user.id, user.role, user.status, user.content)])
+                         [*exchange.history,
+                          HistoryTurn(user.id, user.role, user.status, user.content)])
         self.live[exchange.reply.id] = live
         live.task = asyncio.create_task(self._run(live), name=f"reply-{exchange.reply.id}")
         return live
@@ -219,16 +199,19 @@ class ReplyEngine:
             request = await self._request(live, metadata)
 
             async def on_text(text: str) -> None:
-                if text:
-                    live.pending.append(text)
-                    live.wake.set()
-                    # Let the sender run: a provider parsing a burst it already holds
-                    # would otherwise keep the loop until the burst ends. The first delta
-                    # (the one a user waits for) gets the loop until it is out.
-                    if live.pushed.is_set():
-                        await asyncio.sleep(0)
-                    else:
-                        await live.pushed.wait()
+                if not text:
+                    return
+                live.pending.append(text)
+                if live.index < 0:
+                    # The text the user is waiting for goes out from here, before the
+                    # provider parses anything more (the sender is idle until woken).
+                    await live.started_out.wait()
+                    await self._push_pending(live)
+                    return
+                live.wake.set()
+                # Let the sender run: a provider parsing a burst it already holds would
+                # otherwise keep the loop until the burst ends.
+                await asyncio.sleep(0)
 
             final = await self.provider.reply(request, on_text)
             metadata.update(model=final.model, usage=final.usage, stopReason=final.stop_reason)
@@ -265,25 +248,29 @@ class ReplyEngine:
                 "userMessage": message_view(live.user)}, to=room(cid))
         except Exception:
             log.exception("pushing message:started of %s failed", mid)
+        live.started_out.set()
         while True:
             await live.wake.wait()
             live.wake.clear()
-            while live.pending:
-                text = "".join(live.pending)
-                live.pending.clear()
-                if live.first_at is None:
-                    live.first_at = time.monotonic()
-                live.index += 1
-                live.parts.append(text)
-                try:
-                    await self.sio.emit("message:delta", {
-                        "conversationId": cid, "messageId": mid, "index": live.index,
-                        "text": text}, to=room(cid))
-                except Exception:  # a broken push must not lose the reply's text
-                    log.exception("pushing a delta of %s failed", mid)
-                live.pushed.set()
+            await self._push_pending(live)
             if live.closing:
                 return
+
+    async def _push_pending(self, live: LiveReply) -> None:
+        cid, mid = live.conversation.id, live.reply.id
+        while live.pending:
+            text = "".join(live.pending)
+            live.pending.clear()
+            if live.first_at is None:
+                live.first_at = time.monotonic()
+            live.index += 1
+            live.parts.append(text)
+            try:
+                await self.sio.emit("message:delta", {
+                    "conversationId": cid, "messageId": mid, "index": live.index,
+                    "text": text}, to=room(cid))
+            except Exception:  # a broken push must not lose the reply's text
+                log.exception("pushing a delta of %s failed", mid)
 
     async def _request(self, live: LiveReply, metadata: dict) -> ChatRequest:
         s = self.settings

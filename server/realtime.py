@@ -20,12 +20,12 @@ import socketio
 from pydantic import ValidationError
 from socketio import packet as sio_packet
 
-from handlers.base import EventSpec, bad_payload
+from handlers.base import EventSpec, bad_payload, project_access
 from server.metrics import Metrics
 from server.ratelimit import TokenBucket
 from server.services import Services
-from store.base import User, role_at_least
-from store.errors import EventError, Forbidden, NotFound, TokenExpired, Unauthorized
+from store.base import User
+from store.errors import EventError, Forbidden, TokenExpired, Unauthorized
 
 log = logging.getLogger("server.events")
 conn_log = logging.getLogger("server.connections")
@@ -343,13 +343,8 @@ class Realtime:
     # -- authorization and pushes ---------------------------------------------------------
 
     async def require_project(self, project_id: str, user_id: str, needed: str) -> str:
-        role = await self.services.store.projects.get_member_role(project_id, user_id)
-        if role is None:
-            # Same answer for "no such project" and "not yours": ids reveal nothing.
-            raise NotFound("project not found")
-        if not role_at_least(role, needed):
-            raise Forbidden(f"needs the {needed} role in this project (you are {role})")
-        return role
+        return project_access(
+            await self.services.store.projects.get_member_role(project_id, user_id), needed)
 
     async def push(self, event: str, data: Any, *, room: str, skip_sid: str | None = None):
         await self.sio.emit(event, data, to=room, skip_sid=skip_sid)

@@ -361,6 +361,7 @@ class TickRepo(ABC):
 
 # -- AI chat ------------------------------------------------------------------------------
 MESSAGE_STATUSES = ("complete", "generating", "cancelled", "failed")
+HISTORY_LIMIT = 200  # messages a reply's history reads at most, however short they are
 
 
 @dataclass(frozen=True)
@@ -392,7 +393,7 @@ class ChatMessage:
 
 
 class HistoryTurn(NamedTuple):
-    """What a reply's request needs of an earlier message: cheap to read by the page."""
+    """What a reply's request needs of an earlier message (no metadata, no datetimes)."""
 
     id: str
     role: str
@@ -402,12 +403,14 @@ class HistoryTurn(NamedTuple):
 
 @dataclass(frozen=True)
 class Exchange:
-    """What ``start_exchange`` made: the user's message, the reply placeholder, and the
-    reply it displaced (one whose generating instance had stopped renewing its claim)."""
+    """What ``start_exchange`` made: the user's message, the reply placeholder, the reply it
+    displaced (one whose generating instance had stopped renewing its claim), and the
+    conversation's newest messages before the user's, oldest first."""
 
     user: ChatMessage
     reply: ChatMessage
     displaced: ChatMessage | None = None
+    history: tuple[HistoryTurn, ...] = ()
 
 
 class ChatRepo(ABC):
@@ -420,6 +423,12 @@ class ChatRepo(ABC):
 
     @abstractmethod
     async def get_conversation(self, conversation_id: str) -> Conversation | None: ...
+
+    @abstractmethod
+    async def get_conversation_for(self, conversation_id: str,
+                                   user_id: str) -> tuple[Conversation | None, str | None]:
+        """The conversation and ``user_id``'s role in its project (None when the user is
+        not a member, or the conversation is private): authorizing an event is one read."""
 
     @abstractmethod
     async def list_conversations(self, *, project_id: str | None, owner_id: str,
@@ -442,12 +451,17 @@ class ChatRepo(ABC):
 
     @abstractmethod
     async def start_exchange(self, conversation_id: str, *, author_id: str, content: str,
-                             attachments: Sequence[str], instance: str,
-                             lease_until: datetime) -> Exchange:
+                             attachments: Sequence[str], instance: str, lease_until: datetime,
+                             history_chars: int = 0,
+                             history_limit: int = HISTORY_LIMIT) -> Exchange:
         """Store the user's message and a ``generating`` reply, claiming the conversation.
 
         ``conflict`` while another reply holds a live claim; a lapsed claim is taken over
         and its reply marked failed (returned as ``displaced``). ``not_found``.
+        ``history`` holds the newest messages before the user's until their content passes
+        ``history_chars`` characters (all of them if it never does), at most
+        ``history_limit``: read with the claim, so a reply's request is ready the moment
+        its exchange is stored, in one round trip.
         """
 
     @abstractmethod
@@ -458,11 +472,6 @@ class ChatRepo(ABC):
                             limit: int = 50) -> Page[ChatMessage]:
         """The newest ``limit`` messages older than ``before``, oldest first (newest last);
         ``next_cursor`` is the ``before`` of the next older page."""
-
-    @abstractmethod
-    async def list_turns(self, conversation_id: str, *, before: str | None = None,
-                         limit: int = 50) -> Page[HistoryTurn]:
-        """``list_messages`` with only what a reply's history needs (no metadata)."""
 
     @abstractmethod
     async def save_progress(self, message_id: str, content: str, delta_index: int) -> bool:

@@ -83,10 +83,19 @@ class Provider(ABC):
         pass
 
 
+CHARS_PER_TOKEN = 4
+
+
 def estimate_tokens(text: str) -> int:
     """About four characters per token (English prose and code; figures run denser). Used
     for budgets only: never billed, so an estimate that errs high is the safe side."""
-    return len(text) // 4 + 1
+    return len(text) // CHARS_PER_TOKEN + 1
+
+
+def chars_for_tokens(budget: int) -> int:
+    """Characters whose estimate surely passes ``budget`` tokens: how much text to read to
+    fill it (``estimate_tokens`` never counts fewer than ``len // CHARS_PER_TOKEN``)."""
+    return budget * CHARS_PER_TOKEN
 
 
 def fit_history(turns: Sequence[Turn], budget: int) -> tuple[list[Turn], int]:

@@ -1,5 +1,10 @@
-"""Anthropic's Messages API through the official SDK (``AsyncAnthropic`` +
-``messages.stream``).
+"""Anthropic's Messages API through the official SDK (``AsyncAnthropic``).
+
+The reply is read as the SDK's raw event stream (``messages.create(stream=True)``), not
+through its ``messages.stream`` helper: the helper rebuilds a snapshot of the whole message
+and a text event for every delta, which the server does not need (it keeps the text itself)
+and which doubles the interpreter time per token on the event loop every viewer shares.
+Errors are the SDK's either way (an ``error`` event raises ``APIStatusError``).
 
 Retries are ours, not the SDK's (its ``max_retries`` is 0): the SDK honours any
 ``retry-after`` however long, so a 429 asking for an hour would silently hold the reply.
@@ -125,16 +130,21 @@ class AnthropicProvider(Provider):
                 attempt = 0
                 while True:
                     try:
-                        async with self.client.messages.stream(**params) as stream:
-                            async for text in stream.text_stream:
-                                streamed = True
-                                await on_text(text)
-                            final = await stream.get_final_message()
-                        usage = final.usage
-                        return Final(stop_reason=final.stop_reason or "end_turn",
-                                     model=final.model,
-                                     usage={"inputTokens": usage.input_tokens,
-                                            "outputTokens": usage.output_tokens})
+                        model, stop, usage = self.model, None, {}
+                        async with await self.client.messages.create(stream=True,
+                                                                     **params) as events:
+                            async for ev in events:
+                                if ev.type == "content_block_delta":
+                                    if ev.delta.type == "text_delta":
+                                        streamed = True
+                                        await on_text(ev.delta.text)
+                                elif ev.type == "message_start":
+                                    model = ev.message.model
+                                    usage["inputTokens"] = ev.message.usage.input_tokens
+                                elif ev.type == "message_delta":
+                                    stop = ev.delta.stop_reason
+                                    usage["outputTokens"] = ev.usage.output_tokens
+                        return Final(stop_reason=stop or "end_turn", model=model, usage=usage)
                     except anthropic.APIError as exc:
                         if streamed or attempt >= self.max_retries or not _retryable(exc):
                             raise

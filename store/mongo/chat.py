@@ -11,7 +11,8 @@ from typing import Any, Sequence
 
 from pymongo import ReturnDocument
 
-from store.base import ChatMessage, ChatRepo, Conversation, Exchange, HistoryTurn, Page
+from store.base import (HISTORY_LIMIT, ChatMessage, ChatRepo, Conversation, Exchange, HistoryTurn,
+                        Page)
 from store.errors import Conflict, NotFound
 from store.ids import new_id
 from store.mongo.common import ms, now
@@ -75,6 +76,15 @@ class MongoChat(ChatRepo):
     async def get_conversation(self, conversation_id) -> Conversation | None:
         return _conversation(await self.conversations.find_one({"_id": conversation_id}))
 
+    async def get_conversation_for(self, conversation_id, user_id):
+        conv = await self.get_conversation(conversation_id)
+        if conv is None or conv.project_id is None:
+            return conv, None
+        doc = await self.db["projects"].find_one(
+            {"_id": conv.project_id, "members.userId": user_id},
+            {"_id": 0, "members": {"$elemMatch": {"userId": user_id}}})
+        return conv, doc["members"][0]["role"] if doc else None
+
     async def list_conversations(self, *, project_id, owner_id, cursor=None,
                                  limit=50) -> Page[Conversation]:
         query: dict = ({"projectId": project_id} if project_id is not None
@@ -117,7 +127,8 @@ class MongoChat(ChatRepo):
             return_document=AFTER))
 
     async def start_exchange(self, conversation_id, *, author_id, content, attachments,
-                             instance, lease_until) -> Exchange:
+                             instance, lease_until, history_chars=0,
+                             history_limit=HISTORY_LIMIT) -> Exchange:
         at = now()
         user_id, reply_id = new_id(), new_id()
         # The claim: free, or held under a lapsed lease. BEFORE tells whose lease we took.
@@ -137,6 +148,8 @@ class MongoChat(ChatRepo):
             displaced = await self._fail(before["generatingId"], {
                 "code": "unavailable", "reason": "instance_lost",
                 "message": "the server generating this reply stopped"}, at)
+        history = await self._recent_turns(conversation_id, history_chars, history_limit) \
+            if history_chars > 0 else ()
         user = _message_doc(user_id, conversation_id, "user", content, "complete", author_id,
                             attachments, None, at)
         reply = _message_doc(reply_id, conversation_id, "assistant", "", "generating", None, (),
@@ -150,7 +163,23 @@ class MongoChat(ChatRepo):
                 {"$set": {"generatingId": None, "leaseUntil": None}})
             await self.messages.delete_many({"_id": {"$in": [user_id, reply_id]}})
             raise
-        return Exchange(_message(user), _message(reply), displaced)
+        return Exchange(_message(user), _message(reply), displaced, history)
+
+    async def _recent_turns(self, conversation_id: str, chars: int, limit: int) -> tuple:
+        turns, total = [], 0
+        cursor = self.messages.find(
+            {"conversationId": conversation_id},
+            {"_id": 1, "role": 1, "status": 1, "content": 1}).sort("_id", -1).limit(limit)
+        try:
+            async for d in cursor.batch_size(20):  # stop at the budget, not the limit
+                turns.append(HistoryTurn(d["_id"], d["role"], d["status"], d["content"]))
+                total += len(d["content"])
+                if total > chars:
+                    break
+        finally:
+            await cursor.close()
+        turns.reverse()
+        return tuple(turns)
 
     async def get_message(self, message_id) -> ChatMessage | None:
         return _message(await self.messages.find_one({"_id": message_id}))
@@ -162,17 +191,6 @@ class MongoChat(ChatRepo):
             query["_id"] = {"$lt": before}
         docs = await self.messages.find(query).sort("_id", -1).limit(limit + 1).to_list(None)
         items = [_message(d) for d in reversed(docs[:limit])]
-        return Page(items, items[0].id if len(docs) > limit else None)
-
-    async def list_turns(self, conversation_id, *, before=None, limit=50) -> Page[HistoryTurn]:
-        query: dict = {"conversationId": conversation_id}
-        if before:
-            query["_id"] = {"$lt": before}
-        docs = await self.messages.find(
-            query, {"_id": 1, "role": 1, "status": 1, "content": 1}).sort("_id", -1).limit(
-            limit + 1).to_list(None)
-        items = [HistoryTurn(d["_id"], d["role"], d["status"], d["content"])
-                 for d in reversed(docs[:limit])]
         return Page(items, items[0].id if len(docs) > limit else None)
 
     async def save_progress(self, message_id, content, delta_index) -> bool:

@@ -10,7 +10,8 @@ import json
 import sqlite3
 from typing import Sequence
 
-from store.base import ChatMessage, ChatRepo, Conversation, Exchange, HistoryTurn, Page
+from store.base import (HISTORY_LIMIT, ChatMessage, ChatRepo, Conversation, Exchange, HistoryTurn,
+                        Page)
 from store.errors import Conflict, NotFound
 from store.ids import iso, new_id, parse_iso, utcnow
 from store.sqlite.db import Database
@@ -47,6 +48,23 @@ def _get_conversation(conn, conversation_id):
                                       (conversation_id,)).fetchone())
 
 
+def _recent_turns(conn, conversation_id: str, chars: int, limit: int) -> tuple:
+    turns, total = [], 0
+    cursor = conn.execute("SELECT id, role, status, content FROM chat_messages"
+                          " WHERE conversation_id=? ORDER BY id DESC LIMIT ?",
+                          (conversation_id, limit))
+    try:
+        for row in cursor:  # rows are produced as they are read: stop at the budget
+            turns.append(HistoryTurn(*row))
+            total += len(row[3])
+            if total > chars:
+                break
+    finally:
+        cursor.close()
+    turns.reverse()
+    return tuple(turns)
+
+
 def _get_message(conn, message_id):
     return _message(conn.execute("SELECT * FROM chat_messages WHERE id=?",
                                  (message_id,)).fetchone())
@@ -81,6 +99,16 @@ class SqliteChat(ChatRepo):
 
     async def get_conversation(self, conversation_id) -> Conversation | None:
         return await self.db.read(_get_conversation, conversation_id)
+
+    async def get_conversation_for(self, conversation_id, user_id):
+        def read(conn):
+            row = conn.execute(
+                "SELECT c.*, m.role AS member_role FROM conversations c"
+                " LEFT JOIN project_members m ON m.project_id=c.project_id AND m.user_id=?"
+                " WHERE c.id=?", (user_id, conversation_id)).fetchone()
+            return (_conversation(row), row["member_role"]) if row else (None, None)
+
+        return await self.db.read(read)
 
     async def list_conversations(self, *, project_id, owner_id, cursor=None,
                                  limit=50) -> Page[Conversation]:
@@ -134,7 +162,8 @@ class SqliteChat(ChatRepo):
         return await self.db.write(tx)
 
     async def start_exchange(self, conversation_id, *, author_id, content, attachments,
-                             instance, lease_until) -> Exchange:
+                             instance, lease_until, history_chars=0,
+                             history_limit=HISTORY_LIMIT) -> Exchange:
         now = iso(utcnow())
         user_id, reply_id = new_id(), new_id()
 
@@ -150,6 +179,8 @@ class SqliteChat(ChatRepo):
                 displaced = _fail(conn, conv.generating_id, {
                     "code": "unavailable", "reason": "instance_lost",
                     "message": "the server generating this reply stopped"}, now)
+            history = _recent_turns(conn, conversation_id, history_chars, history_limit) \
+                if history_chars > 0 else ()
             insert = ("INSERT INTO chat_messages (id, conversation_id, role, content, status,"
                       " author_id, attachments, metadata, delta_index, instance, created_at,"
                       " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
@@ -159,7 +190,8 @@ class SqliteChat(ChatRepo):
                                   "[]", "{}", -1, instance, now, now))
             conn.execute("UPDATE conversations SET generating_id=?, lease_until=?, updated_at=?"
                          " WHERE id=?", (reply_id, iso(lease_until), now, conversation_id))
-            return Exchange(_get_message(conn, user_id), _get_message(conn, reply_id), displaced)
+            return Exchange(_get_message(conn, user_id), _get_message(conn, reply_id), displaced,
+                            history)
 
         return await self.db.write(tx)
 
@@ -173,17 +205,6 @@ class SqliteChat(ChatRepo):
                 "SELECT * FROM chat_messages WHERE conversation_id=? AND id<? ORDER BY id DESC"
                 " LIMIT ?", (conversation_id, before or "~", limit + 1)).fetchall()
             items = [_message(r) for r in reversed(rows[:limit])]
-            return Page(items, items[0].id if len(rows) > limit else None)
-
-        return await self.db.read(read)
-
-    async def list_turns(self, conversation_id, *, before=None, limit=50) -> Page[HistoryTurn]:
-        def read(conn):
-            rows = conn.execute(
-                "SELECT id, role, status, content FROM chat_messages WHERE conversation_id=?"
-                " AND id<? ORDER BY id DESC LIMIT ?",
-                (conversation_id, before or "~", limit + 1)).fetchall()
-            items = [HistoryTurn(*r) for r in reversed(rows[:limit])]
             return Page(items, items[0].id if len(rows) > limit else None)
 
         return await self.db.read(read)

@@ -51,6 +51,13 @@ class StandinCursor:
         self._cursor.limit(n)
         return self
 
+    def batch_size(self, n: int) -> "StandinCursor":
+        self._cursor.batch_size(n)
+        return self
+
+    async def close(self) -> None:
+        self._cursor.close()
+
     async def to_list(self, length: int | None = None) -> list[dict]:
         await asyncio.sleep(0)
         docs = list(self._cursor)

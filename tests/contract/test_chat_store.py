@@ -171,14 +171,6 @@ async def test_messages_page_newest_last(store, make_user):
     older = await store.chat.list_messages(conv.id, before=page.next_cursor, limit=4)
     assert [m.id for m in older.items] == ids[:2] and older.next_cursor is None
     assert (await store.chat.list_messages(new_id())).items == []
-    # The same pages with only what a reply's history needs.
-    turns = await store.chat.list_turns(conv.id, limit=4)
-    assert [(t.id, t.role, t.status, t.content) for t in turns.items] == [
-        (m.id, m.role, m.status, m.content) for m in page.items]
-    assert turns.next_cursor == page.next_cursor
-    older_turns = await store.chat.list_turns(conv.id, before=turns.next_cursor, limit=4)
-    assert [t.id for t in older_turns.items] == ids[:2] and older_turns.next_cursor is None
-    assert (await store.chat.list_turns(new_id())).items == []
 
 
 async def test_project_chat_and_file_contexts_cascade(store, make_user):
@@ -207,23 +199,49 @@ async def test_project_chat_and_file_contexts_cascade(store, make_user):
     assert await store.chat.get_file_context("f2", "s2") == {"excerpt": "hello"}
 
 
-async def test_reply_history_reads_pages_until_the_budget_is_filled(store, make_user):
-    from handlers.chat_replies import HISTORY_PAGE, read_history
-
+async def test_an_exchange_reads_the_history_before_it_up_to_the_budget(store, make_user):
     u = await make_user()
     conv = await store.chat.create_conversation(owner_id=u.id, project_id=None)
     ids = []
-    for i in range(25):  # 50 messages of 400 characters: 105 tokens each with the per-turn 4
+    for i in range(25):  # 50 messages of 400 characters
         ex = await store.chat.start_exchange(conv.id, author_id=u.id, content="q" * 400,
                                              attachments=[], instance="i", lease_until=soon())
         await store.chat.finish_reply(ex.reply.id, status="complete", content="a" * 400,
                                       metadata={}, delta_index=0)
+        assert ex.history == ()  # no budget asked: nothing read
         ids += [ex.user.id, ex.reply.id]
-    # 2000 tokens are filled by the first page (20 x 105): only it is read.
-    few = await read_history(store, conv.id, 2000)
-    assert [t.id for t in few] == ids[-HISTORY_PAGE:]
-    # 3000 need a second page (oldest first, newest last, no repeats).
-    more = await read_history(store, conv.id, 3000)
-    assert [t.id for t in more] == ids[-2 * HISTORY_PAGE:]
-    everything = await read_history(store, conv.id, 10 ** 6)
-    assert [t.id for t in everything] == ids
+
+    async def exchange(**budget):
+        ex = await store.chat.start_exchange(conv.id, author_id=u.id, content="next",
+                                             attachments=[], instance="i", lease_until=soon(),
+                                             **budget)
+        await store.chat.finish_reply(ex.reply.id, status="complete", content="",
+                                      metadata={}, delta_index=0)
+        return ex
+
+    # Newest first until the content passes the budget (the message crossing it included),
+    # returned oldest first, without the exchange's own message.
+    ex = await exchange(history_chars=2000)
+    assert [t.id for t in ex.history] == ids[-6:]
+    assert ex.history[-1] == (ids[-1], "assistant", "complete", "a" * 400)
+    assert [t.role for t in ex.history] == ["user", "assistant"] * 3
+    ids += [ex.user.id, ex.reply.id]
+    # The budget is never passed: everything, up to the limit.
+    ex = await exchange(history_chars=10 ** 6)
+    assert [t.id for t in ex.history] == ids
+    ids += [ex.user.id, ex.reply.id]
+    ex = await exchange(history_chars=10 ** 6, history_limit=7)
+    assert [t.id for t in ex.history] == ids[-7:]
+
+
+async def test_a_conversation_comes_with_the_callers_project_role(store, make_user):
+    owner, viewer, stranger = await make_user(), await make_user(), await make_user()
+    project = await store.projects.create_project(owner_id=owner.id, name="p")
+    await store.projects.set_member(project.id, viewer.id, "viewer")
+    conv = await store.chat.create_conversation(owner_id=owner.id, project_id=project.id)
+    private = await store.chat.create_conversation(owner_id=owner.id, project_id=None)
+    assert await store.chat.get_conversation_for(conv.id, owner.id) == (conv, "owner")
+    assert await store.chat.get_conversation_for(conv.id, viewer.id) == (conv, "viewer")
+    assert await store.chat.get_conversation_for(conv.id, stranger.id) == (conv, None)
+    assert await store.chat.get_conversation_for(private.id, owner.id) == (private, None)
+    assert await store.chat.get_conversation_for(new_id(), owner.id) == (None, None)
