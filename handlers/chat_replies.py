@@ -31,6 +31,7 @@ from store.ids import iso, utcnow
 
 log = logging.getLogger("handlers.chat")
 FLUSH_S = 0.5
+SLICE_S = 0.005
 SHUTDOWN_WAIT_S = 5.0
 LOST = {"code": "unavailable", "reason": "instance_lost",
         "message": "the server generating this reply stopped before finishing it"}
@@ -103,6 +104,7 @@ class LiveReply:
     first_at: float | None = None
     pending: list[str] = field(default_factory=list)  # received, not pushed yet
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    slice_at: float = 0.0  # when the provider last let the loop go (see on_text)
     started_out: asyncio.Event = field(default_factory=asyncio.Event)  # the first delta waits
     closing: bool = False
 
@@ -209,9 +211,14 @@ class ReplyEngine:
                     await self._push_pending(live)
                     return
                 live.wake.set()
-                # Let the sender run: a provider parsing a burst it already holds would
-                # otherwise keep the loop until the burst ends.
-                await asyncio.sleep(0)
+                # A provider parsing a burst it already holds would keep the loop until
+                # the burst ends: every SLICE_S it lets the sender (and everyone else)
+                # run. Yielding on every piece instead costs a push per piece or two,
+                # and pushes are what a burst queues behind.
+                now = time.perf_counter()
+                if now - live.slice_at >= SLICE_S:
+                    await asyncio.sleep(0)
+                    live.slice_at = time.perf_counter()
 
             final = await self.provider.reply(request, on_text)
             metadata.update(model=final.model, usage=final.usage, stopReason=final.stop_reason)

@@ -190,8 +190,13 @@ class SqliteChat(ChatRepo):
                                   "[]", "{}", -1, instance, now, now))
             conn.execute("UPDATE conversations SET generating_id=?, lease_until=?, updated_at=?"
                          " WHERE id=?", (reply_id, iso(lease_until), now, conversation_id))
-            return Exchange(_get_message(conn, user_id), _get_message(conn, reply_id), displaced,
-                            history)
+            at = parse_iso(now)
+            return Exchange(
+                ChatMessage(user_id, conversation_id, "user", content, "complete", author_id,
+                            tuple(attachments), {}, at, at),
+                ChatMessage(reply_id, conversation_id, "assistant", "", "generating", None, (),
+                            {}, at, at, instance=instance),
+                displaced, history)
 
         return await self.db.write(tx)
 

@@ -68,6 +68,9 @@ async def test_exchange_claims_the_conversation(store, make_user):
     assert (ex.reply.role, ex.reply.status, ex.reply.content, ex.reply.instance) == \
         ("assistant", "generating", "", "i1")
     assert ex.reply.id > ex.user.id
+    # What it returns is what is stored.
+    assert await store.chat.get_message(ex.user.id) == ex.user
+    assert await store.chat.get_message(ex.reply.id) == ex.reply
     claimed = await store.chat.get_conversation(conv.id)
     assert claimed.generating_id == ex.reply.id and claimed.lease_until > utcnow()
 
