@@ -9,6 +9,8 @@ atomically (``conflict`` otherwise).
 """
 from __future__ import annotations
 
+from functools import partial
+
 from pydantic import Field, field_validator
 
 from handlers.base import Payload, event, project_access, spend_guest_quota
@@ -87,20 +89,26 @@ class CancelPayload(Payload):
 
 # -- access -------------------------------------------------------------------------------
 
-async def conversation_for(ctx, conversation_id: str, role: str) -> Conversation:
-    """The conversation, if the caller may act on it with ``role``; not_found otherwise."""
-    conv, member = await ctx.store.chat.get_conversation_for(conversation_id, ctx.user_id)
+def conversation_access(conv: Conversation | None, member_role: str | None, user_id: str,
+                        needed: str) -> str:
+    """The caller's role on ``conv`` (given their role in its project) if it includes
+    ``needed``; ``not_found`` for a stranger, ``forbidden`` for a lesser role."""
     if conv is None:
         raise NotFound("conversation not found")
     if conv.project_id is None:
-        if conv.owner_id != ctx.user_id:
+        if conv.owner_id != user_id:
             raise NotFound("conversation not found")
-        ctx.project_role = "owner"
-        return conv
+        return "owner"
     try:
-        ctx.project_role = project_access(member, role)
+        return project_access(member_role, needed)
     except NotFound:
         raise NotFound("conversation not found") from None
+
+
+async def conversation_for(ctx, conversation_id: str, role: str) -> Conversation:
+    """The conversation, if the caller may act on it with ``role``."""
+    conv, member = await ctx.store.chat.get_conversation_for(conversation_id, ctx.user_id)
+    ctx.project_role = conversation_access(conv, member, ctx.user_id, role)
     return conv
 
 
@@ -242,23 +250,30 @@ async def on_send(ctx, p: SendPayload):
     and the reply's id; the reply streams to the conversation's room. ``conflict`` while a
     reply is generating; guests spend one of ``remainingMessages`` (``forbidden`` with
     reason ``guest_limit`` at zero)."""
-    conv = await conversation_for(ctx, p.conversationId, "editor")
-    if conv.generating_id and conv.lease_until and conv.lease_until > utcnow():
-        raise Conflict("a reply is still being generated in this conversation",
-                       {"messageId": conv.generating_id})
-    files, omitted = await _attachments(ctx, conv, p)
+    files: list[FileRecord] = []
+    omitted: list[dict] = []
     remaining = None
-    if ctx.state.is_guest:
-        remaining = await spend_guest_quota(ctx.store, ctx.user_id, "remaining_messages")
+    if p.attachments or p.includeProjectFiles or ctx.state.is_guest:
+        # Files are checked against the conversation's project, and a guest's message is
+        # spent only once it may be sent: these need the conversation first. A plain
+        # message is authorized by the write itself, one store round trip sooner.
+        conv = await conversation_for(ctx, p.conversationId, "editor")
+        if conv.generating_id and conv.lease_until and conv.lease_until > utcnow():
+            raise Conflict("a reply is still being generated in this conversation",
+                           {"messageId": conv.generating_id})
+        files, omitted = await _attachments(ctx, conv, p)
+        if ctx.state.is_guest:
+            remaining = await spend_guest_quota(ctx.store, ctx.user_id, "remaining_messages")
     chat = engine(ctx)
     exchange = await ctx.store.chat.start_exchange(
-        conv.id, author_id=ctx.user_id, content=p.content,
+        p.conversationId, author_id=ctx.user_id, content=p.content,
         attachments=[f.id for f in files if f.id in p.attachments],
         instance=ctx.settings.instance_id, lease_until=chat.lease_until(),
-        history_chars=chars_for_tokens(ctx.settings.chat_history_tokens))
+        history_chars=chars_for_tokens(ctx.settings.chat_history_tokens),
+        authorize=partial(conversation_access, user_id=ctx.user_id, needed="editor"))
     if exchange.displaced is not None:
         await chat.report_failed(exchange.displaced)
-    chat.begin(conv, exchange, files, omitted)
+    chat.begin(exchange.conversation, exchange, files, omitted)
     out = {"message": message_view(exchange.user), "replyId": exchange.reply.id,
            "reply": message_view(exchange.reply)}
     if remaining is not None and remaining >= 0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, NamedTuple, Sequence, TypeVar
+from typing import Callable, Generic, NamedTuple, Sequence, TypeVar
 
 T = TypeVar("T")
 
@@ -411,6 +411,7 @@ class Exchange:
     reply: ChatMessage
     displaced: ChatMessage | None = None
     history: tuple[HistoryTurn, ...] = ()
+    conversation: Conversation | None = None  # as claimed
 
 
 class ChatRepo(ABC):
@@ -452,10 +453,14 @@ class ChatRepo(ABC):
     @abstractmethod
     async def start_exchange(self, conversation_id: str, *, author_id: str, content: str,
                              attachments: Sequence[str], instance: str, lease_until: datetime,
-                             history_chars: int = 0,
-                             history_limit: int = HISTORY_LIMIT) -> Exchange:
+                             history_chars: int = 0, history_limit: int = HISTORY_LIMIT,
+                             authorize: Callable[[Conversation | None, str | None], object]
+                             | None = None) -> Exchange:
         """Store the user's message and a ``generating`` reply, claiming the conversation.
 
+        ``authorize(conversation, author's role in its project)`` runs first, with what
+        ``get_conversation_for`` would return, and refuses by raising: the author's right is
+        checked with the write, in one round trip (and, on SQLite, one transaction).
         ``conflict`` while another reply holds a live claim; a lapsed claim is taken over
         and its reply marked failed (returned as ``displaced``). ``not_found``.
         ``history`` holds the newest messages before the user's until their content passes

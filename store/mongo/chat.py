@@ -128,9 +128,11 @@ class MongoChat(ChatRepo):
 
     async def start_exchange(self, conversation_id, *, author_id, content, attachments,
                              instance, lease_until, history_chars=0,
-                             history_limit=HISTORY_LIMIT) -> Exchange:
+                             history_limit=HISTORY_LIMIT, authorize=None) -> Exchange:
         at = now()
         user_id, reply_id = new_id(), new_id()
+        if authorize is not None:  # no multi-document transaction here: checked just before
+            authorize(*await self.get_conversation_for(conversation_id, author_id))
         # The claim: free, or held under a lapsed lease. BEFORE tells whose lease we took.
         before = await self.conversations.find_one_and_update(
             {"_id": conversation_id,
@@ -163,7 +165,10 @@ class MongoChat(ChatRepo):
                 {"$set": {"generatingId": None, "leaseUntil": None}})
             await self.messages.delete_many({"_id": {"$in": [user_id, reply_id]}})
             raise
-        return Exchange(_message(user), _message(reply), displaced, history)
+        claimed = {**before, "generatingId": reply_id, "leaseUntil": ms(lease_until),
+                   "updatedAt": at}
+        return Exchange(_message(user), _message(reply), displaced, history,
+                        _conversation(claimed))
 
     async def _recent_turns(self, conversation_id: str, chars: int, limit: int) -> tuple:
         turns, total = [], 0

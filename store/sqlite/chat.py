@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 from typing import Sequence
 
 from store.base import (HISTORY_LIMIT, ChatMessage, ChatRepo, Conversation, Exchange, HistoryTurn,
@@ -46,6 +47,14 @@ def _dumps(value) -> str:
 def _get_conversation(conn, conversation_id):
     return _conversation(conn.execute("SELECT * FROM conversations WHERE id=?",
                                       (conversation_id,)).fetchone())
+
+
+def _conversation_for(conn, conversation_id: str, user_id: str):
+    row = conn.execute(
+        "SELECT c.*, m.role AS member_role FROM conversations c"
+        " LEFT JOIN project_members m ON m.project_id=c.project_id AND m.user_id=?"
+        " WHERE c.id=?", (user_id, conversation_id)).fetchone()
+    return (_conversation(row), row["member_role"]) if row else (None, None)
 
 
 def _recent_turns(conn, conversation_id: str, chars: int, limit: int) -> tuple:
@@ -101,14 +110,7 @@ class SqliteChat(ChatRepo):
         return await self.db.read(_get_conversation, conversation_id)
 
     async def get_conversation_for(self, conversation_id, user_id):
-        def read(conn):
-            row = conn.execute(
-                "SELECT c.*, m.role AS member_role FROM conversations c"
-                " LEFT JOIN project_members m ON m.project_id=c.project_id AND m.user_id=?"
-                " WHERE c.id=?", (user_id, conversation_id)).fetchone()
-            return (_conversation(row), row["member_role"]) if row else (None, None)
-
-        return await self.db.read(read)
+        return await self.db.read(_conversation_for, conversation_id, user_id)
 
     async def list_conversations(self, *, project_id, owner_id, cursor=None,
                                  limit=50) -> Page[Conversation]:
@@ -163,12 +165,16 @@ class SqliteChat(ChatRepo):
 
     async def start_exchange(self, conversation_id, *, author_id, content, attachments,
                              instance, lease_until, history_chars=0,
-                             history_limit=HISTORY_LIMIT) -> Exchange:
+                             history_limit=HISTORY_LIMIT, authorize=None) -> Exchange:
         now = iso(utcnow())
         user_id, reply_id = new_id(), new_id()
 
         def tx(conn):
-            conv = _get_conversation(conn, conversation_id)
+            if authorize is not None:
+                conv, member_role = _conversation_for(conn, conversation_id, author_id)
+                authorize(conv, member_role)
+            else:
+                conv = _get_conversation(conn, conversation_id)
             if conv is None:
                 raise NotFound("conversation not found")
             displaced = None
@@ -196,7 +202,9 @@ class SqliteChat(ChatRepo):
                             tuple(attachments), {}, at, at),
                 ChatMessage(reply_id, conversation_id, "assistant", "", "generating", None, (),
                             {}, at, at, instance=instance),
-                displaced, history)
+                displaced, history,
+                replace(conv, generating_id=reply_id, lease_until=parse_iso(iso(lease_until)),
+                        updated_at=at))
 
         return await self.db.write(tx)
 

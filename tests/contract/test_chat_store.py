@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from store.base import ChatMessage, Conversation
-from store.errors import Conflict, NotFound
+from store.errors import Conflict, Forbidden, NotFound
 from store.ids import new_id, utcnow
 
 LOST = {"code": "unavailable", "reason": "instance_lost", "message": "gone"}
@@ -248,3 +248,37 @@ async def test_a_conversation_comes_with_the_callers_project_role(store, make_us
     assert await store.chat.get_conversation_for(conv.id, stranger.id) == (conv, None)
     assert await store.chat.get_conversation_for(private.id, owner.id) == (private, None)
     assert await store.chat.get_conversation_for(new_id(), owner.id) == (None, None)
+
+
+async def test_an_exchange_is_authorized_with_the_write(store, make_user):
+    owner, viewer = await make_user(), await make_user()
+    project = await store.projects.create_project(owner_id=owner.id, name="p")
+    await store.projects.set_member(project.id, viewer.id, "viewer")
+    conv = await store.chat.create_conversation(owner_id=owner.id, project_id=project.id)
+    seen = []
+
+    def only_owners(c, role):
+        seen.append((c, role))
+        if role != "owner":
+            raise Forbidden("owners only")
+
+    async def send(user, conversation_id=conv.id):
+        return await store.chat.start_exchange(
+            conversation_id, author_id=user.id, content="hi", attachments=[], instance="i",
+            lease_until=soon(), authorize=only_owners)
+
+    with pytest.raises(Forbidden):
+        await send(viewer)
+    assert seen == [(conv, "viewer")]
+    # Refused: nothing stored, nothing claimed.
+    assert (await store.chat.list_messages(conv.id)).items == []
+    assert (await store.chat.get_conversation(conv.id)).generating_id is None
+    with pytest.raises(Forbidden):
+        await send(owner, new_id())
+    assert seen[-1] == (None, None)
+
+    ex = await send(owner)
+    assert seen[-1] == (conv, "owner")
+    # The conversation comes back as claimed: what a read returns now.
+    assert ex.conversation == await store.chat.get_conversation(conv.id)
+    assert ex.conversation.generating_id == ex.reply.id
