@@ -26,6 +26,7 @@ from datetime import timedelta
 
 from handlers.chat_context import ContextBuilder
 from server.ai import ChatRequest, Provider, ProviderError, Turn, fit_history
+from server.realtime import emit_elsewhere, emit_here
 from store.base import ChatMessage, Conversation, Exchange, FileRecord, HistoryTurn
 from store.ids import iso, utcnow
 
@@ -105,7 +106,10 @@ class LiveReply:
     pending: list[str] = field(default_factory=list)  # received, not pushed yet
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     slice_at: float = 0.0  # when the provider last let the loop go (see on_text)
-    started_out: asyncio.Event = field(default_factory=asyncio.Event)  # the first delta waits
+    # message:started reached this instance's sockets / every instance (the first delta
+    # follows it, here and there)
+    started_here: asyncio.Event = field(default_factory=asyncio.Event)
+    started_out: asyncio.Event = field(default_factory=asyncio.Event)
     closing: bool = False
 
     @property
@@ -207,8 +211,7 @@ class ReplyEngine:
                 if live.index < 0:
                     # The text the user is waiting for goes out from here, before the
                     # provider parses anything more (the sender is idle until woken).
-                    await live.started_out.wait()
-                    await self._push_pending(live)
+                    await self._push_first(live)
                     return
                 live.wake.set()
                 # A provider parsing a burst it already holds would keep the loop until
@@ -249,13 +252,14 @@ class ReplyEngine:
         flight goes out together in the next one, so a burst from the provider never
         queues up behind per-push costs: latency stays about one push."""
         cid, mid = live.conversation.id, live.reply.id
-        try:
-            await self.sio.emit("message:started", {
-                "conversationId": cid, "messageId": mid, "message": message_view(live.reply),
-                "userMessage": message_view(live.user)}, to=room(cid))
-        except Exception:
-            log.exception("pushing message:started of %s failed", mid)
-        live.started_out.set()
+        started = {"conversationId": cid, "messageId": mid, "message": message_view(live.reply),
+                   "userMessage": message_view(live.user)}
+        for emit, done in ((emit_here, live.started_here), (emit_elsewhere, live.started_out)):
+            try:
+                await emit(self.sio, "message:started", started, to=room(cid))
+            except Exception:
+                log.exception("pushing message:started of %s failed", mid)
+            done.set()
         while True:
             await live.wake.wait()
             live.wake.clear()
@@ -263,13 +267,30 @@ class ReplyEngine:
             if live.closing:
                 return
 
+    async def _push_first(self, live: LiveReply) -> None:
+        """The first delta, to this instance's sockets first: the one who sent the message,
+        and waits for it most, is connected here (it was their ``message:send``). The other
+        instances get it after ``message:started`` reached them, so order holds there too."""
+        text = "".join(live.pending)
+        live.pending.clear()
+        live.first_at = time.monotonic()
+        live.index = 0
+        live.parts.append(text)
+        data = {"conversationId": live.conversation.id, "messageId": live.reply.id,
+                "index": 0, "text": text}
+        to = room(live.conversation.id)
+        for emit, after in ((emit_here, live.started_here), (emit_elsewhere, live.started_out)):
+            await after.wait()
+            try:
+                await emit(self.sio, "message:delta", data, to=to)
+            except Exception:  # a broken push must not lose the reply's text
+                log.exception("pushing a delta of %s failed", live.reply.id)
+
     async def _push_pending(self, live: LiveReply) -> None:
         cid, mid = live.conversation.id, live.reply.id
         while live.pending:
             text = "".join(live.pending)
             live.pending.clear()
-            if live.first_at is None:
-                live.first_at = time.monotonic()
             live.index += 1
             live.parts.append(text)
             try:

@@ -19,6 +19,7 @@ from typing import Any, Iterable
 import socketio
 from pydantic import ValidationError
 from socketio import packet as sio_packet
+from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from handlers.base import EventSpec, bad_payload, project_access
 from server.metrics import Metrics
@@ -365,6 +366,21 @@ class Realtime:
 
     def local_sockets_of(self, user_id: str) -> list[SocketState]:
         return [s for s in self.sockets.values() if s.user_id == user_id]
+
+
+async def emit_here(sio, event: str, data: Any, *, to: str) -> None:
+    """``event`` to this instance's sockets in room ``to`` only. With ``emit_elsewhere`` it
+    is one ``sio.emit`` whose local half can go out before the other instances' half."""
+    await sio.emit(event, data, to=to, ignore_queue=True)
+
+
+async def emit_elsewhere(sio, event: str, data: Any, *, to: str) -> None:
+    """``event`` to the sockets in room ``to`` on the other instances (none without a
+    queue). A manager's rooms hold only its own sockets: those are skipped."""
+    manager = getattr(sio, "manager", None)
+    if isinstance(manager, AsyncPubSubManager):
+        here = [sid for sid, _ in manager.get_participants("/", to)]
+        await sio.emit(event, data, to=to, skip_sid=here)
 
 
 def client_ip(request, trust_proxy: bool) -> str:

@@ -31,7 +31,7 @@ class Recorder:
     def __init__(self):
         self.pushes: list[tuple[str, dict]] = []
 
-    async def emit(self, event, data, to=None):
+    async def emit(self, event, data, to=None, **_):
         self.pushes.append((event, data))
         await asyncio.sleep(0)  # a real push waits for the socket and Redis
 
