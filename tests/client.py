@@ -14,6 +14,7 @@ class Client:
         self.name = name
         self.sio = socketio.AsyncClient(reconnection=False, request_timeout=10)
         self.pushes: dict[str, list] = defaultdict(list)
+        self.arrivals: list[tuple[str, object]] = []  # every push, in the order it came
         self._waiters: list[tuple[str, object, asyncio.Future]] = []
         self.user: dict | None = None
         self.tokens: dict | None = None
@@ -22,6 +23,7 @@ class Client:
         async def _any(event, *args):
             data = args[0] if args else None
             self.pushes[event].append(data)
+            self.arrivals.append((event, data))
             for waiter in list(self._waiters):
                 name, pred, fut = waiter
                 if name == event and not fut.done() and (pred is None or pred(data)):

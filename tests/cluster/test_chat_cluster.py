@@ -59,6 +59,12 @@ async def test_viewer_on_b_gets_every_delta_from_a_in_order(chat_cluster, fake, 
     assert assert_gapless(deltas(a, rid)) == text
     started = await b.wait_for("message:started", lambda d: d["messageId"] == rid)
     assert started["userMessage"]["content"] == "stream please"
+    # message:started comes first on both instances (A's sockets get the start of a reply
+    # before the other instances do, but never out of order).
+    for c in (a, b):
+        mine = [e for e, d in c.arrivals if isinstance(d, dict) and d.get("messageId") == rid]
+        assert mine[:2] == ["message:started", "message:delta"] and \
+            mine[-1] == "message:done", mine[:3]
     got = await b.ok("conversation:get", {"id": conv_id})
     assert got["messages"][-1]["content"] == text and got["messages"][-1]["status"] == "complete"
 
