@@ -26,7 +26,7 @@ from datetime import timedelta
 
 from handlers.chat_context import ContextBuilder
 from server.ai import ChatRequest, Provider, ProviderError, Turn, fit_history
-from server.realtime import emit_elsewhere, emit_here
+from server.realtime import emit_elsewhere, emit_everywhere, emit_here
 from store.base import ChatMessage, Conversation, Exchange, FileRecord, HistoryTurn
 from store.ids import iso, utcnow
 
@@ -271,34 +271,31 @@ class ReplyEngine:
         """The first delta, to this instance's sockets first: the one who sent the message,
         and waits for it most, is connected here (it was their ``message:send``). The other
         instances get it after ``message:started`` reached them, so order holds there too."""
-        text = "".join(live.pending)
-        live.pending.clear()
         live.first_at = time.monotonic()
-        live.index = 0
-        live.parts.append(text)
-        data = {"conversationId": live.conversation.id, "messageId": live.reply.id,
-                "index": 0, "text": text}
-        to = room(live.conversation.id)
+        data = self._take_pending(live)
         for emit, after in ((emit_here, live.started_here), (emit_elsewhere, live.started_out)):
             await after.wait()
-            try:
-                await emit(self.sio, "message:delta", data, to=to)
-            except Exception:  # a broken push must not lose the reply's text
-                log.exception("pushing a delta of %s failed", live.reply.id)
+            await self._push_delta(live, emit, data)
 
     async def _push_pending(self, live: LiveReply) -> None:
-        cid, mid = live.conversation.id, live.reply.id
         while live.pending:
-            text = "".join(live.pending)
-            live.pending.clear()
-            live.index += 1
-            live.parts.append(text)
-            try:
-                await self.sio.emit("message:delta", {
-                    "conversationId": cid, "messageId": mid, "index": live.index,
-                    "text": text}, to=room(cid))
-            except Exception:  # a broken push must not lose the reply's text
-                log.exception("pushing a delta of %s failed", mid)
+            await self._push_delta(live, emit_everywhere, self._take_pending(live))
+
+    @staticmethod
+    def _take_pending(live: LiveReply) -> dict:
+        """The text received since the last push, as the next delta."""
+        text = "".join(live.pending)
+        live.pending.clear()
+        live.index += 1
+        live.parts.append(text)
+        return {"conversationId": live.conversation.id, "messageId": live.reply.id,
+                "index": live.index, "text": text}
+
+    async def _push_delta(self, live: LiveReply, emit, data: dict) -> None:
+        try:
+            await emit(self.sio, "message:delta", data, to=room(live.conversation.id))
+        except Exception:  # a broken push must not lose the reply's text
+            log.exception("pushing a delta of %s failed", live.reply.id)
 
     async def _request(self, live: LiveReply, metadata: dict) -> ChatRequest:
         s = self.settings

@@ -368,6 +368,10 @@ class Realtime:
         return [s for s in self.sockets.values() if s.user_id == user_id]
 
 
+async def emit_everywhere(sio, event: str, data: Any, *, to: str) -> None:
+    await sio.emit(event, data, to=to)
+
+
 async def emit_here(sio, event: str, data: Any, *, to: str) -> None:
     """``event`` to this instance's sockets in room ``to`` only. With ``emit_elsewhere`` it
     is one ``sio.emit`` whose local half can go out before the other instances' half."""
