@@ -252,14 +252,20 @@ class ReplyEngine:
         flight goes out together in the next one, so a burst from the provider never
         queues up behind per-push costs: latency stays about one push."""
         cid, mid = live.conversation.id, live.reply.id
-        started = {"conversationId": cid, "messageId": mid, "message": message_view(live.reply),
-                   "userMessage": message_view(live.user)}
-        for emit, done in ((emit_here, live.started_here), (emit_elsewhere, live.started_out)):
-            try:
-                await emit(self.sio, "message:started", started, to=room(cid))
-            except Exception:
-                log.exception("pushing message:started of %s failed", mid)
-            done.set()
+        try:
+            started = {"conversationId": cid, "messageId": mid,
+                       "message": message_view(live.reply),
+                       "userMessage": message_view(live.user)}
+            for emit, done in ((emit_here, live.started_here),
+                               (emit_elsewhere, live.started_out)):
+                try:
+                    await emit(self.sio, "message:started", started, to=room(cid))
+                except Exception:
+                    log.exception("pushing message:started of %s failed", mid)
+                done.set()
+        finally:  # whatever happened, the first delta must not wait for it forever
+            live.started_here.set()
+            live.started_out.set()
         while True:
             await live.wake.wait()
             live.wake.clear()
