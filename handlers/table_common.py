@@ -147,7 +147,11 @@ async def push_row(ctx, table: Table, event: str, row: Row, extra: dict | None =
         await rt.sio.emit(event, body(True), to=f"project:{pid}", skip_sid=ctx.sid)
         return
     author_sids = []
-    if await ctx.store.projects.get_member_role(pid, row.author_id) != "owner":
+    # The caller's own role was checked for this event (table_for): no read when they
+    # wrote the row, the common case.
+    author_role = ctx.project_role if row.author_id == ctx.user_id and ctx.project_role \
+        else await ctx.store.projects.get_member_role(pid, row.author_id)
+    if author_role != "owner":
         author_sids = [sid for sid, uid in await ctx.services.presence.sockets(pid)
                        if uid == row.author_id]
     await rt.sio.emit(event, body(True), to=f"project:{pid}:owners", skip_sid=ctx.sid)

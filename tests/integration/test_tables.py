@@ -104,6 +104,18 @@ async def test_secret_columns_masked_for_others_everywhere(server):
         assert (await editor.wait_for("row:updated"))["row"]["values"]["API_key"] == \
             "sk-new-000011112222"
         assert (await viewer.wait_for("row:updated"))["row"]["values"]["API_key"] == "••••2222"
+        # The author's update reaches their other socket in clear, the viewer masked.
+        editor2 = await Client(server.url, "editor-2").connect(editor.tokens["accessToken"])
+        await editor2.ok("project:join", {"id": p["id"]})
+        viewer.forget()
+        await editor.ok("row:update", {"tableId": t["id"], "rowId": row["id"], "version": 2,
+                                       "values": {"API_key": "sk-own-333344445555"}})
+        assert (await editor2.wait_for("row:updated"))["row"]["values"]["API_key"] == \
+            "sk-own-333344445555"
+        assert (await viewer.wait_for("row:updated"))["row"]["values"]["API_key"] == "••••5555"
+        assert (await owner.wait_for("row:updated", lambda d: d["row"]["version"] == 3))[
+            "row"]["values"]["API_key"] == "sk-own-333344445555"
+        await close(editor2)
         # Not stored in clear.
         store = server.app[__import__("server.keys", fromlist=["SERVICES"]).SERVICES].store
         stored = await store.tables.get_row(t["id"], row["id"])
