@@ -251,7 +251,6 @@ class PcapService:
             if failure or run.cancel.is_set():
                 slots.release()
                 raise Cancelled()
-            # ``PacketRow`` has ``PcapPacket``'s fields: the store reads them as they are.
             fut = asyncio.run_coroutine_threadsafe(insert(rows), loop)
             pending.add(fut)
             fut.add_done_callback(pending.discard)

@@ -31,6 +31,7 @@ from ingest.pcap.split import PartReader, PartsLost, Split, merged_rows, split_c
 from ingest.pcap.stats import Totals
 from ingest.pcap.taps import (TAP_ARGS, TapFormatError, TapReports, merge_hierarchies,
                               parse_reports)
+from store.base import PcapPacket
 
 TSHARK = os.environ.get("TSHARK", "tshark")
 FIELDS = ("frame.number", "frame.time_epoch", "frame.len", "frame.cap_len", "frame.protocols",
@@ -65,25 +66,6 @@ class CaptureError(Exception):
 
 class Cancelled(Exception):
     pass
-
-
-@dataclass(slots=True)
-class PacketRow:
-    number: int
-    ts: float
-    length: int
-    caplen: int
-    src: str
-    dst: str
-    sport: int | None
-    dport: int | None
-    l4: str | None  # "tcp" | "udp"
-    stream: int | None
-    protocol: str
-    info: str
-    offset: int | None  # of the record in the (uncompressed) file
-    reclen: int | None
-    section: int
 
 
 @dataclass
@@ -149,7 +131,7 @@ def classify(stderr: str) -> tuple[str, str] | None:
 class IngestRun:
     """One pass over one capture file."""
 
-    def __init__(self, path: Path, *, on_batch: Callable[[list[PacketRow]], None],
+    def __init__(self, path: Path, *, on_batch: Callable[[list[PcapPacket]], None],
                  on_progress: Callable[[dict], None] | None = None,
                  cancel: threading.Event | None = None, skip_through: int = 0,
                  batch_size: int = BATCH, progress_every: float = PROGRESS_EVERY_S,
@@ -259,7 +241,7 @@ class IngestRun:
     def _consume(self, rows, records, size, indexed: bool):
         totals = Totals()
         flows = Flows()
-        batch: list[PacketRow] = []
+        batch: list[PcapPacket] = []
         started = last_push = time.monotonic()
         offset_now = 0
         for parts in rows:
@@ -292,7 +274,7 @@ class IngestRun:
             if record is not None:
                 offset_now = record.offset + record.length
             if number > self.skip_through:
-                batch.append(PacketRow(number, ts, length, caplen, src, dst, sport, dport, l4,
+                batch.append(PcapPacket(number, ts, length, caplen, src, dst, sport, dport, l4,
                                        stream, protocol, info,
                                        record.offset if record else None,
                                        record.length if record else None,

@@ -96,13 +96,3 @@ def test_keyset_paging_is_stable_under_ties():
                 break
         expected = sorted(items, key=lambda x: (x["bytes"], x["id"]), reverse=descending)
         assert seen == expected
-
-
-def test_packet_rows_carry_the_store_fields():
-    """The ingest hands its rows to the store as they are (no copy per packet)."""
-    from dataclasses import fields
-
-    from ingest.pcap.run import PacketRow
-    from store.base import PcapPacket
-
-    assert [f.name for f in fields(PacketRow)] == [f.name for f in fields(PcapPacket)]
