@@ -15,12 +15,15 @@ from __future__ import annotations
 import csv
 import ipaddress
 import math
+import mmap
 import struct
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from ingest.csv_tables import CsvError, _kind, _pick, _reader, sniff
+from ingest.pcap.layout import Layout, LayoutError, frame_reader
 
 SAMPLE_ROWS = 5
 TOP_VALUES = 5
@@ -162,8 +165,6 @@ class CaptureError(Exception):
 
 
 MAX_PACKETS = 2_000_000
-PCAP_MAGIC = {b"\xd4\xc3\xb2\xa1": ("<", 1e-6), b"\xa1\xb2\xc3\xd4": (">", 1e-6),
-              b"\x4d\x3c\xb2\xa1": ("<", 1e-9), b"\xa1\xb2\x3c\x4d": (">", 1e-9)}
 LINK_NAMES = {0: "null", 1: "ethernet", 101: "raw", 105: "ieee802_11", 113: "linux_sll",
               127: "ieee802_11_radiotap", 228: "ipv4", 229: "ipv6", 239: "nflog",
               276: "linux_sll2"}
@@ -328,105 +329,27 @@ class _Stats:
 
 def capture_stats(path: Path, *, max_packets: int = MAX_PACKETS) -> dict:
     """Statistics of a pcap or pcapng file (see the module docstring). Raises
-    ``CaptureError`` when it is not a capture; a cut-off last packet sets ``truncated``."""
+    ``CaptureError`` when it is not a capture; a cut-off last packet sets ``truncated``.
+    The file is read record by record by the PCAP domain's own reader (``layout``)."""
     with open(path, "rb") as fh:
-        magic = fh.read(4)
-        fh.seek(0)
-        if magic in PCAP_MAGIC:
-            return _read_pcap(fh, max_packets)
-        if magic == b"\x0a\x0d\x0d\x0a":
-            return _read_pcapng(fh, max_packets)
-    raise CaptureError("not a pcap or pcapng capture")
-
-
-def _read_pcap(fh, max_packets: int) -> dict:
-    header = fh.read(24)
-    if len(header) < 24:
-        raise CaptureError("the capture header is cut short")
-    order, unit = PCAP_MAGIC[header[:4]]
-    link = struct.unpack(order + "I", header[20:24])[0] & 0x0FFFFFFF
-    stats, truncated, partial = _Stats(), False, False
-    record = struct.Struct(order + "IIII")
-    while True:
-        head = fh.read(16)
-        if not head:
-            break
-        if len(head) < 16:
-            truncated = True
-            break
-        sec, frac, incl, orig = record.unpack(head)
-        data = fh.read(incl)
-        if len(data) < incl:
-            truncated = True
-            break
-        if stats.packets >= max_packets:
-            partial = True
-            break
-        stats.packet(link, sec + frac * unit, data, orig)
-    return stats.result([link], truncated, partial)
-
-
-def _read_pcapng(fh, max_packets: int) -> dict:
-    stats, truncated, partial = _Stats(), False, False
-    order = "<"
-    interfaces: list[tuple[int, float]] = []  # (link type, seconds per tick)
-    while True:
-        head = fh.read(8)
-        if not head:
-            break
-        if len(head) < 8:
-            truncated = True
-            break
-        if head[:4] == b"\x0a\x0d\x0d\x0a":
-            bom = fh.read(4)
-            order = "<" if bom == b"\x4d\x3c\x2b\x1a" else ">"
-            length = struct.unpack(order + "I", head[4:8])[0]
-            body = fh.read(length - 12)
-            interfaces = []
-            if len(body) < length - 12:
-                truncated = True
-                break
-            continue
-        kind, length = struct.unpack(order + "II", head)
-        if length < 12:
-            raise CaptureError("a pcapng block has an impossible length")
-        body = fh.read(length - 8)
-        if len(body) < length - 8:
-            truncated = True
-            break
-        if kind == 1:
-            link = struct.unpack_from(order + "H", body, 0)[0]
-            interfaces.append((link, _tsresol(body[8:-4], order)))
-        elif kind in (6, 3, 2):
-            if stats.packets >= max_packets:
-                partial = True
-                break
-            if kind == 3:
-                orig = struct.unpack_from(order + "I", body, 0)[0]
-                link, ts = interfaces[0][0] if interfaces else 1, None
-                data = body[4:-4][:orig]
-            else:
-                if kind == 6:
-                    iface, hi, lo, incl, orig = struct.unpack_from(order + "IIIII", body, 0)
-                else:
-                    iface, _drops, hi, lo, incl, orig = struct.unpack_from(order + "HHIIII",
-                                                                           body, 0)
-                link, unit = interfaces[iface] if iface < len(interfaces) else (1, 1e-6)
-                ts = ((hi << 32) | lo) * unit
-                data = body[20:20 + incl]
-            stats.packet(link, ts, data, orig)
-    links = list(dict.fromkeys(link for link, _ in interfaces))
-    return stats.result(links, truncated, partial)
-
-
-def _tsresol(options: bytes, order: str) -> float:
-    at = 0
-    while at + 4 <= len(options):
-        code, size = struct.unpack_from(order + "HH", options, at)
-        if code == 0:
-            break
-        if code == 9 and size >= 1:
-            value = options[at + 4]
-            return 2.0 ** -(value & 0x7F) if value & 0x80 else 10.0 ** -value
-        at += 4 + (size + 3) // 4 * 4
-    return 1e-6
+        try:
+            layout = Layout(fh)
+        except LayoutError:
+            raise CaptureError("not a pcap or pcapng capture") from None
+        stats, partial = _Stats(), False
+        readers: dict[int, Callable] = {}
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as records:
+            for rec in layout.records():
+                if stats.packets >= max_packets:
+                    partial = True
+                    break
+                read = readers.get(rec.section)
+                if read is None:
+                    read = readers[rec.section] = frame_reader(
+                        layout.format, layout.sections[rec.section].preamble)
+                frame = read(records[rec.offset:rec.offset + rec.length])
+                if frame is not None:
+                    stats.packet(frame.link, frame.ts, frame.data, frame.orig_len)
+        links = list(dict.fromkeys(link for section in layout.sections
+                                   for link in section.link_types))
+        return stats.result(links, not layout.complete and not partial, partial)

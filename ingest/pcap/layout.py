@@ -145,31 +145,92 @@ def one_frame(preamble: bytes, record: bytes) -> bytes:
     return bytes(preamble) + record
 
 
-def packet_reader(fmt: str, preamble: bytes) -> Callable[[bytes], bytes]:
-    """A function: record of this section → the packet's captured bytes inside it (the
-    section's byte order and record layout worked out once, for a call per frame)."""
+class Frame(NamedTuple):
+    ts: float | None  # epoch seconds (a pcapng simple packet block has none)
+    orig_len: int  # the packet's length on the wire
+    link: int  # its interface's link type
+    data: bytes  # the captured bytes
+
+
+def frame_reader(fmt: str, preamble: bytes) -> Callable[[bytes], Frame | None]:
+    """A function: record of this section → its ``Frame`` (None for a record that holds
+    no packet). The section's byte order, record layout, interfaces and timestamp units
+    are worked out once from its preamble, for a call per frame."""
+    preamble = bytes(preamble)
     if fmt == "pcap":
-        endian, rec_len = PCAP_MAGICS[bytes(preamble[:4])]
-        caplen_at = struct.Struct(endian + "I").unpack_from
+        endian, rec_len = PCAP_MAGICS[preamble[:4]]
+        unit = 1e-9 if preamble[:4] in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d") else 1e-6
+        link = struct.unpack(endian + "I", preamble[20:24])[0] & 0x0FFFFFFF
+        header = struct.Struct(endian + "IIII").unpack_from
 
-        def pcap_packet(record: bytes) -> bytes:
-            return record[rec_len:rec_len + caplen_at(record, 8)[0]]
+        def pcap_frame(record: bytes) -> Frame:
+            sec, frac, caplen, orig = header(record, 0)
+            return Frame(sec + frac * unit, orig, link, record[rec_len:rec_len + caplen])
 
-        return pcap_packet
-    endian = "<" if bytes(preamble[8:12]) == b"\x4d\x3c\x2b\x1a" else ">"
+        return pcap_frame
+    endian = "<" if preamble[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
+    interfaces = _interfaces(preamble, endian)
     word = struct.Struct(endian + "I").unpack_from
+    enhanced = struct.Struct(endian + "IIIII").unpack_from
+    obsolete = struct.Struct(endian + "HHIIII").unpack_from
 
-    def pcapng_packet(record: bytes) -> bytes:
+    def pcapng_frame(record: bytes) -> Frame | None:
         btype = word(record, 0)[0]
         if btype in (6, 2):  # enhanced (or obsolete) packet block
-            return record[28:28 + word(record, 20)[0]]
+            if btype == 6:
+                iface, hi, lo, caplen, orig = enhanced(record, 8)
+            else:
+                iface, _drops, hi, lo, caplen, orig = obsolete(record, 8)
+            link, unit = interfaces[iface] if iface < len(interfaces) else (1, 1e-6)
+            return Frame(((hi << 32) | lo) * unit, orig, link, record[28:28 + caplen])
         if btype == 3:  # simple packet block: captured length is what the block holds
-            return record[12:12 + min(word(record, 8)[0], len(record) - 16)]
-        return b""
+            orig = word(record, 8)[0]
+            return Frame(None, orig, interfaces[0][0] if interfaces else 1,
+                         record[12:12 + min(orig, len(record) - 16)])
+        return None
 
-    return pcapng_packet
+    return pcapng_frame
+
+
+def packet_reader(fmt: str, preamble: bytes) -> Callable[[bytes], bytes]:
+    """A function: record of this section → the packet's captured bytes inside it."""
+    frame = frame_reader(fmt, preamble)
+
+    def packet(record: bytes) -> bytes:
+        got = frame(record)
+        return got.data if got is not None else b""
+
+    return packet
 
 
 def packet_bytes(fmt: str, preamble: bytes, record: bytes) -> bytes:
     """The packet's captured bytes inside its record (for the hex view)."""
     return packet_reader(fmt, preamble)(record)
+
+
+def _interfaces(preamble: bytes, endian: str) -> list[tuple[int, float]]:
+    """(link type, seconds per timestamp tick) of each interface block in a pcapng
+    section's preamble."""
+    out, at = [], 0
+    while at + 12 <= len(preamble):
+        btype, length = struct.unpack_from(endian + "II", preamble, at)
+        if length < 12:
+            break
+        if btype == PCAPNG_IDB and length >= 20:
+            link = struct.unpack_from(endian + "H", preamble, at + 8)[0]
+            out.append((link, _tsresol(preamble[at + 16:at + length - 4], endian)))
+        at += length
+    return out
+
+
+def _tsresol(options: bytes, endian: str) -> float:
+    at = 0
+    while at + 4 <= len(options):
+        code, size = struct.unpack_from(endian + "HH", options, at)
+        if code == 0:
+            break
+        if code == 9 and size >= 1:  # if_tsresol: a power of 10, or of 2 with the top bit
+            value = options[at + 4]
+            return 2.0 ** -(value & 0x7F) if value & 0x80 else 10.0 ** -value
+        at += 4 + (size + 3) // 4 * 4
+    return 1e-6

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -38,13 +39,35 @@ def test_csv_profile(tmp_path):
         profile_csv(tmp_path / "empty.csv")
 
 
-@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
-def test_capture_totals_match_capinfos(path):
+@pytest.fixture(scope="module")
+def nano_pcapng(tmp_path_factory):
+    """A pcapng whose interface counts nanoseconds (if_tsresol 9), made by editcap."""
+    if not shutil.which("editcap"):
+        pytest.fail("editcap (Wireshark) is part of the setup")
+    out = tmp_path_factory.mktemp("nano") / "handshake-nano.pcapng"
+    subprocess.run(["editcap", "-F", "pcapng", str(PCAPS / "tcpdump-tcp-handshake-nano.pcap"),
+                    str(out)], check=True, timeout=30)
+    return out
+
+
+@pytest.mark.parametrize("path", [*CAPTURES, "nano.pcapng"],
+                         ids=lambda p: getattr(p, "name", p))
+def test_capture_totals_match_capinfos(path, request):
+    if path == "nano.pcapng":
+        path = request.getfixturevalue("nano_pcapng")
     stats = capture_stats(path)["summary"]
     if shutil.which("capinfos"):
         out = subprocess.run(["capinfos", "-T", "-r", "-c", "-d", str(path)],
                              capture_output=True, text=True, timeout=30).stdout.split()
         assert (stats["packets"], stats["bytes"]) == (int(out[-2]), int(out[-1]))
+        # First and last packet times (the timestamp units of every interface).
+        out = subprocess.run(["capinfos", "-T", "-r", "-a", "-e", "-S", str(path)],
+                             capture_output=True, text=True, timeout=30).stdout.split()
+        if stats["packets"] and out[-1] != "n/a":
+            first, last = (datetime.fromisoformat(stats[k].replace("Z", "+00:00")).timestamp()
+                           for k in ("firstTime", "lastTime"))
+            assert (first, last) == (pytest.approx(float(out[-2]), abs=2e-6),
+                                     pytest.approx(float(out[-1]), abs=2e-6))
     assert stats["truncated"] == (path.name == "truncated-dns-tcp.pcap")
 
 
