@@ -152,20 +152,47 @@ class Frame(NamedTuple):
     data: bytes  # the captured bytes
 
 
+def packet_reader(fmt: str, preamble: bytes) -> Callable[[bytes], bytes]:
+    """A function: record of this section → the packet's captured bytes inside it (the
+    section's byte order and record layout worked out once, for a call per frame: the
+    split calls it on every frame)."""
+    if fmt == "pcap":
+        endian, rec_len = PCAP_MAGICS[bytes(preamble[:4])]
+        caplen_at = struct.Struct(endian + "I").unpack_from
+
+        def pcap_packet(record: bytes) -> bytes:
+            return record[rec_len:rec_len + caplen_at(record, 8)[0]]
+
+        return pcap_packet
+    endian = "<" if bytes(preamble[8:12]) == b"\x4d\x3c\x2b\x1a" else ">"
+    word = struct.Struct(endian + "I").unpack_from
+
+    def pcapng_packet(record: bytes) -> bytes:
+        btype = word(record, 0)[0]
+        if btype in (6, 2):  # enhanced (or obsolete) packet block
+            return record[28:28 + word(record, 20)[0]]
+        if btype == 3:  # simple packet block: captured length is what the block holds
+            return record[12:12 + min(word(record, 8)[0], len(record) - 16)]
+        return b""
+
+    return pcapng_packet
+
+
 def frame_reader(fmt: str, preamble: bytes) -> Callable[[bytes], Frame | None]:
     """A function: record of this section → its ``Frame`` (None for a record that holds
-    no packet). The section's byte order, record layout, interfaces and timestamp units
-    are worked out once from its preamble, for a call per frame."""
+    no packet): ``packet_reader``'s bytes plus the record's time, wire length and link
+    type, with each interface's timestamp unit read from the section's preamble."""
     preamble = bytes(preamble)
+    packet = packet_reader(fmt, preamble)
     if fmt == "pcap":
-        endian, rec_len = PCAP_MAGICS[preamble[:4]]
+        endian = PCAP_MAGICS[preamble[:4]][0]
         unit = 1e-9 if preamble[:4] in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d") else 1e-6
         link = struct.unpack(endian + "I", preamble[20:24])[0] & 0x0FFFFFFF
         header = struct.Struct(endian + "IIII").unpack_from
 
         def pcap_frame(record: bytes) -> Frame:
-            sec, frac, caplen, orig = header(record, 0)
-            return Frame(sec + frac * unit, orig, link, record[rec_len:rec_len + caplen])
+            sec, frac, _caplen, orig = header(record, 0)
+            return Frame(sec + frac * unit, orig, link, packet(record))
 
         return pcap_frame
     endian = "<" if preamble[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
@@ -178,29 +205,17 @@ def frame_reader(fmt: str, preamble: bytes) -> Callable[[bytes], Frame | None]:
         btype = word(record, 0)[0]
         if btype in (6, 2):  # enhanced (or obsolete) packet block
             if btype == 6:
-                iface, hi, lo, caplen, orig = enhanced(record, 8)
+                iface, hi, lo, _caplen, orig = enhanced(record, 8)
             else:
-                iface, _drops, hi, lo, caplen, orig = obsolete(record, 8)
+                iface, _drops, hi, lo, _caplen, orig = obsolete(record, 8)
             link, unit = interfaces[iface] if iface < len(interfaces) else (1, 1e-6)
-            return Frame(((hi << 32) | lo) * unit, orig, link, record[28:28 + caplen])
-        if btype == 3:  # simple packet block: captured length is what the block holds
-            orig = word(record, 8)[0]
-            return Frame(None, orig, interfaces[0][0] if interfaces else 1,
-                         record[12:12 + min(orig, len(record) - 16)])
+            return Frame(((hi << 32) | lo) * unit, orig, link, packet(record))
+        if btype == 3:  # simple packet block: no time, the first interface's
+            return Frame(None, word(record, 8)[0], interfaces[0][0] if interfaces else 1,
+                         packet(record))
         return None
 
     return pcapng_frame
-
-
-def packet_reader(fmt: str, preamble: bytes) -> Callable[[bytes], bytes]:
-    """A function: record of this section → the packet's captured bytes inside it."""
-    frame = frame_reader(fmt, preamble)
-
-    def packet(record: bytes) -> bytes:
-        got = frame(record)
-        return got.data if got is not None else b""
-
-    return packet
 
 
 def packet_bytes(fmt: str, preamble: bytes, record: bytes) -> bytes:
