@@ -15,7 +15,7 @@ from store.base import (HISTORY_LIMIT, ChatMessage, ChatRepo, Conversation, Exch
                         Page)
 from store.errors import Conflict, NotFound
 from store.ids import new_id
-from store.mongo.common import ms, now
+from store.mongo.common import member_role, ms, now
 
 AFTER = ReturnDocument.AFTER
 BEFORE = ReturnDocument.BEFORE
@@ -80,10 +80,7 @@ class MongoChat(ChatRepo):
         conv = await self.get_conversation(conversation_id)
         if conv is None or conv.project_id is None:
             return conv, None
-        doc = await self.db["projects"].find_one(
-            {"_id": conv.project_id, "members.userId": user_id},
-            {"_id": 0, "members": {"$elemMatch": {"userId": user_id}}})
-        return conv, doc["members"][0]["role"] if doc else None
+        return conv, await member_role(self.db, conv.project_id, user_id)
 
     async def list_conversations(self, *, project_id, owner_id, cursor=None,
                                  limit=50) -> Page[Conversation]:

@@ -23,6 +23,14 @@ def now() -> datetime:
     return ms(utcnow())
 
 
+async def member_role(db: Any, project_id: str, user_id: str) -> str | None:
+    """``user_id``'s role in the project (members live in the project's document)."""
+    doc = await db["projects"].find_one(
+        {"_id": project_id, "members.userId": user_id},
+        {"_id": 0, "members": {"$elemMatch": {"userId": user_id}}})
+    return doc["members"][0]["role"] if doc else None
+
+
 async def require_user(db: Any, user_id: str) -> None:
     if await db["users"].find_one({"_id": user_id}, {"_id": 1}) is None:
         raise Conflict(MISSING_REFERENCE)

@@ -12,7 +12,7 @@ from pymongo import ReturnDocument
 from store.base import PROJECT_FIELDS, Member, Project, ProjectRepo
 from store.errors import BadRequest, NotFound
 from store.ids import new_id
-from store.mongo.common import now, require_user
+from store.mongo.common import member_role, now, require_user
 
 AFTER = ReturnDocument.AFTER
 #: Tries of "change the role, else append" before giving up on a membership that keeps
@@ -77,10 +77,7 @@ class MongoProjects(ProjectRepo):
         return (await self.col.delete_one({"_id": project_id})).deleted_count > 0
 
     async def get_member_role(self, project_id, user_id) -> str | None:
-        doc = await self.col.find_one(
-            {"_id": project_id, "members.userId": user_id},
-            {"_id": 0, "members": {"$elemMatch": {"userId": user_id}}})
-        return doc["members"][0]["role"] if doc else None
+        return await member_role(self.db, project_id, user_id)
 
     async def set_member(self, project_id, user_id, role) -> Project:
         if not await self._exists(project_id):
