@@ -6,17 +6,10 @@ checks) → act (the store) → emit (pushes). No envelopes, no broad ``except``
 from __future__ import annotations
 
 from handlers import auth, chat, files, misc, pcap, projects, rows, tables, ticker
+from handlers.base import EventSpec
 
 DOMAINS = [auth, projects, files, tables, rows, ticker, chat, pcap, misc]
 
 
-def all_events():
+def all_events() -> list[EventSpec]:
     return [fn.spec for domain in DOMAINS for fn in domain.EVENTS]
-
-
-def install_all(services) -> None:
-    """Let domains subscribe to cluster messages and hooks once the instance is built."""
-    for domain in DOMAINS:
-        install = getattr(domain, "install", None)
-        if install:
-            install(services)

@@ -12,8 +12,8 @@ from pydantic import Field, field_validator
 
 from handlers.base import Empty, Payload, event
 from handlers.views import user_view
-from server.security import check_password_policy, hash_refresh
-from server.services import Services
+from services.security import check_password_policy, hash_refresh
+from services.container import Services
 from store.base import User
 from store.errors import Conflict, EventError, Forbidden, RateLimited, Unauthorized
 
@@ -184,7 +184,7 @@ async def on_logout(ctx, p: LogoutPayload):
     """Revoke the given refresh token's sign-in (or every one of the user's); the socket
     becomes anonymous."""
     out = await logout(ctx.services, ctx.user_id, p.refreshToken)
-    await ctx.rt.sign_out(ctx.sid, ctx.state)
+    await ctx.gateway.sign_out(ctx.sid, ctx.state)
     return out
 
 

@@ -6,12 +6,13 @@ holds and what it pushes. ``server.realtime`` turns the declarations into a disp
 from __future__ import annotations
 
 import inspect
+import json
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from store.base import role_at_least
+from store.base import Store, role_at_least
 from store.errors import EventError, Forbidden, NotFound
 
 
@@ -73,7 +74,9 @@ def event(name: str, model: type[BaseModel] = Empty, *, auth: bool = True, admin
     return wrap
 
 
-GUEST_QUOTAS = {"remaining_messages": "chat messages", "remaining_imports": "imports"}
+async def require_project(store: Store, project_id: str, user_id: str, needed: str) -> str:
+    """The caller's role in ``project_id`` if it includes ``needed`` (REST and events)."""
+    return project_access(await store.projects.get_member_role(project_id, user_id), needed)
 
 
 def project_access(role: str | None, needed: str) -> str:
@@ -84,17 +87,6 @@ def project_access(role: str | None, needed: str) -> str:
     if not role_at_least(role, needed):
         raise Forbidden(f"needs the {needed} role in this project (you are {role})")
     return role
-
-
-async def spend_guest_quota(store, user_id: str, quota: str) -> int | None:
-    """Take one of a guest's ``quota`` (``remaining_messages``/``remaining_imports``); what is
-    left (-1 for registered users, who have no quota). ``forbidden`` with reason
-    ``guest_limit`` at zero."""
-    remaining = await store.users.spend_quota(user_id, quota)
-    if remaining is None:
-        raise EventError("forbidden", f"guests may make only a limited number of "
-                         f"{GUEST_QUOTAS[quota]}: sign up to continue", {"reason": "guest_limit"})
-    return remaining
 
 
 def bad_payload(exc: ValidationError) -> EventError:
@@ -114,3 +106,8 @@ def bad_payload(exc: ValidationError) -> EventError:
     if len(problems) > 1:
         message += f" (and {len(problems) - 1} more)"
     return EventError("bad_request", message, {"fields": problems})
+
+
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as compact UTF-8 JSON (what a relayed payload costs to send)."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())

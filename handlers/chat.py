@@ -13,12 +13,12 @@ from functools import partial
 
 from pydantic import Field, field_validator
 
-from handlers.base import Payload, event, project_access, spend_guest_quota
-from handlers.chat_replies import (ReplyEngine, audience, conversation_view, message_view,
+from handlers.base import Payload, event, project_access
+from services.quotas import spend_guest_quota
+from services.replies import (ReplyEngine, audience, conversation_view, message_view,
                                    push_conversation, room)
 from handlers.files import file_for
-from server.ai import chars_for_tokens, make_provider
-from server.leader import LocalLeader, RedisLeader
+from services.ai import chars_for_tokens
 from store.base import Conversation, FileRecord, role_at_least
 from store.errors import BadRequest, Conflict, Forbidden, NotFound
 from store.ids import utcnow
@@ -156,7 +156,7 @@ async def on_create(ctx, p: CreatePayload):
         await ctx.require_project(p.projectId, "editor")
     conv = await ctx.store.chat.create_conversation(owner_id=ctx.user_id,
                                                     project_id=p.projectId, title=p.title)
-    await ctx.rt.sio.emit("conversation:created",
+    await ctx.gateway.sio.emit("conversation:created",
                           {"conversationId": conv.id, "projectId": conv.project_id,
                            "conversation": conversation_view(conv)},
                           to=audience(conv)[1], skip_sid=ctx.sid)
@@ -195,7 +195,7 @@ async def on_rename(ctx, p: RenamePayload):
     """Retitle a conversation (project editors; a private one's owner)."""
     conv = await conversation_for(ctx, p.id, "editor")
     conv = await ctx.store.chat.set_title(conv.id, p.title)
-    await push_conversation(ctx.rt.sio, "conversation:updated", conv)
+    await push_conversation(ctx.gateway.sio, "conversation:updated", conv)
     return conversation_view(conv)
 
 
@@ -207,7 +207,7 @@ async def on_delete(ctx, p: IdPayload):
     if conv.owner_id != ctx.user_id and not role_at_least(ctx.project_role, "owner"):
         raise Forbidden("only the conversation's creator or a project owner deletes it")
     await ctx.store.chat.delete_conversation(conv.id)
-    await push_conversation(ctx.rt.sio, "conversation:deleted", conv, {"id": conv.id})
+    await push_conversation(ctx.gateway.sio, "conversation:deleted", conv, {"id": conv.id})
     await ctx.services.bus.publish("chat:closed", {"conversationIds": [conv.id]})
     return {"id": conv.id}
 
@@ -299,57 +299,6 @@ async def on_cancel(ctx, p: CancelPayload):
     if not engine(ctx).cancel_local(message.id):
         await ctx.services.bus.publish("chat:cancel", {"messageId": message.id})
     return {"messageId": message.id, "cancelling": True}
-
-
-# -- wiring -------------------------------------------------------------------------------
-
-def install(services) -> None:
-    settings = services.settings
-    if services.redis is not None:
-        leader = RedisLeader(services.redis, "chat-reaper", settings.instance_id,
-                             ttl=max(3.0, settings.chat_lease_s))
-    else:
-        leader = LocalLeader("chat-reaper", settings.instance_id)
-    chat = ReplyEngine(services, make_provider(settings), leader)
-    services.chat = chat
-    rt = services.realtime
-
-    async def cancel(msg: dict) -> None:
-        chat.cancel_local(msg.get("messageId", ""), "user")
-
-    async def closed(msg: dict) -> None:
-        ids = set(msg.get("conversationIds") or ())
-        for live in list(chat.live.values()):
-            if live.conversation.id in ids:
-                chat.cancel_local(live.reply.id, "deleted")
-        for sid, rooms in list(chat.joined.items()):
-            for cid in ids & set(rooms):
-                rooms.pop(cid, None)
-                await rt.sio.leave_room(sid, room(cid))
-
-    async def member_removed(msg: dict) -> None:
-        for state in rt.local_sockets_of(msg["userId"]):
-            rooms = chat.joined.get(state.sid, {})
-            for cid, pid in list(rooms.items()):
-                if pid == msg["projectId"]:
-                    rooms.pop(cid, None)
-                    await rt.sio.leave_room(state.sid, room(cid))
-
-    async def project_deleted(project_id: str) -> None:
-        ids = await services.store.chat.delete_project_chat(project_id)
-        if ids:
-            await services.bus.publish("chat:closed", {"conversationIds": ids})
-
-    async def socket_gone(sid: str, user_id: str) -> None:
-        chat.joined.pop(sid, None)
-
-    services.bus.on("chat:cancel", cancel)
-    services.bus.on("chat:closed", closed)
-    services.bus.on("project:member_removed", member_removed)
-    services.hooks.project_deleted.append(project_deleted)
-    services.hooks.socket_disconnected.append(socket_gone)
-    services.hooks.startup.append(chat.start)
-    services.hooks.shutdown.append(chat.stop)
 
 
 EVENTS = [on_create, on_list, on_get, on_rename, on_delete, on_join, on_leave, on_send,

@@ -12,7 +12,7 @@ from typing import AsyncIterator
 import filetype
 from pydantic import Field
 
-from handlers.base import Payload, event
+from handlers.base import Payload, event, require_project
 from store.base import FileRecord
 from store.errors import EventError, NotFound, TooLarge
 from store.ids import iso, new_id
@@ -87,7 +87,7 @@ async def save_upload(services, *, user_id: str, project_id: str, filename: str 
     Raises ``too_large`` past ``limit`` bytes and ``bad_request`` for an empty file; on any
     failure (including the client going away) the partial blob is removed.
     """
-    await services.realtime.require_project(project_id, user_id, "editor")
+    await require_project(services.store, project_id, user_id, "editor")
     name = clean_filename(filename)
     file_id = new_id()
     writer = await services.blobs.create(file_id)
@@ -117,7 +117,7 @@ async def save_upload(services, *, user_id: str, project_id: str, filename: str 
         else:
             await writer.abort()
         raise
-    await services.realtime.push_project(project_id, "file:added", {"file": file_view(record)})
+    await services.gateway.push_project(project_id, "file:added", {"file": file_view(record)})
     for hook in services.hooks.file_added:
         await hook(record)
     return record
@@ -129,7 +129,7 @@ async def file_for(services, file_id: str, user_id: str, role: str) -> FileRecor
     if record is None:
         raise NotFound("file not found")
     try:
-        await services.realtime.require_project(record.project_id, user_id, role)
+        await require_project(services.store, record.project_id, user_id, role)
     except NotFound:
         raise NotFound("file not found") from None
     return record
@@ -138,7 +138,7 @@ async def file_for(services, file_id: str, user_id: str, role: str) -> FileRecor
 async def delete_file(services, record: FileRecord) -> None:
     if await services.store.files.delete_file(record.id) is not None:
         await services.blobs.delete(record.storage_key)
-        await services.realtime.push_project(record.project_id, "file:deleted",
+        await services.gateway.push_project(record.project_id, "file:deleted",
                                              {"id": record.id})
         for hook in services.hooks.file_deleted:
             await hook(record)
@@ -168,14 +168,6 @@ async def on_delete(ctx, p: IdPayload):
     record = await file_for(ctx.services, p.id, ctx.user_id, "editor")
     await delete_file(ctx.services, record)
     return {"id": record.id}
-
-
-def install(services) -> None:
-    async def project_deleted(project_id: str) -> None:
-        for record in await services.store.files.delete_project_files(project_id):
-            await services.blobs.delete(record.storage_key)
-
-    services.hooks.project_deleted.append(project_deleted)
 
 
 EVENTS = [on_list, on_delete]

@@ -1,5 +1,5 @@
 """pcap:* — capture analysis. An uploaded .pcap/.pcapng (also gzip-compressed) is ingested
-in the background (``handlers.pcap_jobs``); these events start or cancel an ingest and
+in the background (``services.captures``); these events start or cancel an ingest and
 query the result: capture properties, protocol hierarchy, conversations, endpoints, I/O,
 sizes, the packet list, one packet's dissection and Follow Stream.
 
@@ -19,9 +19,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from handlers.base import Payload, event, spend_guest_quota
+from handlers.base import Payload, event
+from services.quotas import spend_guest_quota
 from handlers.files import file_for
-from handlers.pcap_jobs import PcapService, is_capture
+from services.captures import PcapService
 from ingest.pcap import dissect as dissection
 from ingest.pcap import layout as layouts
 from ingest.pcap.stats import io_series, smallest_interval
@@ -394,37 +395,6 @@ def _follow(path, layout: dict, packets: list[PcapPacket], kind: str) -> dict:
         return dissection.follow(name, kind, 0)
     finally:
         os.unlink(name)
-
-
-# -- wiring -------------------------------------------------------------------------------
-
-def install(services) -> None:
-    pcap = PcapService(services)
-    services.pcap = pcap
-
-    async def file_added(record) -> None:
-        if not is_capture(record.name, record.mime):
-            return
-        uploader = await services.store.users.get_user(record.uploader_id)
-        if uploader is not None and uploader.is_guest:
-            try:  # a guest's upload spends one of their imports; at zero it stays a file
-                await spend_guest_quota(services.store, uploader.id, "remaining_imports")
-            except EventError as exc:
-                await services.realtime.sio.emit("pcap:failed", {
-                    "fileId": record.id, "code": exc.code, "reason": "guest_limit",
-                    "message": exc.message}, to=f"project:{record.project_id}")
-                return
-        await pcap.enqueue(record.id, record.project_id, record.uploader_id)
-
-    async def project_deleted(project_id: str) -> None:
-        for file_id in await services.store.pcap.delete_project_jobs(project_id):
-            await services.blobs.delete(f"{file_id}inflated")
-
-    services.hooks.file_added.append(file_added)
-    services.hooks.project_deleted.append(project_deleted)
-    services.hooks.startup.append(pcap.start)
-    services.hooks.shutdown.append(pcap.stop)
-    services.hooks.file_deleted.append(lambda record: pcap.forget(record.id))
 
 
 EVENTS = [on_ingest, on_cancel, on_summary, on_protocols, on_conversations, on_endpoints,

@@ -9,10 +9,9 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from handlers.base import Empty, Payload, event
+from handlers.base import json_size, Empty, Payload, event
 from handlers.views import project_view
-from server.ratelimit import TokenBucket
-from server.realtime import json_size
+from services.ratelimit import TokenBucket
 from store.errors import Conflict, EventError, Forbidden, NotFound, RateLimited
 
 COLOR = re.compile(r"^(#[0-9a-fA-F]{6}|#[0-9a-fA-F]{3}|[a-z]{3,20})$")
@@ -146,7 +145,7 @@ async def on_join(ctx, p: IdPayload):
     project = await ctx.store.projects.get_project(p.id)
     if project is None:
         raise NotFound("project not found")
-    await ctx.rt.join_project(ctx.sid, ctx.state, p.id, ctx.project_role)
+    await ctx.gateway.join_project(ctx.sid, ctx.state, p.id, ctx.project_role)
     view = await _view(ctx, project, ctx.user_id)
     return {"project": view, "members": view["members"], "role": ctx.project_role,
             "online": await ctx.services.presence.users(p.id)}
@@ -157,7 +156,7 @@ async def on_leave(ctx, p: IdPayload):
     """Leave the project's room."""
     if p.id not in ctx.state.projects:
         raise EventError("bad_request", "not in this project's room")
-    await ctx.rt.leave_project(ctx.sid, ctx.state, p.id)
+    await ctx.gateway.leave_project(ctx.sid, ctx.state, p.id)
     return {"id": p.id}
 
 
@@ -213,7 +212,7 @@ async def on_broadcast(ctx, p: BroadcastPayload):
     Not stored. Authorized by room membership (checked at join), so the hot path does no
     database work; size-bounded and rate-limited per socket.
     """
-    if not ctx.rt.in_room(ctx.sid, f"project:{p.id}"):
+    if not ctx.gateway.in_room(ctx.sid, f"project:{p.id}"):
         raise Forbidden("join the project before broadcasting to it")
     limit = ctx.settings.broadcast_max_bytes
     if p.data is not None and json_size(p.data) > limit:
@@ -225,36 +224,10 @@ async def on_broadcast(ctx, p: BroadcastPayload):
     wait = state.bucket.take()
     if wait:
         raise RateLimited("broadcasting too fast", {"retryAfter": round(wait, 3)})
-    await ctx.rt.push_project(p.id, "project:broadcast",
+    await ctx.gateway.push_project(p.id, "project:broadcast",
                               {"userId": state.user_id, "event": p.event, "data": p.data},
                               skip_sid=ctx.sid)
     return None
-
-
-# -- cluster-wide reactions (every instance acts on its own sockets) ----------------------
-
-def install(services) -> None:
-    rt = services.realtime
-
-    async def member_removed(msg: dict) -> None:
-        for state in rt.local_sockets_of(msg["userId"]):
-            if msg["projectId"] in state.projects:
-                await rt.leave_project(state.sid, state, msg["projectId"])
-
-    async def project_closed(msg: dict) -> None:
-        pid = msg["projectId"]
-        for state in list(rt.sockets.values()):
-            if pid in state.projects:
-                await rt.leave_project(state.sid, state, pid)
-
-    async def role_changed(msg: dict) -> None:
-        for state in rt.local_sockets_of(msg["userId"]):
-            if msg["projectId"] in state.projects:
-                await rt.set_visibility(state.sid, msg["projectId"], msg["role"])
-
-    services.bus.on("project:member_removed", member_removed)
-    services.bus.on("project:role_changed", role_changed)
-    services.bus.on("project:closed", project_closed)
 
 
 EVENTS = [on_list, on_create, on_get, on_update, on_delete, on_join, on_leave, on_member_add,

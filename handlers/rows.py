@@ -13,7 +13,7 @@ from pydantic import Field
 from handlers.base import Payload, event
 from handlers.table_common import (change_view, check_values, push_row, row_for, row_view, seal,
                                    sees_clear, table_for)
-from server.locks import holder_view
+from services.locks import holder_view
 from store.base import RowFilter
 from store.errors import EventError, Forbidden, Locked, NotFound
 
@@ -210,13 +210,6 @@ async def on_restore(ctx, p: RestorePayload):
         await push_row(ctx, table, "row:updated", row, {"reason": "restore"})
     return row_view(ctx.services, table, row, sees_clear(ctx.project_role, ctx.user_id,
                                                          row.author_id))
-
-
-def install(services) -> None:
-    async def socket_gone(sid: str, user_id: str) -> None:
-        await services.locks.socket_gone(sid)
-
-    services.hooks.socket_disconnected.append(socket_gone)
 
 
 EVENTS = [on_rows, on_get, on_add, on_update, on_delete, on_lock, on_unlock, on_heartbeat, on_history,

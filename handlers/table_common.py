@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from server.crypto import mask
+from services.crypto import mask
 from store.base import Row, RowChange, Table
 from store.errors import EventError, NotFound
 from store.ids import iso
@@ -135,7 +135,7 @@ async def push_row(ctx, table: Table, event: str, row: Row, extra: dict | None =
     gets them masked: owners listen on ``project:<id>:owners``, the others on
     ``project:<id>:others``, and the author's own sockets are found through presence.
     """
-    rt = ctx.rt
+    rt = ctx.gateway
     pid = table.project_id
     extra = extra or {}
 

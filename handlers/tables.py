@@ -8,12 +8,13 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from handlers.base import Payload, event, spend_guest_quota
+from handlers.base import Payload, event, require_project
+from services.quotas import spend_guest_quota
 from handlers.files import file_for
 from handlers.table_common import (change_view, push_row, reveal, seal, sees_clear,
                                    table_for, table_view)
 from ingest import csv_tables
-from server.locks import holder_view
+from services.locks import holder_view
 from store.base import Column
 from store.errors import EventError, NotFound
 
@@ -222,7 +223,7 @@ async def export_csv(services, table_id: str, user_id: str):
     if table is None:
         raise EventError("not_found", "table not found")
     try:
-        role = await services.realtime.require_project(table.project_id, user_id, "viewer")
+        role = await require_project(services.store, table.project_id, user_id, "viewer")
     except NotFound:
         raise NotFound("table not found") from None
     names = [c.name for c in table.columns]
@@ -240,15 +241,6 @@ async def export_csv(services, table_id: str, user_id: str):
             cursor = page.next_cursor
 
     return table, names, records()
-
-
-def install(services) -> None:
-    async def project_deleted(project_id: str) -> None:
-        for table in await services.store.tables.list_tables(project_id):
-            await services.locks.drop_table(table.id)
-        await services.store.tables.delete_project_tables(project_id)
-
-    services.hooks.project_deleted.append(project_deleted)
 
 
 EVENTS = [on_create, on_list, on_get, on_rename, on_delete, on_import, on_history, on_restore]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from handlers.base import Empty, event
-from server.ticker import ROOM
+from services.ticker import ROOM
 from store.ids import iso
 
 

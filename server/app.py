@@ -1,33 +1,40 @@
 """The app factory: one aiohttp application with its Socket.IO server attached.
 
 Each long-lived resource has one cleanup context that opens it and closes it (aiohttp's
-``cleanup_ctx``); background loops start and stop there too.
+``cleanup_ctx``): Redis and the bus, the store, then the services container (built once
+every resource is open), then each domain engine's own start and stop.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import AsyncIterator, Awaitable, Callable, Protocol
 
 from aiohttp import web
 
 import handlers
 from server import http
-from server.bus import Bus, RedisBus
-from server.config import Settings, resolve_jwt_secret, resolve_secrets_key
-from server.crypto import SecretBox
-from server.leader import LocalLeader, RedisLeader
-from server.locks import LockService, MemoryLocks, RedisLocks
-from server.ticker import Ticker
-from server.keys import METRICS, REALTIME, SERVICES, SETTINGS, STORAGE
+from server.keys import METRICS, REALTIME, SETTINGS, STORAGE, services_of
 from server.metrics import Metrics
-from server.presence import MemoryPresence, RedisPresence
-from server.ratelimit import MemoryCounter, RedisCounter
 from server.realtime import Realtime
-from server.security import PasswordHasher, TokenService
-from server.services import Services
+from services.ai import make_provider
+from services.bus import Bus, RedisBus
+from services.captures import PcapService
+from services.cascade import attach_project_cascade
+from services.clock import Clock, SystemClock
+from services.config import Settings, resolve_jwt_secret, resolve_secrets_key
+from services.container import Core, Hooks, Services
+from services.crypto import SecretBox
+from services.leader import make_leader
+from services.locks import LockService, MemoryLocks, RedisLocks
+from services.presence import MemoryPresence, Presence, RedisPresence
+from services.ratelimit import Counter, MemoryCounter, RedisCounter
+from services.replies import ReplyEngine
+from services.security import PasswordHasher, TokenService
+from services.ticker import Ticker
 from store.base import Store
 from store.blobs import BlobStore
 from store.factory import open_blobs, open_store
@@ -38,54 +45,76 @@ log = logging.getLogger("server.app")
 StoreOpener = Callable[[Settings], Awaitable[tuple[Store, BlobStore]]]
 
 
-def create_app(settings: Settings | None = None, *,
-               open_storage: StoreOpener | None = None) -> web.Application:
-    """``open_storage`` replaces the configured store (tests inject the MongoDB stand-in)."""
+class Engine(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class _Opening:
+    """Resources as their cleanup contexts open them, until ``Services`` is built."""
+
+    redis: object = None
+    bus: Bus | None = None
+    presence: Presence | None = None
+    counter: Counter | None = None
+    store: Store | None = None
+    blobs: BlobStore | None = None
+
+
+OPENING = web.AppKey("opening", _Opening)
+CLOCK = web.AppKey("clock", Clock)  # type: ignore[type-abstract]
+
+
+def create_app(settings: Settings | None = None, *, open_storage: StoreOpener | None = None,
+               clock: Clock | None = None) -> web.Application:
+    """``open_storage`` replaces the configured store (tests inject the MongoDB stand-in);
+    ``clock`` replaces the system clock (tests inject a fake one)."""
     settings = settings or Settings.from_env()
-    services = Services(
-        settings=settings,
-        tokens=TokenService(resolve_jwt_secret(settings), settings.access_token_minutes,
-                            settings.refresh_token_days),
-        hasher=PasswordHasher(settings.bcrypt_rounds),
-        secrets=SecretBox(resolve_secrets_key(settings)),
-    )
     metrics = Metrics()
-    realtime = Realtime(services, handlers.all_events(), metrics)
+    realtime = Realtime(settings, handlers.all_events(), metrics)
     # Uploads enforce MAX_UPLOAD_MB while streaming; other bodies are small JSON.
     app = web.Application(client_max_size=1 << 20, middlewares=[http.error_middleware])
     app[SETTINGS] = settings
-    app[SERVICES] = services
     app[REALTIME] = realtime
     app[METRICS] = metrics
+    app[OPENING] = _Opening()
+    app[CLOCK] = clock or SystemClock()
     realtime.sio.attach(app)
     http.setup_routes(app)
     app[STORAGE] = open_storage or _open_configured_storage
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_store_ctx)
-    app.cleanup_ctx.append(_runtime_ctx)
+    app.cleanup_ctx.append(_services_ctx)
+    # Engines start in this order once the container exists and stop in reverse.
+    for pick in (lambda s: s.locks, lambda s: s.ticker, lambda s: s.pcap, lambda s: s.chat):
+        app.cleanup_ctx.append(_engine_ctx(pick))
+    app.cleanup_ctx.append(_presence_ctx)
     return app
 
 
-async def _redis_ctx(app: web.Application):
-    services = app[SERVICES]
-    settings = services.settings
+async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    opening, settings = app[OPENING], app[SETTINGS]
     if settings.redis_url:
         import redis.asyncio as aioredis
 
         client = aioredis.from_url(settings.redis_url, health_check_interval=10,
                                    socket_connect_timeout=5, retry_on_timeout=True)
         await _wait_for(client.ping, "Redis", settings.redis_url)
-        services.redis = client
-        services.counter = RedisCounter(client)
-        services.bus = RedisBus(client)
-        services.presence = RedisPresence(client, settings.instance_id, settings.presence_ttl_s)
+        opening.redis = client
+        opening.counter = RedisCounter(client)
+        opening.bus = RedisBus(client)
+        opening.presence = RedisPresence(client, settings.instance_id, settings.presence_ttl_s)
     else:
-        services.counter = MemoryCounter()
-        services.bus = Bus()
-        services.presence = MemoryPresence()
+        opening.counter = MemoryCounter()
+        opening.bus = Bus()
+        opening.presence = MemoryPresence()
+    await opening.bus.start()
     yield
-    if services.redis is not None:
-        await services.redis.aclose()
+    await opening.bus.close()
+    if opening.redis is not None:
+        await opening.redis.aclose()  # type: ignore[attr-defined]
 
 
 async def _open_configured_storage(s: Settings) -> tuple[Store, BlobStore]:
@@ -94,57 +123,79 @@ async def _open_configured_storage(s: Settings) -> tuple[Store, BlobStore]:
     return store, await open_blobs(store, data_dir=Path(s.data_dir))
 
 
-async def _store_ctx(app: web.Application):
-    services = app[SERVICES]
-    services.store, services.blobs = await app[STORAGE](services.settings)
-    log.info("store open", extra={"fields": {"backend": services.store.backend}})
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    opening = app[OPENING]
+    store, blobs = await app[STORAGE](app[SETTINGS])  # type: ignore[operator]
+    opening.store, opening.blobs = store, blobs
+    log.info("store open", extra={"fields": {"backend": store.backend}})
     yield
-    await services.blobs.close()
-    await services.store.close()
+    await blobs.close()
+    await store.close()
 
 
-async def _runtime_ctx(app: web.Application):
-    services = app[SERVICES]
-    realtime = app[REALTIME]
-    settings = services.settings
-
-    def leader(name: str, ttl: float):
-        if services.redis is None:
-            return LocalLeader(name, settings.instance_id)
-        return RedisLeader(services.redis, name, settings.instance_id, ttl)
-
-    services.locks = LockService(
-        RedisLocks(services.redis) if services.redis is not None else MemoryLocks(),
-        push=lambda pid, event, data: realtime.push_project(pid, event, data),
-        leader=leader("lock-reaper", max(2.0, settings.lock_lease_s / 3)),
-        instance_id=settings.instance_id, edit_timeout=settings.lock_edit_timeout_s,
+def build_services(settings: Settings, opening: _Opening, realtime: Realtime,
+                   clock: Clock) -> Services:
+    assert opening.store and opening.blobs and opening.bus and opening.presence \
+        and opening.counter, "resources open before the services are built"
+    core = Core(
+        settings=settings, clock=clock,
+        tokens=TokenService(resolve_jwt_secret(settings), settings.access_token_minutes,
+                            settings.refresh_token_days),
+        hasher=PasswordHasher(settings.bcrypt_rounds),
+        secrets=SecretBox(resolve_secrets_key(settings)),
+        store=opening.store, blobs=opening.blobs, bus=opening.bus, presence=opening.presence,
+        counter=opening.counter, gateway=realtime, hooks=Hooks(), redis=opening.redis)
+    redis, iid = opening.redis, settings.instance_id
+    locks = LockService(
+        RedisLocks(redis) if redis is not None else MemoryLocks(),
+        push=realtime.push_project,
+        leader=make_leader(redis, "lock-reaper", iid, max(2.0, settings.lock_lease_s / 3)),
+        instance_id=iid, edit_timeout=settings.lock_edit_timeout_s,
         cooldown=settings.lock_cooldown_s, lease=settings.lock_lease_s,
         grace=settings.lock_grace_s)
-    services.ticker = Ticker(services, leader("ticker", settings.ticker_interval_s * 1.25),
-                             settings.ticker_interval_s)
-    handlers.install_all(services)
-    await services.bus.start()
-    services.locks.start()
-    services.ticker.start()
-    for start in services.hooks.startup:
-        await start()
+    ticker = Ticker(core, make_leader(redis, "ticker", iid, settings.ticker_interval_s * 1.25),
+                    settings.ticker_interval_s)
+    pcap = PcapService(core)
+    chat = ReplyEngine(core, make_provider(settings),
+                       make_leader(redis, "chat-reaper", iid, max(3.0, settings.chat_lease_s)))
+    # Hooks run in registration order: a project's files and tables go first.
+    attach_project_cascade(core, locks)
+    locks.attach(core.hooks)
+    chat.attach()
+    pcap.attach()
+    return Services.with_engines(core, locks=locks, ticker=ticker, pcap=pcap, chat=chat)
+
+
+async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
+    realtime = app[REALTIME]
+    realtime.bind(build_services(app[SETTINGS], app[OPENING], realtime, app[CLOCK]))
+    yield
+    with contextlib.suppress(Exception):
+        await realtime.sio.shutdown()
+
+
+def _engine_ctx(pick: Callable[[Services], Engine]):
+    async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
+        engine = pick(services_of(app))
+        await engine.start()
+        yield
+        with contextlib.suppress(Exception):
+            await engine.stop()
+
+    return engine_ctx
+
+
+async def _presence_ctx(app: web.Application) -> AsyncIterator[None]:
+    realtime = app[REALTIME]
     beat = asyncio.create_task(_presence_loop(realtime), name="presence-beat")
     yield
     beat.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await beat
-    for stop in reversed(services.hooks.shutdown):
-        with contextlib.suppress(Exception):
-            await stop()
-    await services.ticker.stop()
-    await services.locks.stop()
     # Leave cleanly so the others see our users go at once, not after PRESENCE_TTL_S.
-    for pid in await services.presence.close():
+    for pid in await realtime.services.presence.close():
         with contextlib.suppress(Exception):
             await realtime.push_presence(pid)
-    with contextlib.suppress(Exception):
-        await realtime.sio.shutdown()
-    await services.bus.close()
 
 
 async def _presence_loop(realtime: Realtime) -> None:

@@ -8,7 +8,7 @@ import os
 import secrets
 import sys
 
-from server.config import ConfigError, Settings
+from services.config import ConfigError, Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +61,7 @@ def _serve(settings: Settings) -> int:
 
 async def _create_admin(settings: Settings, email: str, from_stdin: bool) -> int:
     from handlers.auth import EMAIL
-    from server.security import PasswordHasher, check_password_policy
+    from services.security import PasswordHasher, check_password_policy
     from store.errors import EventError
     from store.factory import open_store
 

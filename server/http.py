@@ -19,7 +19,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from handlers import auth, files, tables
 from ingest.csv_tables import write_csv
-from server.keys import METRICS, SERVICES, SETTINGS
+from server.keys import METRICS, SETTINGS, services_of
 from handlers.base import bad_payload
 from server.realtime import client_ip
 from store.errors import EventError, Unauthorized
@@ -71,7 +71,7 @@ def bearer_user_id(request: web.Request) -> str:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("send Authorization: Bearer <access token>")
-    return request.app[SERVICES].tokens.verify_access(token.strip()).user_id
+    return services_of(request.app).tokens.verify_access(token.strip()).user_id
 
 
 async def health(request: web.Request) -> web.Response:
@@ -79,7 +79,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
+    services = services_of(request.app)
     checks, healthy = {}, True
     for name, probe in (("store", services.store.ping if services.store else None),
                         ("redis", services.redis.ping if services.redis is not None else None)):
@@ -105,34 +105,34 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def rest_register(request: web.Request) -> web.Response:
     p = await read_payload(request, auth.RegisterPayload)
-    user, tokens = await auth.register(request.app[SERVICES], p.email, p.password, p.username)
+    user, tokens = await auth.register(services_of(request.app), p.email, p.password, p.username)
     return ok(auth.session(user, tokens), status=201)
 
 
 async def rest_login(request: web.Request) -> web.Response:
     p = await read_payload(request, auth.Credentials)
     ip = client_ip(request, request.app[SETTINGS].trust_proxy)
-    user, tokens = await auth.login(request.app[SERVICES], p.email, p.password, ip)
+    user, tokens = await auth.login(services_of(request.app), p.email, p.password, ip)
     return ok(auth.session(user, tokens))
 
 
 async def rest_refresh(request: web.Request) -> web.Response:
     p = await read_payload(request, auth.RefreshPayload)
-    user, tokens = await auth.refresh(request.app[SERVICES], p.refreshToken)
+    user, tokens = await auth.refresh(services_of(request.app), p.refreshToken)
     return ok(auth.session(user, tokens))
 
 
 async def rest_logout(request: web.Request) -> web.Response:
     user_id = bearer_user_id(request)
     p = await read_payload(request, auth.LogoutPayload)
-    return ok(await auth.logout(request.app[SERVICES], user_id, p.refreshToken))
+    return ok(await auth.logout(services_of(request.app), user_id, p.refreshToken))
 
 
 MULTIPART_SLACK = 64 * 1024  # headers and boundaries around the file part
 
 
 async def upload(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
+    services = services_of(request.app)
     user_id = bearer_user_id(request)
     limit = int(services.settings.max_upload_mb * 1024 * 1024)
     if request.content_length is not None and request.content_length > limit + MULTIPART_SLACK:
@@ -180,7 +180,7 @@ def _reason(exc: Exception) -> str:
 
 
 async def download(request: web.Request) -> web.StreamResponse:
-    services = request.app[SERVICES]
+    services = services_of(request.app)
     user_id = bearer_user_id(request)
     record = await files.file_for(services, request.match_info["file_id"], user_id, "viewer")
     etag = f'"{record.sha256}"'
@@ -204,7 +204,7 @@ async def download(request: web.Request) -> web.StreamResponse:
 
 
 async def export_table(request: web.Request) -> web.StreamResponse:
-    services = request.app[SERVICES]
+    services = services_of(request.app)
     user_id = bearer_user_id(request)
     table, names, records = await tables.export_csv(services, request.match_info["table_id"],
                                                     user_id)

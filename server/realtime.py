@@ -8,23 +8,22 @@ unexpected one gets ``internal`` with a reference id that is also in the log lin
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import socketio
 from pydantic import ValidationError
 from socketio import packet as sio_packet
-from socketio.async_pubsub_manager import AsyncPubSubManager
 
-from handlers.base import EventSpec, bad_payload, project_access
+from handlers.base import EventSpec, bad_payload
+from handlers.context import EventContext
 from server.metrics import Metrics
-from server.ratelimit import TokenBucket
-from server.services import Services
+from services.config import Settings
+from services.container import Services
+from services.gateway import SocketState
 from store.base import User
 from store.errors import EventError, Forbidden, TokenExpired, Unauthorized
 
@@ -34,73 +33,6 @@ conn_log = logging.getLogger("server.connections")
 # Enough of a Socket.IO text EVENT packet to answer it without parsing its body:
 # type 2, optional "/namespace,", optional ack id, then '["event name"'.
 _HEADER = re.compile(r'2(?:(/[^,]*),)?(\d*)\["((?:[^"\\]|\\.){0,200})"')
-
-
-@dataclass(eq=False)
-class SocketState:
-    sid: str
-    ip: str
-    user_id: str | None = None
-    username: str = ""
-    role: str = "user"
-    is_guest: bool = False
-    token_exp: float = 0.0
-    projects: set[str] = field(default_factory=set)
-    bucket: TokenBucket | None = None
-    expiry: asyncio.TimerHandle | None = None
-
-    def public_user(self) -> dict:
-        return {"userId": self.user_id, "username": self.username, "isGuest": self.is_guest}
-
-
-class EventContext:
-    """What a handler gets besides its payload."""
-
-    __slots__ = ("rt", "sid", "state", "spec", "project_role")
-
-    def __init__(self, rt: "Realtime", sid: str, state: SocketState, spec: EventSpec):
-        self.rt = rt
-        self.sid = sid
-        self.state = state
-        self.spec = spec
-        self.project_role: str | None = None
-
-    @property
-    def services(self) -> Services:
-        return self.rt.services
-
-    @property
-    def store(self):
-        return self.rt.services.store
-
-    @property
-    def settings(self):
-        return self.rt.services.settings
-
-    @property
-    def user_id(self) -> str:
-        if self.state.user_id is None:
-            raise Unauthorized("sign in first")
-        return self.state.user_id
-
-    async def authenticate(self, user: User, token_exp: float) -> None:
-        await self.rt.authenticate(self.sid, self.state, user, token_exp)
-
-    async def require_project(self, project_id: str, role: str = "viewer") -> str:
-        return await self.rt.require_project(project_id, self.user_id, role)
-
-    async def push_project(self, project_id: str, event: str, data: dict, *,
-                           skip_self: bool = False) -> None:
-        await self.rt.push_project(project_id, event, data, skip_sid=self.sid if skip_self else None)
-
-    async def push_user(self, user_id: str, event: str, data: dict) -> None:
-        await self.rt.push(event, data, room=f"user:{user_id}")
-
-    async def enter_room(self, room: str) -> None:
-        await self.rt.sio.enter_room(self.sid, room)
-
-    async def leave_room(self, room: str) -> None:
-        await self.rt.sio.leave_room(self.sid, room)
 
 
 class CollabSocketServer(socketio.AsyncServer):
@@ -143,9 +75,13 @@ class CollabSocketServer(socketio.AsyncServer):
 
 
 class Realtime:
-    def __init__(self, services: Services, events: Iterable[EventSpec], metrics: Metrics):
-        settings = services.settings
-        self.services = services
+    """The Socket.IO server of one instance (``services.gateway.Gateway``): sockets, rooms,
+    pushes and the dispatcher. Built by the app factory; ``bind`` hands it the instance's
+    services once every resource is open, before the first connection can arrive."""
+
+    services: Services
+
+    def __init__(self, settings: Settings, events: Iterable[EventSpec], metrics: Metrics):
         self.metrics = metrics
         self.events: dict[str, EventSpec] = {}
         for spec in events:
@@ -175,7 +111,29 @@ class Realtime:
         self.sio.on("connect", self.on_connect)
         self.sio.on("disconnect", self.on_disconnect)
         self.sio.on("*", self.dispatch)
-        services.realtime = self
+
+    def bind(self, services: Services) -> None:
+        self.services = services
+        # Cluster-wide reactions: every instance acts on its own sockets.
+        services.bus.on("project:member_removed", self._on_member_removed)
+        services.bus.on("project:role_changed", self._on_role_changed)
+        services.bus.on("project:closed", self._on_project_closed)
+
+    async def _on_member_removed(self, msg: dict) -> None:
+        for state in self.local_sockets_of(msg["userId"]):
+            if msg["projectId"] in state.projects:
+                await self.leave_project(state.sid, state, msg["projectId"])
+
+    async def _on_project_closed(self, msg: dict) -> None:
+        pid = msg["projectId"]
+        for state in list(self.sockets.values()):
+            if pid in state.projects:
+                await self.leave_project(state.sid, state, pid)
+
+    async def _on_role_changed(self, msg: dict) -> None:
+        for state in self.local_sockets_of(msg["userId"]):
+            if msg["projectId"] in state.projects:
+                await self.set_visibility(state.sid, msg["projectId"], msg["role"])
 
     # -- connection lifecycle -------------------------------------------------------------
 
@@ -309,7 +267,7 @@ class Realtime:
                 payload = spec.model.model_validate(data)
             except ValidationError as exc:
                 raise bad_payload(exc) from None
-            ctx = EventContext(self, sid, state, spec)
+            ctx = EventContext(self.services, sid, state, spec)
             if spec.project_role:
                 ctx.project_role = await ctx.require_project(
                     getattr(payload, spec.project_field), spec.project_role)
@@ -343,10 +301,6 @@ class Realtime:
 
     # -- authorization and pushes ---------------------------------------------------------
 
-    async def require_project(self, project_id: str, user_id: str, needed: str) -> str:
-        return project_access(
-            await self.services.store.projects.get_member_role(project_id, user_id), needed)
-
     async def push(self, event: str, data: Any, *, room: str, skip_sid: str | None = None):
         await self.sio.emit(event, data, to=room, skip_sid=skip_sid)
 
@@ -368,25 +322,6 @@ class Realtime:
         return [s for s in self.sockets.values() if s.user_id == user_id]
 
 
-async def emit_everywhere(sio, event: str, data: Any, *, to: str) -> None:
-    await sio.emit(event, data, to=to)
-
-
-async def emit_here(sio, event: str, data: Any, *, to: str) -> None:
-    """``event`` to this instance's sockets in room ``to`` only. With ``emit_elsewhere`` it
-    is one ``sio.emit`` whose local half can go out before the other instances' half."""
-    await sio.emit(event, data, to=to, ignore_queue=True)
-
-
-async def emit_elsewhere(sio, event: str, data: Any, *, to: str) -> None:
-    """``event`` to the sockets in room ``to`` on the other instances (none without a
-    queue). A manager's rooms hold only its own sockets: those are skipped."""
-    manager = getattr(sio, "manager", None)
-    if isinstance(manager, AsyncPubSubManager):
-        here = [sid for sid, _ in manager.get_participants("/", to)]
-        await sio.emit(event, data, to=to, skip_sid=here)
-
-
 def client_ip(request, trust_proxy: bool) -> str:
     if trust_proxy:
         forwarded = request.headers.get("X-Forwarded-For")
@@ -401,7 +336,3 @@ def client_ip(request, trust_proxy: bool) -> str:
 def _json_type(value: Any) -> str:
     return {list: "an array", str: "a string", bool: "a boolean", int: "a number",
             float: "a number"}.get(type(value), type(value).__name__)
-
-
-def json_size(value: Any) -> int:
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())

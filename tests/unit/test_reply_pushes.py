@@ -7,9 +7,9 @@ import asyncio
 import time
 from types import SimpleNamespace
 
-from handlers.chat_replies import SLICE_S, ReplyEngine
-from server.ai import Final, Provider
-from server.leader import LocalLeader
+from services.replies import SLICE_S, ReplyEngine
+from services.ai import Final, Provider
+from services.leader import LocalLeader
 from store.factory import open_store
 from tests.conftest import make_settings
 
@@ -41,7 +41,7 @@ async def test_a_burst_goes_out_in_few_pushes_without_holding_the_loop(tmp_path)
     store = await open_store(data_dir=tmp_path / "data")
     sio = Recorder()
     services = SimpleNamespace(settings=settings, store=store,
-                               realtime=SimpleNamespace(sio=sio))
+                               gateway=SimpleNamespace(sio=sio))
     provider = Burst()
     engine = ReplyEngine(services, provider, LocalLeader("chat", "i"))
     user = await store.users.create_user(email="a@example.com", username="a",

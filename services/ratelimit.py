@@ -3,6 +3,17 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Protocol
+
+
+class Counter(Protocol):
+    """Fixed-window event counts (``MemoryCounter`` in one process, ``RedisCounter`` shared)."""
+
+    async def hit(self, key: str, window: float) -> tuple[int, float]: ...
+
+    async def peek(self, key: str, window: float) -> tuple[int, float]: ...
+
+    async def reset(self, key: str) -> None: ...
 
 
 class MemoryCounter:

@@ -22,11 +22,13 @@ from typing import Awaitable, Callable
 
 from datetime import datetime, timezone
 
-from server.locks.backends import LockBackend, MemoryLocks, RedisLocks
+from services.container import Hooks
+from services.leader import Leader
+from services.locks.backends import LockBackend, MemoryLocks, RedisLocks
 from store.errors import Conflict, Locked, RateLimited
 from store.ids import iso
 
-log = logging.getLogger("server.locks")
+log = logging.getLogger("services.locks")
 Push = Callable[[str, str, dict], Awaitable[None]]  # (project_id, event, data)
 
 __all__ = ["LockService", "MemoryLocks", "RedisLocks"]
@@ -50,7 +52,7 @@ class Owned:
 
 
 class LockService:
-    def __init__(self, backend: LockBackend, *, push: Push, leader, instance_id: str,
+    def __init__(self, backend: LockBackend, *, push: Push, leader: Leader, instance_id: str,
                  edit_timeout: float, cooldown: float, lease: float, grace: float):
         self.backend = backend
         self.push = push
@@ -182,7 +184,14 @@ class LockService:
 
     # -- background work --------------------------------------------------------------------
 
-    def start(self) -> None:
+    def attach(self, hooks: Hooks) -> None:
+        """A socket that goes starts its locks' disconnect grace."""
+        async def socket_gone(sid: str, user_id: str) -> None:
+            await self.socket_gone(sid)
+
+        hooks.socket_disconnected.append(socket_gone)
+
+    async def start(self) -> None:
         self._tasks = [asyncio.create_task(self._renew_loop(), name="locks-renew"),
                        asyncio.create_task(self._reap_loop(), name="locks-reaper")]
 

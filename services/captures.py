@@ -27,7 +27,10 @@ from pathlib import Path
 from ingest.pcap.flows import KINDS, endpoints
 from ingest.pcap.run import Cancelled, CaptureError, IngestRun, decompress_if_gzip
 from ingest.pcap.dissect import Dissector
-from store.base import PcapJob
+from services.container import Core
+from services.quotas import spend_guest_quota
+from store.base import FileRecord, PcapJob
+from store.errors import EventError
 from store.ids import iso
 
 log = logging.getLogger("server.pcap")
@@ -65,9 +68,9 @@ class _Run:
 
 
 class PcapService:
-    def __init__(self, services):
-        self.services = services
-        settings = services.settings
+    def __init__(self, core: Core):
+        self.core = core
+        settings = core.settings
         self.instance = settings.instance_id
         self.slots = max(1, settings.ingest_concurrency)
         self.lease_s = max(1.0, settings.ingest_lease_s)
@@ -83,15 +86,41 @@ class PcapService:
 
     @property
     def store(self):
-        return self.services.store.pcap
+        return self.core.store.pcap
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(_sweep, self.workdir.parent, STALE_WORK_S)
-        self.services.bus.on("pcap:cancel", self._on_cancel_message)
+        self.core.bus.on("pcap:cancel", self._on_cancel_message)
         self._loop_task = asyncio.create_task(self._claim_loop(), name="pcap-claims")
+
+    def attach(self) -> None:
+        """React to uploads, deletions and project deletions (every instance registers)."""
+        hooks = self.core.hooks
+        hooks.file_added.append(self._file_added)
+        hooks.file_deleted.append(lambda record: self.forget(record.id))
+        hooks.project_deleted.append(self._project_deleted)
+
+    async def _file_added(self, record: FileRecord) -> None:
+        if not is_capture(record.name, record.mime):
+            return
+        store = self.core.store
+        uploader = await store.users.get_user(record.uploader_id)
+        if uploader is not None and uploader.is_guest:
+            try:  # a guest's upload spends one of their imports; at zero it stays a file
+                await spend_guest_quota(store, uploader.id, "remaining_imports")
+            except EventError as exc:
+                await self.core.gateway.sio.emit("pcap:failed", {
+                    "fileId": record.id, "code": exc.code, "reason": "guest_limit",
+                    "message": exc.message}, to=f"project:{record.project_id}")
+                return
+        await self.enqueue(record.id, record.project_id, record.uploader_id)
+
+    async def _project_deleted(self, project_id: str) -> None:
+        for file_id in await self.store.delete_project_jobs(project_id):
+            await self.core.blobs.delete(derived_key(file_id))
 
     async def stop(self) -> None:
         if self._loop_task:
@@ -128,7 +157,7 @@ class PcapService:
         return job_view(job, await self.store.queue_position(file_id))
 
     async def cancel(self, job: PcapJob) -> None:
-        await self.services.bus.publish("pcap:cancel", {"fileId": job.file_id})
+        await self.core.bus.publish("pcap:cancel", {"fileId": job.file_id})
         await self._discard(job.file_id)
         await self._push(job.project_id, "pcap:cancelled", {"fileId": job.file_id})
 
@@ -136,9 +165,9 @@ class PcapService:
         """The file is gone: stop its ingest and remove everything derived from it."""
         job = await self.store.cancel_job(file_id)
         if job is not None:
-            await self.services.bus.publish("pcap:cancel", {"fileId": file_id})
+            await self.core.bus.publish("pcap:cancel", {"fileId": file_id})
         await self.store.delete_job(file_id)
-        await self.services.blobs.delete(derived_key(file_id))
+        await self.core.blobs.delete(derived_key(file_id))
 
     async def _on_cancel_message(self, data: dict) -> None:
         run = self.running.get(data.get("fileId"))
@@ -224,7 +253,7 @@ class PcapService:
 
     async def _ingest(self, run: _Run) -> None:
         job = run.job
-        record = await self.services.store.files.get_file(job.file_id)
+        record = await self.core.store.files.get_file(job.file_id)
         if record is None:
             await self.store.delete_job(job.file_id)
             return
@@ -258,13 +287,13 @@ class PcapService:
         def on_progress(progress):  # worker thread
             loop.call_soon_threadsafe(self._progress, run, progress)
 
-        async with self.services.blobs.local_copy(record.storage_key, ".pcap") as path:
+        async with self.core.blobs.local_copy(record.storage_key, ".pcap") as path:
             inflated = await asyncio.to_thread(decompress_if_gzip, Path(path), self.workdir)
             try:
                 source = inflated or Path(path)
                 ingest = IngestRun(source, on_batch=on_batch, on_progress=on_progress,
                                    cancel=run.cancel, skip_through=resume,
-                                   processes=self.services.settings.ingest_tshark_procs or
+                                   processes=self.core.settings.ingest_tshark_procs or
                                    min(4, os.cpu_count() or 1),
                                    workdir=self.workdir)
                 try:
@@ -299,7 +328,7 @@ class PcapService:
                                          {"fileId": run.job.file_id, **progress}))
 
     async def _store_derived(self, file_id: str, path: Path) -> None:
-        writer = await self.services.blobs.create(derived_key(file_id))
+        writer = await self.core.blobs.create(derived_key(file_id))
         try:
             with open(path, "rb") as fh:
                 while chunk := await asyncio.to_thread(fh.read, 1 << 20):
@@ -311,7 +340,7 @@ class PcapService:
 
     async def _push(self, project_id: str, event: str, data: dict) -> None:
         try:
-            await self.services.realtime.push_project(project_id, event, data)
+            await self.core.gateway.push_project(project_id, event, data)
         except Exception:
             log.exception("push %s failed", event)
 
@@ -337,7 +366,7 @@ class PcapService:
         once into this instance's cache (the last ``CACHED_CAPTURES`` are kept), so cutting
         one frame out does not stream the whole file each time."""
         key = derived_key(record.id) if layout.get("compressed") else record.storage_key
-        blobs = self.services.blobs
+        blobs = self.core.blobs
         if hasattr(blobs, "path"):  # store.blobs.local.LocalBlobs
             async with blobs.local_copy(key, ".pcap") as path:
                 yield path

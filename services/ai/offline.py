@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-from server.ai import ChatRequest, ContextItem, Final, OnText, Provider, estimate_tokens
+from services.ai import ChatRequest, ContextItem, Final, OnText, Provider, estimate_tokens
 
 MODEL = "offline-analyst"
 INTRO = "**Offline analyst** (built in, not an AI model): "

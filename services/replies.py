@@ -24,9 +24,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from handlers.chat_context import ContextBuilder
-from server.ai import ChatRequest, Provider, ProviderError, Turn, fit_history
-from server.realtime import emit_elsewhere, emit_everywhere, emit_here
+from services.reply_context import ContextBuilder
+from services.ai import ChatRequest, Provider, ProviderError, Turn, fit_history
+from services.container import Core
+from services.gateway import emit_elsewhere, emit_everywhere, emit_here
+from services.leader import Leader
 from store.base import ChatMessage, Conversation, Exchange, FileRecord, HistoryTurn
 from store.ids import iso, utcnow
 
@@ -118,23 +120,62 @@ class LiveReply:
 
 
 class ReplyEngine:
-    def __init__(self, services, provider: Provider, leader):
-        self.services = services
+    def __init__(self, core: Core, provider: Provider, leader: Leader):
+        self.core = core
         self.provider = provider
         self.leader = leader
-        self.settings = services.settings
-        self.context = ContextBuilder(services)
+        self.settings = core.settings
+        self.context = ContextBuilder(core)
         self.live: dict[str, LiveReply] = {}
         self.joined: dict[str, dict[str, str | None]] = {}  # sid -> {conversation: project}
         self._loops: list[asyncio.Task] = []
 
     @property
     def sio(self):
-        return self.services.realtime.sio
+        return self.core.gateway.sio
 
     @property
     def store(self):
-        return self.services.store
+        return self.core.store
+
+    def attach(self) -> None:
+        """Cluster reactions: cancels and closed conversations from any instance, members
+        removed, projects deleted, sockets gone."""
+        bus, hooks = self.core.bus, self.core.hooks
+        bus.on("chat:cancel", self._on_cancel)
+        bus.on("chat:closed", self._on_closed)
+        bus.on("project:member_removed", self._on_member_removed)
+        hooks.project_deleted.append(self._on_project_deleted)
+        hooks.socket_disconnected.append(self._on_socket_gone)
+
+    async def _on_cancel(self, msg: dict) -> None:
+        self.cancel_local(msg.get("messageId", ""), "user")
+
+    async def _on_closed(self, msg: dict) -> None:
+        ids = set(msg.get("conversationIds") or ())
+        for live in list(self.live.values()):
+            if live.conversation.id in ids:
+                self.cancel_local(live.reply.id, "deleted")
+        for sid, rooms in list(self.joined.items()):
+            for cid in ids & set(rooms):
+                rooms.pop(cid, None)
+                await self.sio.leave_room(sid, room(cid))
+
+    async def _on_member_removed(self, msg: dict) -> None:
+        for state in self.core.gateway.local_sockets_of(msg["userId"]):
+            rooms = self.joined.get(state.sid, {})
+            for cid, pid in list(rooms.items()):
+                if pid == msg["projectId"]:
+                    rooms.pop(cid, None)
+                    await self.sio.leave_room(state.sid, room(cid))
+
+    async def _on_project_deleted(self, project_id: str) -> None:
+        ids = await self.store.chat.delete_project_chat(project_id)
+        if ids:
+            await self.core.bus.publish("chat:closed", {"conversationIds": ids})
+
+    async def _on_socket_gone(self, sid: str, user_id: str) -> None:
+        self.joined.pop(sid, None)
 
     def lease_until(self):
         return utcnow() + timedelta(seconds=self.settings.chat_lease_s)

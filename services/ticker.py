@@ -11,22 +11,24 @@ import logging
 import random
 import time
 
+from services.container import Core
+from services.leader import Leader
 from store.ids import iso, utcnow
 
-log = logging.getLogger("server.ticker")
+log = logging.getLogger("services.ticker")
 ROOM = "ticker"
 
 
 class Ticker:
-    def __init__(self, services, leader, interval: float):
-        self.services = services
+    def __init__(self, core: Core, leader: Leader, interval: float):
+        self.core = core
         self.leader = leader
         self.interval = interval
         self._task: asyncio.Task | None = None
         self._rng = random.Random()
         self.produced = 0
 
-    def start(self) -> None:
+    async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="ticker")
 
     async def stop(self) -> None:
@@ -54,9 +56,9 @@ class Ticker:
     async def produce(self) -> dict:
         at = utcnow()
         value = round(self._rng.uniform(0, 100), 4)
-        producer = self.services.settings.instance_id
-        await self.services.store.ticks.add_tick(value, at, producer)
+        producer = self.core.settings.instance_id
+        await self.core.store.ticks.add_tick(value, at, producer)
         tick = {"ts": iso(at), "value": value, "producer": producer}
-        await self.services.realtime.sio.emit("ticker:tick", tick, to=ROOM)
+        await self.core.gateway.sio.emit("ticker:tick", tick, to=ROOM)
         self.produced += 1
         return tick

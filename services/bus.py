@@ -8,7 +8,7 @@ import json
 import logging
 from typing import Awaitable, Callable
 
-log = logging.getLogger("server.bus")
+log = logging.getLogger("services.bus")
 Listener = Callable[[dict], Awaitable[None]]
 CHANNEL = "collab:bus"
 

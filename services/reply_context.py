@@ -15,7 +15,8 @@ from collections import OrderedDict
 from typing import Sequence
 
 from ingest.profile import CaptureError, CsvError, capture_stats, profile_csv, text_excerpt
-from server.ai import ContextItem, estimate_tokens
+from services.ai import ContextItem, estimate_tokens
+from services.container import Core
 from store.base import FileRecord
 
 log = logging.getLogger("handlers.chat")
@@ -95,8 +96,8 @@ def render(kind: str, record: FileRecord, data: dict, *, compact: bool = False) 
 
 
 class ContextBuilder:
-    def __init__(self, services):
-        self.services = services
+    def __init__(self, core: Core):
+        self.core = core
         self._cache: OrderedDict[str, tuple[str, dict]] = OrderedDict()
         self._inflight: dict[str, asyncio.Future] = {}
 
@@ -155,7 +156,7 @@ class ContextBuilder:
         kind = kind_of(record)
         if kind == "other":
             return kind, {"mime": record.mime, "size": record.size}
-        chat = self.services.store.chat
+        chat = self.core.store.chat
         stored = await chat.get_file_context(record.id, record.sha256)
         if stored is not None:
             return kind, stored
@@ -170,7 +171,7 @@ class ContextBuilder:
     async def _compute(self, kind: str, record: FileRecord) -> dict:
         suffix = "." + record.name.rsplit(".", 1)[-1] if "." in record.name else ""
         fn = {"csv": profile_csv, "pcap": capture_stats, "text": text_excerpt}[kind]
-        async with self.services.blobs.local_copy(record.storage_key, suffix) as path:
+        async with self.core.blobs.local_copy(record.storage_key, suffix) as path:
             try:
                 return await asyncio.to_thread(fn, path)
             except (CsvError, CaptureError) as exc:
@@ -180,7 +181,7 @@ class ContextBuilder:
         """The PCAP domain's figures (tshark's, from its finished ingest) in the shape the
         quick scan gives; None when there is no finished ingest (the quick scan answers).
         Marked transient: a later re-ingest may change them, so they are not cached here."""
-        repo = getattr(self.services.store, "pcap", None)
+        repo = getattr(self.core.store, "pcap", None)
         if repo is None:
             return None
         try:

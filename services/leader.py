@@ -4,6 +4,7 @@ in Lua, as redis-py's Lock does); on the embedded default the only instance alwa
 from __future__ import annotations
 
 import secrets
+from typing import Protocol
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -17,6 +18,20 @@ _RESIGN = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+
+class Leader(Protocol):
+    async def hold(self) -> bool:
+        """Take or keep the lease; whether this instance leads until the lease's ttl."""
+
+    async def resign(self) -> None: ...
+
+
+def make_leader(redis, name: str, instance_id: str, ttl: float) -> Leader:
+    """The lease for chore ``name``: in Redis when the instance has it, else always ours."""
+    if redis is None:
+        return LocalLeader(name, instance_id)
+    return RedisLeader(redis, name, instance_id, ttl)
 
 
 class LocalLeader:

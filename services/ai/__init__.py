@@ -128,9 +128,9 @@ def make_provider(settings) -> Provider:
     """Anthropic when a key is configured, else the offline analyst. Decided from config
     before any client exists: the SDK raises while resolving credentials when there are none."""
     if settings.anthropic_api_key:
-        from server.ai.anthropic_provider import AnthropicProvider
+        from services.ai.anthropic_provider import AnthropicProvider
 
         return AnthropicProvider(settings)
-    from server.ai.offline import OfflineAnalyst
+    from services.ai.offline import OfflineAnalyst
 
     return OfflineAnalyst(delay_s=settings.chat_offline_delay_ms / 1000)

@@ -27,9 +27,9 @@ try:  # the SDK's HTTP client: httpx2 in anthropic 2.x, httpx before
 except ImportError:  # pragma: no cover - older SDKs
     import httpx
 
-from server.ai import ChatRequest, Final, OnText, Provider, ProviderError
+from services.ai import ChatRequest, Final, OnText, Provider, ProviderError
 
-log = logging.getLogger("server.ai.anthropic")
+log = logging.getLogger("services.ai.anthropic")
 
 SYSTEM = (
     "You are the analyst of a collaborative data workspace. Answer the user's questions "

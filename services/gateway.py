@@ -1,0 +1,84 @@
+"""What the services (and handlers) need from the Socket.IO side of an instance.
+
+``server.realtime.Realtime`` implements ``Gateway``; services depend on this protocol, not on
+the server, so imports run one way (server → handlers → services → store). The emit helpers
+below only need python-socketio's server object.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import socketio
+from socketio.async_pubsub_manager import AsyncPubSubManager
+
+from services.ratelimit import TokenBucket
+from store.base import User
+
+
+@dataclass(eq=False)
+class SocketState:
+    """One connected socket: who is signed in on it and which project rooms it is in."""
+
+    sid: str
+    ip: str
+    user_id: str | None = None
+    username: str = ""
+    role: str = "user"
+    is_guest: bool = False
+    token_exp: float = 0.0
+    projects: set[str] = field(default_factory=set)
+    bucket: TokenBucket | None = None
+    expiry: asyncio.TimerHandle | None = None
+
+    def public_user(self) -> dict:
+        return {"userId": self.user_id, "username": self.username, "isGuest": self.is_guest}
+
+
+class Gateway(Protocol):
+    sio: socketio.AsyncServer
+    sockets: dict[str, SocketState]
+
+    async def push(self, event: str, data: Any, *, room: str,
+                   skip_sid: str | None = None) -> None: ...
+
+    async def push_project(self, project_id: str, event: str, data: dict, *,
+                           skip_sid: str | None = None) -> None: ...
+
+    async def authenticate(self, sid: str, state: SocketState, user: User,
+                           token_exp: float) -> None: ...
+
+    async def sign_out(self, sid: str, state: SocketState) -> None: ...
+
+    async def join_project(self, sid: str, state: SocketState, project_id: str,
+                           role: str) -> None: ...
+
+    async def leave_project(self, sid: str, state: SocketState, project_id: str) -> None: ...
+
+    async def set_visibility(self, sid: str, project_id: str, role: str) -> None: ...
+
+    def in_room(self, sid: str, room: str) -> bool: ...
+
+    def local_sockets_of(self, user_id: str) -> list[SocketState]: ...
+
+
+async def emit_everywhere(sio, event: str, data: Any, *, to: str) -> None:
+    await sio.emit(event, data, to=to)
+
+
+async def emit_here(sio, event: str, data: Any, *, to: str) -> None:
+    """``event`` to this instance's sockets in room ``to`` only. With ``emit_elsewhere`` it
+    is one ``sio.emit`` whose local half can go out before the other instances' half."""
+    await sio.emit(event, data, to=to, ignore_queue=True)
+
+
+async def emit_elsewhere(sio, event: str, data: Any, *, to: str) -> None:
+    """``event`` to the sockets in room ``to`` on the other instances (none without a
+    queue). A manager's rooms hold only its own sockets: those are skipped."""
+    manager = getattr(sio, "manager", None)
+    if isinstance(manager, AsyncPubSubManager):
+        here = [sid for sid, _ in manager.get_participants("/", to)]
+        await sio.emit(event, data, to=to, skip_sid=here)
+
+
