@@ -8,12 +8,15 @@ from __future__ import annotations
 import inspect
 import json
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from store.base import Store, role_at_least
 from store.errors import EventError, Forbidden, NotFound
+
+if TYPE_CHECKING:  # scopes build on project_access below
+    from handlers.scopes import Scope
 
 
 class Payload(BaseModel):
@@ -38,8 +41,9 @@ class EventSpec:
     handler: Handler
     auth: bool = True
     admin: bool = False
-    project_role: str | None = None  # viewer | editor | owner, checked before the handler
-    project_field: str = "id"  # payload field naming the project for that check
+    # What the event acts on and the role it needs there (``handlers.scopes``), resolved
+    # by the dispatcher before the handler runs.
+    scope: Scope | None = None
     ack: str = ""
     emits: tuple[str, ...] = field(default_factory=tuple)
 
@@ -54,20 +58,20 @@ class EventSpec:
             return "anyone"
         if self.admin:
             return "admin"
-        if self.project_role:
-            return f"project {self.project_role}"
+        if self.scope is not None:
+            return self.scope.access
         return "signed in"
 
 
 def event(name: str, model: type[BaseModel] = Empty, *, auth: bool = True, admin: bool = False,
-          project_role: str | None = None, project_field: str = "id", ack: str = "",
+          scope: Scope | None = None, ack: str = "",
           emits: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
     """Declare ``fn`` as the handler of ``name``; the domain lists it in its ``EVENTS``."""
 
     def wrap(fn: Handler) -> Handler:
-        if project_role and project_field not in model.model_fields:
-            raise TypeError(f"{name}: payload has no field {project_field!r} for the project check")
-        fn.spec = EventSpec(name, model, fn, auth, admin, project_role, project_field, ack,
+        if scope is not None and scope.field not in model.model_fields:
+            raise TypeError(f"{name}: payload has no field {scope.field!r} for its scope")
+        fn.spec = EventSpec(name, model, fn, auth, admin, scope, ack,  # type: ignore[attr-defined]
                             tuple(emits))
         return fn
 

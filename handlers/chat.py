@@ -13,7 +13,8 @@ from functools import partial
 
 from pydantic import Field, field_validator
 
-from handlers.base import Payload, event, project_access
+from handlers import scopes
+from handlers.base import Payload, event
 from services.quotas import spend_guest_quota
 from services.replies import (ReplyEngine, audience, conversation_view, message_view,
                                    push_conversation, room)
@@ -89,27 +90,9 @@ class CancelPayload(Payload):
 
 # -- access -------------------------------------------------------------------------------
 
-def conversation_access(conv: Conversation | None, member_role: str | None, user_id: str,
-                        needed: str) -> str:
-    """The caller's role on ``conv`` (given their role in its project) if it includes
-    ``needed``; ``not_found`` for a stranger, ``forbidden`` for a lesser role."""
-    if conv is None:
-        raise NotFound("conversation not found")
-    if conv.project_id is None:
-        if conv.owner_id != user_id:
-            raise NotFound("conversation not found")
-        return "owner"
-    try:
-        return project_access(member_role, needed)
-    except NotFound:
-        raise NotFound("conversation not found") from None
-
-
-async def conversation_for(ctx, conversation_id: str, role: str) -> Conversation:
-    """The conversation, if the caller may act on it with ``role``."""
-    conv, member = await ctx.store.chat.get_conversation_for(conversation_id, ctx.user_id)
-    ctx.project_role = conversation_access(conv, member, ctx.user_id, role)
-    return conv
+# A plain message is authorized by the exchange's own write (``start_exchange(authorize=)``)
+# with this scope's rule: one store round trip fewer before the provider's request.
+SEND = scopes.Conversation("conversationId", "editor", in_write=True)
 
 
 def engine(ctx) -> ReplyEngine:
@@ -147,13 +130,12 @@ async def _attachments(ctx, conv: Conversation, p: SendPayload) -> tuple[list[Fi
 
 # -- conversations ------------------------------------------------------------------------
 
-@event("conversation:create", CreatePayload, ack="conversation",
+@event("conversation:create", CreatePayload, scope=scopes.ProjectOrPrivate("projectId", "editor"),
+       ack="conversation",
        emits=("conversation:created",))
 async def on_create(ctx, p: CreatePayload):
     """Start a conversation in a project (editors) or a private one (no projectId). Without
     a title it gets one from its first exchange."""
-    if p.projectId is not None:
-        await ctx.require_project(p.projectId, "editor")
     conv = await ctx.store.chat.create_conversation(owner_id=ctx.user_id,
                                                     project_id=p.projectId, title=p.title)
     await ctx.gateway.sio.emit("conversation:created",
@@ -163,22 +145,22 @@ async def on_create(ctx, p: CreatePayload):
     return conversation_view(conv)
 
 
-@event("conversation:list", ListPayload, ack="{items: [conversation], nextCursor}")
+@event("conversation:list", ListPayload, scope=scopes.ProjectOrPrivate("projectId", "viewer"),
+       ack="{items: [conversation], nextCursor}")
 async def on_list(ctx, p: ListPayload):
     """A project's conversations (its members), or without projectId your private ones;
     newest first, paged."""
-    if p.projectId is not None:
-        await ctx.require_project(p.projectId, "viewer")
     page = await ctx.store.chat.list_conversations(project_id=p.projectId, owner_id=ctx.user_id,
                                                    cursor=p.cursor, limit=p.limit)
     return {"items": [conversation_view(c) for c in page.items], "nextCursor": page.next_cursor}
 
 
-@event("conversation:get", GetPayload, ack="{conversation, messages: [message], nextCursor}")
+@event("conversation:get", GetPayload, scope=scopes.Conversation("id", "viewer"),
+       ack="{conversation, messages: [message], nextCursor}")
 async def on_get(ctx, p: GetPayload):
     """A conversation and its messages, newest last; ``nextCursor`` pages to older ones. A
     reply still generating carries its text so far and ``deltaIndex``."""
-    conv = await conversation_for(ctx, p.id, "viewer")
+    conv = ctx.resource
     page = await ctx.store.chat.list_messages(conv.id, before=p.cursor, limit=p.limit)
     messages = [message_view(m) for m in page.items]
     live = engine(ctx).snapshot(conv.id)
@@ -189,21 +171,22 @@ async def on_get(ctx, p: GetPayload):
             "nextCursor": page.next_cursor}
 
 
-@event("conversation:rename", RenamePayload, ack="conversation",
+@event("conversation:rename", RenamePayload, scope=scopes.Conversation("id", "editor"),
+       ack="conversation",
        emits=("conversation:updated",))
 async def on_rename(ctx, p: RenamePayload):
     """Retitle a conversation (project editors; a private one's owner)."""
-    conv = await conversation_for(ctx, p.id, "editor")
-    conv = await ctx.store.chat.set_title(conv.id, p.title)
+    conv = await ctx.store.chat.set_title(ctx.resource.id, p.title)
     await push_conversation(ctx.gateway.sio, "conversation:updated", conv)
     return conversation_view(conv)
 
 
-@event("conversation:delete", IdPayload, ack="{id}", emits=("conversation:deleted",))
+@event("conversation:delete", IdPayload, scope=scopes.Conversation("id", "editor"),
+       ack="{id}", emits=("conversation:deleted",))
 async def on_delete(ctx, p: IdPayload):
     """Delete a conversation and its messages (its creator if still an editor, or a project
     owner; a private one's owner). A reply generating in it stops."""
-    conv = await conversation_for(ctx, p.id, "editor")
+    conv = ctx.resource
     if conv.owner_id != ctx.user_id and not role_at_least(ctx.project_role, "owner"):
         raise Forbidden("only the conversation's creator or a project owner deletes it")
     await ctx.store.chat.delete_conversation(conv.id)
@@ -212,12 +195,13 @@ async def on_delete(ctx, p: IdPayload):
     return {"id": conv.id}
 
 
-@event("conversation:join", IdPayload, ack="{conversation, generating}",
+@event("conversation:join", IdPayload, scope=scopes.Conversation("id", "viewer"),
+       ack="{conversation, generating}",
        emits=("message:started", "message:delta", "message:done", "message:error"))
 async def on_join(ctx, p: IdPayload):
     """Receive the conversation's stream (room ``conversation:<id>``). ``generating`` is the
     reply in progress, if any: its text so far and the index of the last delta in it."""
-    conv = await conversation_for(ctx, p.id, "viewer")
+    conv = ctx.resource
     await ctx.enter_room(room(conv.id))
     engine(ctx).joined.setdefault(ctx.sid, {})[conv.id] = conv.project_id
     generating = None
@@ -241,7 +225,7 @@ async def on_leave(ctx, p: IdPayload):
 
 # -- messages -----------------------------------------------------------------------------
 
-@event("message:send", SendPayload, ack="{message, replyId, reply}",
+@event("message:send", SendPayload, scope=SEND, ack="{message, replyId, reply}",
        emits=("message:started", "message:delta", "message:done", "message:error",
               "conversation:updated"))
 async def on_send(ctx, p: SendPayload):
@@ -257,7 +241,7 @@ async def on_send(ctx, p: SendPayload):
         # Files are checked against the conversation's project, and a guest's message is
         # spent only once it may be sent: these need the conversation first. A plain
         # message is authorized by the write itself, one store round trip sooner.
-        conv = await conversation_for(ctx, p.conversationId, "editor")
+        conv, ctx.project_role = await SEND.load(ctx.store, ctx.user_id, p.conversationId)
         if conv.generating_id and conv.lease_until and conv.lease_until > utcnow():
             raise Conflict("a reply is still being generated in this conversation",
                            {"messageId": conv.generating_id})
@@ -270,7 +254,7 @@ async def on_send(ctx, p: SendPayload):
         attachments=[f.id for f in files if f.id in p.attachments],
         instance=ctx.settings.instance_id, lease_until=chat.lease_until(),
         history_chars=chars_for_tokens(ctx.settings.chat_history_tokens),
-        authorize=partial(conversation_access, user_id=ctx.user_id, needed="editor"))
+        authorize=partial(SEND.check, user_id=ctx.user_id))
     if exchange.displaced is not None:
         await chat.report_failed(exchange.displaced)
     chat.begin(exchange.conversation, exchange, files, omitted)
@@ -281,18 +265,13 @@ async def on_send(ctx, p: SendPayload):
     return out
 
 
-@event("message:cancel", CancelPayload, ack="{messageId, cancelling}",
+@event("message:cancel", CancelPayload, scope=scopes.Message("messageId", "editor"),
+       ack="{messageId, cancelling}",
        emits=("message:done",))
 async def on_cancel(ctx, p: CancelPayload):
     """Stop a reply that is generating (those who may send in the conversation). What was
     streamed is kept; ``message:done`` follows with status ``cancelled``."""
-    message = await ctx.store.chat.get_message(p.messageId)
-    if message is None:
-        raise NotFound("message not found")
-    try:
-        await conversation_for(ctx, message.conversation_id, "editor")
-    except NotFound:
-        raise NotFound("message not found") from None
+    message = ctx.resource
     if message.status != "generating":
         raise Conflict(f"this reply is not generating (it is {message.status})",
                        {"status": message.status})

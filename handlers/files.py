@@ -12,9 +12,10 @@ from typing import AsyncIterator
 import filetype
 from pydantic import Field
 
-from handlers.base import Payload, event, require_project
+from handlers.base import Payload, event
+from handlers.scopes import File, Project
 from store.base import FileRecord
-from store.errors import EventError, NotFound, TooLarge
+from store.errors import EventError, TooLarge
 from store.ids import iso, new_id
 
 MAX_NAME_BYTES = 255
@@ -87,7 +88,7 @@ async def save_upload(services, *, user_id: str, project_id: str, filename: str 
     Raises ``too_large`` past ``limit`` bytes and ``bad_request`` for an empty file; on any
     failure (including the client going away) the partial blob is removed.
     """
-    await require_project(services.store, project_id, user_id, "editor")
+    await Project("projectId", "editor").load(services.store, user_id, project_id)
     name = clean_filename(filename)
     file_id = new_id()
     writer = await services.blobs.create(file_id)
@@ -125,13 +126,7 @@ async def save_upload(services, *, user_id: str, project_id: str, filename: str 
 
 async def file_for(services, file_id: str, user_id: str, role: str) -> FileRecord:
     """The file, if the user has ``role`` in its project; not_found otherwise."""
-    record = await services.store.files.get_file(file_id)
-    if record is None:
-        raise NotFound("file not found")
-    try:
-        await require_project(services.store, record.project_id, user_id, role)
-    except NotFound:
-        raise NotFound("file not found") from None
+    record, _ = await File("id", role).load(services.store, user_id, file_id)
     return record
 
 
@@ -154,7 +149,7 @@ class IdPayload(Payload):
     id: str = Field(min_length=1, max_length=64)
 
 
-@event("file:list", ListPayload, project_role="viewer", project_field="projectId",
+@event("file:list", ListPayload, scope=Project("projectId", "viewer"),
        ack="{items: [file], nextCursor}")
 async def on_list(ctx, p: ListPayload):
     """The project's files, oldest first, paged."""
@@ -162,10 +157,10 @@ async def on_list(ctx, p: ListPayload):
     return {"items": [file_view(f) for f in page.items], "nextCursor": page.next_cursor}
 
 
-@event("file:delete", IdPayload, ack="{id}", emits=("file:deleted",))
+@event("file:delete", IdPayload, scope=File("id", "editor"), ack="{id}", emits=("file:deleted",))
 async def on_delete(ctx, p: IdPayload):
     """Delete a file (project editors)."""
-    record = await file_for(ctx.services, p.id, ctx.user_id, "editor")
+    record = ctx.resource
     await delete_file(ctx.services, record)
     return {"id": record.id}
 

@@ -21,7 +21,7 @@ from pydantic import Field
 
 from handlers.base import Payload, event
 from services.quotas import spend_guest_quota
-from handlers.files import file_for
+from handlers.scopes import Capture, File
 from services.captures import PcapService
 from ingest.pcap import dissect as dissection
 from ingest.pcap import layout as layouts
@@ -90,22 +90,6 @@ def service(ctx) -> PcapService:
     return ctx.services.pcap
 
 
-async def capture_for(ctx, file_id: str, role: str = "viewer", *, done: bool = True):
-    """The file and its ingest job; ``conflict`` while it is not ingested yet."""
-    record = await file_for(ctx.services, file_id, ctx.user_id, role)
-    job = await ctx.store.pcap.get_job(record.id)
-    if job is None:
-        raise NotFound("this file has not been ingested as a capture", {"fileId": file_id})
-    if done and job.state != "done":
-        message = {"queued": "the capture is queued for ingest",
-                   "running": "the capture is still being ingested",
-                   "failed": "the capture could not be ingested",
-                   "cancelled": "the capture's ingest was cancelled"}[job.state]
-        raise Conflict(message, {"state": job.state, "progress": job.progress,
-                                 "error": job.error})
-    return record, job
-
-
 def _epoch(dt: datetime | None) -> float | None:
     if dt is None:
         return None
@@ -167,22 +151,24 @@ def page_sorted(items: list[dict], key: str, descending: bool, cursor: str | Non
 
 # -- events -------------------------------------------------------------------------------
 
-@event("pcap:ingest", FilePayload, ack="job {fileId, state, progress, position, ...}",
+@event("pcap:ingest", FilePayload, scope=File("fileId", "editor"),
+       ack="job {fileId, state, progress, position, ...}",
        emits=("pcap:queued", "pcap:progress", "pcap:done", "pcap:failed"))
 async def on_ingest(ctx, p: FilePayload):
     """Ingest an uploaded capture (editors). Uploads of .pcap/.pcapng start this by
     themselves; calling it again on a finished capture ingests it anew. Each ingest spends
     one of a guest's imports (``forbidden`` with reason ``guest_limit`` at zero)."""
-    record = await file_for(ctx.services, p.fileId, ctx.user_id, "editor")
+    record = ctx.resource
     if ctx.state.is_guest:
         await spend_guest_quota(ctx.store, ctx.user_id, "remaining_imports")
     return await service(ctx).enqueue(record.id, record.project_id, ctx.user_id)
 
 
-@event("pcap:cancel", FilePayload, ack="{fileId, state}", emits=("pcap:cancelled",))
+@event("pcap:cancel", FilePayload, scope=File("fileId", "editor"),
+       ack="{fileId, state}", emits=("pcap:cancelled",))
 async def on_cancel(ctx, p: FilePayload):
     """Stop a queued or running ingest and remove what it stored (editors)."""
-    record = await file_for(ctx.services, p.fileId, ctx.user_id, "editor")
+    record = ctx.resource
     job = await ctx.store.pcap.cancel_job(record.id)
     if job is None:
         current = await ctx.store.pcap.get_job(record.id)
@@ -192,36 +178,37 @@ async def on_cancel(ctx, p: FilePayload):
     return {"fileId": record.id, "state": "cancelled"}
 
 
-@event("pcap:summary", FilePayload,
+@event("pcap:summary", FilePayload, scope=Capture("fileId", "viewer", done=False),
        ack="{fileId, job, summary: {format, linkTypes, packets, bytes, firstTime, lastTime, "
            "duration, ..., truncated} or null}")
 async def on_summary(ctx, p: FilePayload):
     """Capture properties like ``capinfos`` plus the ingest job (state, progress, queue
     position); ``summary`` is null until the ingest is done."""
-    record, job = await capture_for(ctx, p.fileId, done=False)
+    record, job = ctx.resource.file, ctx.resource.job
     summary = await service(ctx).stats(job, "summary") if job.state == "done" else None
     return {"fileId": record.id, "job": await service(ctx).view(record.id),
             "summary": summary}
 
 
-@event("pcap:protocols", FilePayload, ack="{fileId, total, tree: [{name, frames, bytes, "
+@event("pcap:protocols", FilePayload, scope=Capture("fileId", "viewer"),
+       ack="{fileId, total, tree: [{name, frames, bytes, "
                                           "children}]}")
 async def on_protocols(ctx, p: FilePayload):
     """The protocol hierarchy (Wireshark's, counted in the ingest pass)."""
-    record, job = await capture_for(ctx, p.fileId)
+    record, job = ctx.resource.file, ctx.resource.job
     summary = await service(ctx).stats(job, "summary")
     return {"fileId": record.id, "total": {"frames": summary["packets"],
                                            "bytes": summary["bytes"]},
             "tree": await service(ctx).stats(job, "protocols")}
 
 
-@event("pcap:conversations", ListPayload,
+@event("pcap:conversations", ListPayload, scope=Capture("fileId", "viewer"),
        ack="{items: [{id, a, b, portA?, portB?, framesAB, bytesAB, framesBA, bytesBA, frames, "
            "bytes, start, duration, stream?}], nextCursor}")
 async def on_conversations(ctx, p: ListPayload):
     """Conversations like Wireshark's (eth, ip, ipv6, tcp, udp); sorted by bytes, frames,
     start, duration or address; keyset-paged."""
-    record, job = await capture_for(ctx, p.fileId)
+    record, job = ctx.resource.file, ctx.resource.job
     items = await service(ctx).stats(job, f"conversations:{p.kind}")
     key = "a" if p.sort == "address" else p.sort
     descending = (p.order or ("asc" if key in ("a", "start") else "desc")) == "desc"
@@ -229,12 +216,12 @@ async def on_conversations(ctx, p: ListPayload):
             **page_sorted(items, key, descending, p.cursor, p.limit)}
 
 
-@event("pcap:endpoints", ListPayload,
+@event("pcap:endpoints", ListPayload, scope=Capture("fileId", "viewer"),
        ack="{items: [{id, address, port?, frames, bytes, txFrames, txBytes, rxFrames, "
            "rxBytes}], nextCursor}")
 async def on_endpoints(ctx, p: ListPayload):
     """Endpoints (per address, and port for tcp/udp): packets and bytes each way."""
-    record, job = await capture_for(ctx, p.fileId)
+    record, job = ctx.resource.file, ctx.resource.job
     if p.sort in ("start", "duration"):
         raise BadRequest("endpoints sort by bytes, frames or address")
     items = await service(ctx).stats(job, f"endpoints:{p.kind}")
@@ -244,11 +231,12 @@ async def on_endpoints(ctx, p: ListPayload):
             **page_sorted(items, key, descending, p.cursor, p.limit)}
 
 
-@event("pcap:io", IoPayload, ack="{fileId, interval, start, items: [{t, packets, bytes}]}")
+@event("pcap:io", IoPayload, scope=Capture("fileId", "viewer"),
+       ack="{fileId, interval, start, items: [{t, packets, bytes}]}")
 async def on_io(ctx, p: IoPayload):
     """Packets and bytes per interval from the first packet (default: the finest interval
     giving at most 10000 points)."""
-    record, job = await capture_for(ctx, p.fileId)
+    record, job = ctx.resource.file, ctx.resource.job
     io = await service(ctx).stats(job, "io")
     interval = p.interval or smallest_interval(io, MAX_IO_POINTS)
     try:
@@ -263,23 +251,23 @@ async def on_io(ctx, p: IoPayload):
             "items": items}
 
 
-@event("pcap:sizes", FilePayload,
+@event("pcap:sizes", FilePayload, scope=Capture("fileId", "viewer"),
        ack="{fileId, buckets: [{min, max, packets, bytes}], minLength, maxLength, "
            "averageLength}")
 async def on_sizes(ctx, p: FilePayload):
     """Packet length histogram (Wireshark's Packet Lengths buckets)."""
-    record, job = await capture_for(ctx, p.fileId)
+    record, job = ctx.resource.file, ctx.resource.job
     return {"fileId": record.id, **await service(ctx).stats(job, "sizes")}
 
 
-@event("pcap:packets", PacketsPayload,
+@event("pcap:packets", PacketsPayload, scope=Capture("fileId", "viewer", done=False),
        ack="{items: [{number, time, relativeTime, source, destination, protocol, length, "
            "info, srcPort, dstPort, stream}], nextCursor}")
 async def on_packets(ctx, p: PacketsPayload):
     """The packet list in frame order with filters (protocol, address, port, time range,
     text in Info, one TCP/UDP stream); keyset-paged by frame number. Works while the
     ingest runs (the frames stored so far)."""
-    record, job = await capture_for(ctx, p.fileId, done=False)
+    record, job = ctx.resource.file, ctx.resource.job
     after = 0
     if p.cursor is not None:
         if not p.cursor.isdigit():
@@ -305,14 +293,14 @@ async def on_packets(ctx, p: PacketsPayload):
             "nextCursor": page.next_cursor}
 
 
-@event("pcap:packet", PacketPayload,
+@event("pcap:packet", PacketPayload, scope=Capture("fileId", "viewer"),
        ack="{fileId, number, packet, layers: [{name, label, value?, pos, size, children}], "
            "bytes (hex)}")
 async def on_packet(ctx, p: PacketPayload):
     """One packet's full dissection (pyshark): the layer tree with field names, shown
     values and byte offsets, and the packet's bytes in hex. The frame is cut out of the
     file through the offset index and dissected on its own (no reassembly context)."""
-    record, job = await capture_for(ctx, p.fileId)
+    record, job = ctx.resource.file, ctx.resource.job
     cache = service(ctx).dissections
     key = (record.id, job.attempt, p.number)
     if key in cache:
@@ -349,12 +337,12 @@ def _read(path, offset: int, length: int) -> bytes:
         return layouts.read_record(fh, offset, length)
 
 
-@event("pcap:follow", FollowPayload,
+@event("pcap:follow", FollowPayload, scope=Capture("fileId", "viewer"),
        ack="{fileId, stream, index, nodes: [a, b], segments: [{dir, data (base64), text}]}")
 async def on_follow(ctx, p: FollowPayload):
     """Follow Stream: the reassembled payload of one TCP/UDP stream, both directions in
     order (``dir`` 0 = from the first node, 1 = from the second)."""
-    record, job = await capture_for(ctx, p.fileId)
+    record, job = ctx.resource.file, ctx.resource.job
     packets = await ctx.store.pcap.stream_packets(record.id, p.stream, p.index,
                                                   FOLLOW_MAX_PACKETS + 1)
     if not packets:

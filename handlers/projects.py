@@ -9,7 +9,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from handlers.base import json_size, Empty, Payload, event
+from handlers.base import Empty, Payload, event, json_size
+from handlers.scopes import InRoom, Project
 from handlers.views import project_view
 from services.ratelimit import TokenBucket
 from store.errors import Conflict, EventError, Forbidden, NotFound, RateLimited
@@ -94,7 +95,7 @@ async def on_create(ctx, p: CreatePayload):
     return view
 
 
-@event("project:get", IdPayload, project_role="viewer", ack="project")
+@event("project:get", IdPayload, scope=Project("id", "viewer"), ack="project")
 async def on_get(ctx, p: IdPayload):
     """One project with its members."""
     project = await ctx.store.projects.get_project(p.id)
@@ -103,7 +104,7 @@ async def on_get(ctx, p: IdPayload):
     return await _view(ctx, project, ctx.user_id)
 
 
-@event("project:update", UpdatePayload, project_role="owner", ack="project",
+@event("project:update", UpdatePayload, scope=Project("id", "owner"), ack="project",
        emits=("project:updated",))
 async def on_update(ctx, p: UpdatePayload):
     """Rename or re-describe a project (owners)."""
@@ -119,7 +120,7 @@ async def on_update(ctx, p: UpdatePayload):
     return await _view(ctx, project, ctx.user_id)
 
 
-@event("project:delete", IdPayload, project_role="owner", ack="{id}",
+@event("project:delete", IdPayload, scope=Project("id", "owner"), ack="{id}",
        emits=("project:deleted",))
 async def on_delete(ctx, p: IdPayload):
     """Delete a project and everything it owns (owners)."""
@@ -138,7 +139,7 @@ async def on_delete(ctx, p: IdPayload):
     return {"id": p.id}
 
 
-@event("project:join", IdPayload, project_role="viewer",
+@event("project:join", IdPayload, scope=Project("id", "viewer"),
        ack="{project, members, online, role}", emits=("project:presence",))
 async def on_join(ctx, p: IdPayload):
     """Enter the project's room: receive its pushes and appear in its presence."""
@@ -160,7 +161,7 @@ async def on_leave(ctx, p: IdPayload):
     return {"id": p.id}
 
 
-@event("project:member:add", MemberAddPayload, project_role="owner", ack="project",
+@event("project:member:add", MemberAddPayload, scope=Project("id", "owner"), ack="project",
        emits=("project:updated",))
 async def on_member_add(ctx, p: MemberAddPayload):
     """Add a registered user by email, or change their role (owners)."""
@@ -179,7 +180,7 @@ async def on_member_add(ctx, p: MemberAddPayload):
     return await _view(ctx, project, ctx.user_id)
 
 
-@event("project:member:remove", MemberRemovePayload, project_role="viewer", ack="project",
+@event("project:member:remove", MemberRemovePayload, scope=Project("id", "viewer"), ack="project",
        emits=("project:updated",))
 async def on_member_remove(ctx, p: MemberRemovePayload):
     """Remove a member (owners), or leave a project yourself (any member)."""
@@ -204,7 +205,7 @@ def _ensure_other_owner(project, user_id: str) -> None:
         raise Conflict("a project needs at least one owner: make someone else owner first")
 
 
-@event("project:broadcast", BroadcastPayload, ack="null",
+@event("project:broadcast", BroadcastPayload, scope=InRoom("id"), ack="null",
        emits=("project:broadcast",))
 async def on_broadcast(ctx, p: BroadcastPayload):
     """Relay an ephemeral message (cursor, selection, typing) to the others in the room.
@@ -212,8 +213,6 @@ async def on_broadcast(ctx, p: BroadcastPayload):
     Not stored. Authorized by room membership (checked at join), so the hot path does no
     database work; size-bounded and rate-limited per socket.
     """
-    if not ctx.gateway.in_room(ctx.sid, f"project:{p.id}"):
-        raise Forbidden("join the project before broadcasting to it")
     limit = ctx.settings.broadcast_max_bytes
     if p.data is not None and json_size(p.data) > limit:
         raise EventError("too_large", f"broadcast data is limited to {limit} bytes",

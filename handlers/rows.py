@@ -11,8 +11,9 @@ from typing import Any, Literal
 from pydantic import Field
 
 from handlers.base import Payload, event
+from handlers.scopes import Table
 from handlers.table_common import (change_view, check_values, push_row, row_for, row_view, seal,
-                                   sees_clear, table_for)
+                                   sees_clear)
 from services.locks import holder_view
 from store.base import RowFilter
 from store.errors import EventError, Forbidden, Locked, NotFound
@@ -73,10 +74,11 @@ class RestorePayload(RowPayload):
     version: int = Field(ge=1)
 
 
-@event("table:rows", RowsPayload, ack="{items: [row], nextCursor}")
+@event("table:rows", RowsPayload, scope=Table("tableId", "viewer"),
+       ack="{items: [row], nextCursor}")
 async def on_rows(ctx, p: RowsPayload):
     """A page of rows, sorted by any non-secret column and filtered; keyset cursor paging."""
-    table = await table_for(ctx, p.tableId, "viewer")
+    table = ctx.resource
     for name in [p.sort] * bool(p.sort) + [f.column for f in p.filter]:
         column = table.column(name)
         if column is None:
@@ -93,10 +95,10 @@ async def on_rows(ctx, p: RowsPayload):
                       for r in page.items], "nextCursor": page.next_cursor}
 
 
-@event("row:get", RowPayload, ack="{row, lock}")
+@event("row:get", RowPayload, scope=Table("tableId", "viewer"), ack="{row, lock}")
 async def on_get(ctx, p: RowPayload):
     """One row as it is now, with who holds its lock (e.g. to reload after a conflict)."""
-    table = await table_for(ctx, p.tableId, "viewer")
+    table = ctx.resource
     row = await row_for(ctx, table, p.rowId)
     holder = await ctx.services.locks.holder(table.id, row.id)
     return {"row": row_view(ctx.services, table, row,
@@ -104,20 +106,21 @@ async def on_get(ctx, p: RowPayload):
             "lock": holder_view(holder) if holder else None}
 
 
-@event("row:add", AddPayload, ack="row", emits=("row:added",))
+@event("row:add", AddPayload, scope=Table("tableId", "editor"), ack="row", emits=("row:added",))
 async def on_add(ctx, p: AddPayload):
     """Add a row (editors); missing columns are null."""
-    table = await table_for(ctx, p.tableId, "editor")
+    table = ctx.resource
     values = seal(ctx, table, check_values(table, p.values, partial=False))
     [row] = await ctx.store.tables.add_rows(table.id, [values], ctx.user_id)
     await push_row(ctx, table, "row:added", row)
     return row_view(ctx.services, table, row, True)
 
 
-@event("row:update", UpdatePayload, ack="row", emits=("row:updated",))
+@event("row:update", UpdatePayload, scope=Table("tableId", "editor"),
+       ack="row", emits=("row:updated",))
 async def on_update(ctx, p: UpdatePayload):
     """Change some values of a row, based on ``version``; the holder sends its lockToken."""
-    table = await table_for(ctx, p.tableId, "editor")
+    table = ctx.resource
     values = seal(ctx, table, check_values(table, p.values, partial=True))
     locks = ctx.services.locks
     await locks.check_write(table.id, p.rowId, ctx.user_id, p.lockToken)
@@ -130,10 +133,11 @@ async def on_update(ctx, p: UpdatePayload):
                                                          row.author_id))
 
 
-@event("row:delete", DeletePayload, ack="{id}", emits=("row:deleted", "row:unlocked"))
+@event("row:delete", DeletePayload, scope=Table("tableId", "editor"),
+       ack="{id}", emits=("row:deleted", "row:unlocked"))
 async def on_delete(ctx, p: DeletePayload):
     """Delete a row (editors) unless someone else holds its lock; its lock ends with it."""
-    table = await table_for(ctx, p.tableId, "editor")
+    table = ctx.resource
     await ctx.services.locks.check_write(table.id, p.rowId, ctx.user_id, p.lockToken)
     await ctx.store.tables.delete_row(table.id, p.rowId, expected_version=p.version,
                                       user_id=ctx.user_id)
@@ -143,11 +147,12 @@ async def on_delete(ctx, p: DeletePayload):
     return {"id": p.rowId}
 
 
-@event("row:lock", RowPayload, ack="{lockToken, expiresAt}", emits=("row:locked",))
+@event("row:lock", RowPayload, scope=Table("tableId", "editor"),
+       ack="{lockToken, expiresAt}", emits=("row:locked",))
 async def on_lock(ctx, p: RowPayload):
     """Take the row's edit lock; ``locked`` names the holder, ``rate_limited`` during your
     cooldown. Locking a row you hold already (e.g. after a reconnect) reclaims it."""
-    table = await table_for(ctx, p.tableId, "editor")
+    table = ctx.resource
     await row_for(ctx, table, p.rowId)
     info = await ctx.services.locks.acquire(
         project_id=table.project_id, table_id=table.id, row_id=p.rowId, user_id=ctx.user_id,
@@ -155,10 +160,11 @@ async def on_lock(ctx, p: RowPayload):
     return {"lockToken": info["token"], "expiresAt": holder_view(info)["expiresAt"]}
 
 
-@event("row:unlock", UnlockPayload, ack="{released}", emits=("row:unlocked",))
+@event("row:unlock", UnlockPayload, scope=Table("tableId", "editor"),
+       ack="{released}", emits=("row:unlocked",))
 async def on_unlock(ctx, p: UnlockPayload):
     """Release your lock; project owners may break anyone's with ``force``."""
-    table = await table_for(ctx, p.tableId, "editor")
+    table = ctx.resource
     locks = ctx.services.locks
     if p.force:
         if ctx.project_role != "owner":
@@ -171,19 +177,19 @@ async def on_unlock(ctx, p: UnlockPayload):
     return {"released": info is not None}
 
 
-@event("row:heartbeat", HeartbeatPayload, ack="{expiresAt}")
+@event("row:heartbeat", HeartbeatPayload, scope=Table("tableId", "editor"), ack="{expiresAt}")
 async def on_heartbeat(ctx, p: HeartbeatPayload):
     """Keep your lock while editing without saving (moves the edit timeout)."""
-    table = await table_for(ctx, p.tableId, "editor")
+    table = ctx.resource
     info = await ctx.services.locks.heartbeat(table.id, p.rowId, p.lockToken)
     return {"expiresAt": holder_view(info)["expiresAt"]}
 
 
-@event("row:history", RowPayload, ack="[change]")
+@event("row:history", RowPayload, scope=Table("tableId", "viewer"), ack="[change]")
 async def on_history(ctx, p: RowPayload):
     """Every version of one row, oldest first (secret columns masked unless you may see
     them)."""
-    table = await table_for(ctx, p.tableId, "viewer")
+    table = ctx.resource
     changes = await ctx.store.tables.row_history(table.id, p.rowId)
     if not changes:
         raise NotFound("row not found")
@@ -191,11 +197,12 @@ async def on_history(ctx, p: RowPayload):
                         sees_clear(ctx.project_role, ctx.user_id, c.author_id)) for c in changes]
 
 
-@event("row:restore", RestorePayload, ack="row", emits=("row:updated",))
+@event("row:restore", RestorePayload, scope=Table("tableId", "editor"),
+       ack="row", emits=("row:updated",))
 async def on_restore(ctx, p: RestorePayload):
     """Bring a row back to the values it had at ``version`` (re-creating it if deleted), as
     a new version."""
-    table = await table_for(ctx, p.tableId, "editor")
+    table = ctx.resource
     changes = await ctx.store.tables.row_history(table.id, p.rowId)
     target = next((c for c in changes if c.version == p.version and c.after is not None), None)
     if target is None:

@@ -11,18 +11,6 @@ from store.errors import EventError, NotFound
 from store.ids import iso
 
 
-async def table_for(ctx, table_id: str, role: str) -> Table:
-    """The table, if the caller has ``role`` in its project; not_found otherwise."""
-    table = await ctx.store.tables.get_table(table_id)
-    if table is None:
-        raise NotFound("table not found")
-    try:
-        ctx.project_role = await ctx.require_project(table.project_id, role)
-    except NotFound:
-        raise NotFound("table not found") from None
-    return table
-
-
 async def row_for(ctx, table: Table, row_id: str) -> Row:
     row = await ctx.store.tables.get_row(table.id, row_id)
     if row is None:
@@ -147,7 +135,7 @@ async def push_row(ctx, table: Table, event: str, row: Row, extra: dict | None =
         await rt.sio.emit(event, body(True), to=f"project:{pid}", skip_sid=ctx.sid)
         return
     author_sids = []
-    # The caller's own role was checked for this event (table_for): no read when they
+    # The caller's own role was checked for this event (the scope): no read when they
     # wrote the row, the common case.
     author_role = ctx.project_role if row.author_id == ctx.user_id and ctx.project_role \
         else await ctx.store.projects.get_member_role(pid, row.author_id)

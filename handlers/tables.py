@@ -8,15 +8,16 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from handlers.base import Payload, event, require_project
+from handlers.base import Payload, event
+from handlers.scopes import Project, Table
 from services.quotas import spend_guest_quota
 from handlers.files import file_for
 from handlers.table_common import (change_view, push_row, reveal, seal, sees_clear,
-                                   table_for, table_view)
+                                   table_view)
 from ingest import csv_tables
 from services.locks import holder_view
 from store.base import Column
-from store.errors import EventError, NotFound
+from store.errors import EventError
 
 Id = Field(min_length=1, max_length=64)
 Name = Field(min_length=1, max_length=100)
@@ -83,7 +84,7 @@ async def _announce(ctx, event_name: str, table) -> dict:
     return view
 
 
-@event("table:create", CreatePayload, project_role="editor", project_field="projectId",
+@event("table:create", CreatePayload, scope=Project("projectId", "editor"),
        ack="table", emits=("table:created",))
 async def on_create(ctx, p: CreatePayload):
     """Create a table with typed columns (text, number, bool, datetime; optionally secret)."""
@@ -93,34 +94,35 @@ async def on_create(ctx, p: CreatePayload):
     return await _announce(ctx, "table:created", table)
 
 
-@event("table:list", ProjectPayload, project_role="viewer", project_field="projectId",
+@event("table:list", ProjectPayload, scope=Project("projectId", "viewer"),
        ack="[table]")
 async def on_list(ctx, p: ProjectPayload):
     """The project's tables."""
     return [table_view(t) for t in await ctx.store.tables.list_tables(p.projectId)]
 
 
-@event("table:get", TablePayload, ack="{table, rowCount, locks}")
+@event("table:get", TablePayload, scope=Table("tableId", "viewer"), ack="{table, rowCount, locks}")
 async def on_get(ctx, p: TablePayload):
     """One table with its row count and who holds which row lock now."""
-    table = await table_for(ctx, p.tableId, "viewer")
+    table = ctx.resource
     locks = await ctx.services.locks.table_locks(table.id)
     return {"table": table_view(table), "rowCount": await ctx.store.tables.count_rows(table.id),
             "locks": [holder_view(info) for info in locks]}
 
 
-@event("table:rename", RenamePayload, ack="table", emits=("table:updated",))
+@event("table:rename", RenamePayload, scope=Table("tableId", "editor"),
+       ack="table", emits=("table:updated",))
 async def on_rename(ctx, p: RenamePayload):
     """Rename a table (editors)."""
-    await table_for(ctx, p.tableId, "editor")
     table = await ctx.store.tables.rename_table(p.tableId, p.name)
     return await _announce(ctx, "table:updated", table)
 
 
-@event("table:delete", TablePayload, ack="{id}", emits=("table:deleted",))
+@event("table:delete", TablePayload, scope=Table("tableId", "owner"),
+       ack="{id}", emits=("table:deleted",))
 async def on_delete(ctx, p: TablePayload):
     """Delete a table, its rows and history (owners)."""
-    table = await table_for(ctx, p.tableId, "owner")
+    table = ctx.resource
     await ctx.services.locks.drop_table(table.id)
     await ctx.store.tables.delete_table(table.id)
     await ctx.push_project(table.project_id, "table:deleted", {"tableId": table.id},
@@ -128,7 +130,7 @@ async def on_delete(ctx, p: TablePayload):
     return {"id": table.id}
 
 
-@event("table:import", ImportPayload, project_role="editor", project_field="projectId",
+@event("table:import", ImportPayload, scope=Project("projectId", "editor"),
        ack="{table, rows, skipped, warnings}", emits=("table:created",))
 async def on_import(ctx, p: ImportPayload):
     """Make a table from an uploaded CSV: header → columns, types inferred. Rows with the
@@ -172,23 +174,24 @@ async def on_import(ctx, p: ImportPayload):
             "skipped": {"count": prof.bad_count, "lines": prof.bad_lines}}
 
 
-@event("table:history", HistoryPayload, ack="{items: [change], nextCursor}")
+@event("table:history", HistoryPayload, scope=Table("tableId", "viewer"),
+       ack="{items: [change], nextCursor}")
 async def on_history(ctx, p: HistoryPayload):
     """Every change to the table, newest first, paged (secret columns masked unless you may
     see them)."""
-    table = await table_for(ctx, p.tableId, "viewer")
+    table = ctx.resource
     page = await ctx.store.tables.table_history(table.id, cursor=p.cursor, limit=p.limit)
     return {"items": [change_view(ctx.services, table, c,
                                   sees_clear(ctx.project_role, ctx.user_id, c.author_id))
                       for c in page.items], "nextCursor": page.next_cursor}
 
 
-@event("table:restore", RestorePayload, ack="{restored, deleted}",
+@event("table:restore", RestorePayload, scope=Table("tableId", "editor"), ack="{restored, deleted}",
        emits=("row:added", "row:updated", "row:deleted"))
 async def on_restore(ctx, p: RestorePayload):
     """Put the whole table back as it was at ``at``, as new changes (themselves in history).
     Rows locked by someone else make it fail with ``locked``."""
-    table = await table_for(ctx, p.tableId, "editor")
+    table = ctx.resource
     at = p.at if p.at.tzinfo else p.at.replace(tzinfo=timezone.utc)
     past = await ctx.store.tables.rows_at(table.id, at)
     locks = await ctx.services.locks.table_locks(table.id)
@@ -219,13 +222,7 @@ async def on_restore(ctx, p: RestorePayload):
 
 async def export_csv(services, table_id: str, user_id: str):
     """CSV text chunks of a whole table (REST download), secrets masked as in reads."""
-    table = await services.store.tables.get_table(table_id)
-    if table is None:
-        raise EventError("not_found", "table not found")
-    try:
-        role = await require_project(services.store, table.project_id, user_id, "viewer")
-    except NotFound:
-        raise NotFound("table not found") from None
+    table, role = await Table("tableId", "viewer").load(services.store, user_id, table_id)
     names = [c.name for c in table.columns]
 
     async def records():

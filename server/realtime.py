@@ -268,9 +268,10 @@ class Realtime:
             except ValidationError as exc:
                 raise bad_payload(exc) from None
             ctx = EventContext(self.services, sid, state, spec)
-            if spec.project_role:
-                ctx.project_role = await ctx.require_project(
-                    getattr(payload, spec.project_field), spec.project_role)
+            scope = spec.scope
+            if scope is not None and not scope.in_write:
+                ctx.resource, ctx.project_role = await scope.resolve(
+                    ctx, getattr(payload, scope.field))
             result = await spec.handler(ctx, payload)
             return {"ok": True, "data": result}
         except EventError as exc:
