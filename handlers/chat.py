@@ -15,11 +15,17 @@ from pydantic import Field, field_validator
 
 from handlers import scopes
 from handlers.base import Payload, event
-from services.quotas import spend_guest_quota
-from services.replies import (ReplyEngine, audience, conversation_view, message_view,
-                                   push_conversation, room)
 from handlers.files import file_for
 from services.ai import chars_for_tokens
+from services.quotas import spend_guest_quota
+from services.replies import (
+    ReplyEngine,
+    audience,
+    conversation_view,
+    message_view,
+    push_conversation,
+    room,
+)
 from store.base import Conversation, FileRecord, role_at_least
 from store.errors import BadRequest, Conflict, Forbidden, NotFound
 from store.ids import utcnow

@@ -7,7 +7,7 @@ import hashlib
 import mimetypes
 import re
 import unicodedata
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import filetype
 from pydantic import Field

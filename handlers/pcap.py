@@ -14,18 +14,18 @@ import base64
 import json
 import os
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import Field
 
 from handlers.base import Payload, event
-from services.quotas import spend_guest_quota
 from handlers.scopes import Capture, File
-from services.captures import PcapService
 from ingest.pcap import dissect as dissection
 from ingest.pcap import layout as layouts
 from ingest.pcap.stats import io_series, smallest_interval
+from services.captures import PcapService
+from services.quotas import spend_guest_quota
 from store.base import PacketFilter, PcapPacket
 from store.errors import BadRequest, Conflict, EventError, NotFound
 
@@ -93,11 +93,11 @@ def service(ctx) -> PcapService:
 def _epoch(dt: datetime | None) -> float | None:
     if dt is None:
         return None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
 
 
 def _time(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(
+    return datetime.fromtimestamp(epoch, UTC).isoformat(
         timespec="microseconds").replace("+00:00", "Z")
 
 
@@ -319,7 +319,7 @@ async def on_packet(ctx, p: PacketPayload):
     capture = layouts.one_frame(preamble, raw_record)
     try:
         tree = await service(ctx).dissector.dissect(capture)
-    except (dissection.DissectError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, dissection.DissectError) as exc:
         raise EventError("unavailable", f"the packet could not be dissected: {exc}") from None
     data = layouts.packet_bytes(layout["format"], preamble, raw_record)
     summary = await service(ctx).stats(job, "summary")

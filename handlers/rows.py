@@ -12,8 +12,15 @@ from pydantic import Field
 
 from handlers.base import Payload, event
 from handlers.scopes import Table
-from handlers.table_common import (change_view, check_values, push_row, row_for, row_view, seal,
-                                   sees_clear)
+from handlers.table_common import (
+    change_view,
+    check_values,
+    push_row,
+    row_for,
+    row_view,
+    seal,
+    sees_clear,
+)
 from services.locks import holder_view
 from store.base import RowFilter
 from store.errors import EventError, Forbidden, Locked, NotFound
@@ -219,5 +226,5 @@ async def on_restore(ctx, p: RestorePayload):
                                                          row.author_id))
 
 
-EVENTS = [on_rows, on_get, on_add, on_update, on_delete, on_lock, on_unlock, on_heartbeat, on_history,
-          on_restore]
+EVENTS = [on_rows, on_get, on_add, on_update, on_delete, on_lock, on_unlock, on_heartbeat,
+          on_history, on_restore]

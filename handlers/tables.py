@@ -3,19 +3,18 @@ rename, delete, history and restore as of a time. Rows and locks are in ``rows.p
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import Field, field_validator
 
 from handlers.base import Payload, event
-from handlers.scopes import Project, Table
-from services.quotas import spend_guest_quota
 from handlers.files import file_for
-from handlers.table_common import (change_view, push_row, reveal, seal, sees_clear,
-                                   table_view)
+from handlers.scopes import Project, Table
+from handlers.table_common import change_view, push_row, reveal, seal, sees_clear, table_view
 from ingest import csv_tables
 from services.locks import holder_view
+from services.quotas import spend_guest_quota
 from store.base import Column
 from store.errors import EventError
 
@@ -192,14 +191,14 @@ async def on_restore(ctx, p: RestorePayload):
     """Put the whole table back as it was at ``at``, as new changes (themselves in history).
     Rows locked by someone else make it fail with ``locked``."""
     table = ctx.resource
-    at = p.at if p.at.tzinfo else p.at.replace(tzinfo=timezone.utc)
+    at = p.at if p.at.tzinfo else p.at.replace(tzinfo=UTC)
     past = await ctx.store.tables.rows_at(table.id, at)
     locks = await ctx.services.locks.table_locks(table.id)
-    foreign = [l for l in locks if l["userId"] != ctx.user_id]
+    foreign = [held for held in locks if held["userId"] != ctx.user_id]
     if foreign:
         raise EventError("locked", f"{len(foreign)} rows are locked by others",
-                         {"holders": [{"rowId": l["rowId"], "username": l["username"]}
-                                      for l in foreign]})
+                         {"holders": [{"rowId": h["rowId"], "username": h["username"]}
+                                      for h in foreign]})
     target: dict[str, dict | None] = {rid: change.after for rid, change in past.items()}
     cursor = None
     while True:  # rows created after ``at`` go away

@@ -10,10 +10,10 @@ import codecs
 import csv
 import io
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Iterator
 
 MAX_COLUMNS = 1000
 MAX_FIELD = 1 << 20  # one cell; the default (128 KiB) refuses legitimate long text

@@ -18,9 +18,9 @@ import math
 import mmap
 import struct
 from collections import Counter
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 from ingest.csv_tables import CsvError, _kind, _pick, _reader, sniff
 from ingest.pcap.layout import Layout, LayoutError, frame_reader
@@ -73,7 +73,7 @@ class _Column:
                 when = datetime.fromisoformat(text.replace("Z", "+00:00"))
             except ValueError:
                 return
-            key = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+            key = when if when.tzinfo else when.replace(tzinfo=UTC)
             if self.dmin is None or key < self.dmin[0]:
                 self.dmin = (key, text)
             if self.dmax is None or key > self.dmax[0]:
@@ -297,7 +297,7 @@ class _Stats:
 
     def result(self, links: list[int], truncated: bool, partial: bool) -> dict:
         def when(ts):
-            return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat(
+            return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(
                 timespec="microseconds").replace("+00:00", "Z")
 
         talkers = sorted(self.endpoints.items(), key=lambda kv: (-kv[1][1], kv[0]))
@@ -308,7 +308,7 @@ class _Stats:
                         "firstTime": when(self.first), "lastTime": when(self.last),
                         "durationSeconds": (round(self.last - self.first, 6)
                                             if self.first is not None else None),
-                        "linkTypes": [LINK_NAMES.get(l, str(l)) for l in links],
+                        "linkTypes": [LINK_NAMES.get(k, str(k)) for k in links],
                         "truncated": truncated, "partial": partial},
             "protocols": [{"name": n, "packets": c, "bytes": self.protocol_bytes[n]}
                           for n, c in sorted(self.protocols.items(),

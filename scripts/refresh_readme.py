@@ -10,7 +10,7 @@ sys.path.insert(0, str(ROOT))
 
 import handlers  # noqa: E402
 from server.catalogue import render  # noqa: E402
-from server.config import env_table  # noqa: E402
+from services.config import env_table  # noqa: E402
 
 
 def replace(text: str, name: str, body: str) -> str:

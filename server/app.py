@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable, Protocol
+from typing import Protocol
 
 from aiohttp import web
 
@@ -95,7 +96,7 @@ def create_app(settings: Settings | None = None, *, open_storage: StoreOpener | 
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
-    opening, settings = app[OPENING], app[SETTINGS]
+    opening, settings, clock = app[OPENING], app[SETTINGS], app[CLOCK]
     if settings.redis_url:
         import redis.asyncio as aioredis
 
@@ -105,9 +106,10 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         opening.redis = client
         opening.counter = RedisCounter(client)
         opening.bus = RedisBus(client)
-        opening.presence = RedisPresence(client, settings.instance_id, settings.presence_ttl_s)
+        opening.presence = RedisPresence(client, settings.instance_id, settings.presence_ttl_s,
+                                         clock)
     else:
-        opening.counter = MemoryCounter()
+        opening.counter = MemoryCounter(clock)
         opening.bus = Bus()
         opening.presence = MemoryPresence()
     await opening.bus.start()
@@ -140,7 +142,7 @@ def build_services(settings: Settings, opening: _Opening, realtime: Realtime,
     core = Core(
         settings=settings, clock=clock,
         tokens=TokenService(resolve_jwt_secret(settings), settings.access_token_minutes,
-                            settings.refresh_token_days),
+                            settings.refresh_token_days, clock),
         hasher=PasswordHasher(settings.bcrypt_rounds),
         secrets=SecretBox(resolve_secrets_key(settings)),
         store=opening.store, blobs=opening.blobs, bus=opening.bus, presence=opening.presence,
@@ -148,7 +150,7 @@ def build_services(settings: Settings, opening: _Opening, realtime: Realtime,
     redis, iid = opening.redis, settings.instance_id
     locks = LockService(
         RedisLocks(redis) if redis is not None else MemoryLocks(),
-        push=realtime.push_project,
+        clock=clock, push=realtime.push_project,
         leader=make_leader(redis, "lock-reaper", iid, max(2.0, settings.lock_lease_s / 3)),
         instance_id=iid, edit_timeout=settings.lock_edit_timeout_s,
         cooldown=settings.lock_cooldown_s, lease=settings.lock_lease_s,
@@ -156,7 +158,7 @@ def build_services(settings: Settings, opening: _Opening, realtime: Realtime,
     ticker = Ticker(core, make_leader(redis, "ticker", iid, settings.ticker_interval_s * 1.25),
                     settings.ticker_interval_s)
     pcap = PcapService(core)
-    chat = ReplyEngine(core, make_provider(settings),
+    chat = ReplyEngine(core, make_provider(settings, clock),
                        make_leader(redis, "chat-reaper", iid, max(3.0, settings.chat_lease_s)))
     # Hooks run in registration order: a project's files and tables go first.
     attach_project_cascade(core, locks)
@@ -199,7 +201,7 @@ async def _presence_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _presence_loop(realtime: Realtime) -> None:
-    presence = realtime.services.presence
+    presence, clock = realtime.services.presence, realtime.services.clock
     interval = realtime.services.settings.presence_ttl_s / 3
     while True:
         try:
@@ -209,7 +211,7 @@ async def _presence_loop(realtime: Realtime) -> None:
             raise
         except Exception:
             log.exception("presence beat failed")
-        await asyncio.sleep(interval)
+        await clock.sleep(interval)
 
 
 async def _wait_for(probe, what: str, where: str, attempts: int = 10) -> None:

@@ -51,7 +51,8 @@ def _serve(settings: Settings) -> int:
     setup_logging(settings.log_level, settings.instance_id)
     app = create_app(settings)
     where = "MongoDB" if settings.mongo_url else f"SQLite under {settings.data_dir.resolve()}"
-    mode = f"Redis at {settings.redis_url}" if settings.redis_url else "in-process (single instance)"
+    mode = (f"Redis at {settings.redis_url}" if settings.redis_url
+            else "in-process (single instance)")
     print(f"collab server {settings.instance_id}: http://{settings.host}:{settings.port}/  "
           f"store: {where}; Socket.IO manager: {mode}", flush=True)
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None,

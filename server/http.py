@@ -2,25 +2,23 @@
 and the web console's static files. Adapters only: decode, call handlers, encode."""
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
 from pathlib import Path
-
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ValidationError
-
-import asyncio
 from urllib.parse import quote
 
 import aiohttp
+from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ValidationError
 
 from handlers import auth, files, tables
+from handlers.base import bad_payload
 from ingest.csv_tables import write_csv
 from server.keys import METRICS, SETTINGS, services_of
-from handlers.base import bad_payload
 from server.realtime import client_ip
 from store.errors import EventError, Unauthorized
 
@@ -137,12 +135,13 @@ async def upload(request: web.Request) -> web.Response:
     limit = int(services.settings.max_upload_mb * 1024 * 1024)
     if request.content_length is not None and request.content_length > limit + MULTIPART_SLACK:
         # Refuse before reading a byte: the client can stop sending at once.
-        raise EventError("too_large", f"uploads are limited to {services.settings.max_upload_mb:g} MB",
-                         {"limit": limit})
+        raise EventError("too_large", f"uploads are limited to "
+                         f"{services.settings.max_upload_mb:g} MB", {"limit": limit})
     try:
         reader = await request.multipart()
     except (AssertionError, ValueError, KeyError):
-        raise EventError("bad_request", "send multipart/form-data with a field named 'file'") from None
+        raise EventError("bad_request",
+                         "send multipart/form-data with a field named 'file'") from None
     part = None
     try:
         while (candidate := await reader.next()) is not None:

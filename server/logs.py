@@ -46,7 +46,7 @@ def setup_logging(level: str = "INFO", instance: str = "") -> None:
     logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
-    queue: "queue_mod.SimpleQueue" = queue_mod.SimpleQueue()
+    queue: queue_mod.SimpleQueue = queue_mod.SimpleQueue()
     listener = logging.handlers.QueueListener(queue, handler, respect_handler_level=False)
     listener.start()
     atexit.register(listener.stop)

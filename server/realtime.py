@@ -12,7 +12,8 @@ import logging
 import re
 import time
 import uuid
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import socketio
 from pydantic import ValidationError

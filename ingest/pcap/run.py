@@ -21,16 +21,15 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ingest.pcap.flows import Flows
 from ingest.pcap.layout import GZIP_MAGIC, Layout, LayoutError, Record
 from ingest.pcap.split import PartReader, PartsLost, Split, merged_rows, split_capture
 from ingest.pcap.stats import Totals
-from ingest.pcap.taps import (TAP_ARGS, TapFormatError, TapReports, merge_hierarchies,
-                              parse_reports)
+from ingest.pcap.taps import TAP_ARGS, TapFormatError, TapReports, merge_hierarchies, parse_reports
 from store.base import PcapPacket
 
 TSHARK = os.environ.get("TSHARK", "tshark")
@@ -105,7 +104,8 @@ def decompress_if_gzip(path: Path, workdir: Path) -> Path | None:
             shutil.copyfileobj(src, out, 1 << 20)
     except (OSError, EOFError) as exc:
         Path(name).unlink(missing_ok=True)
-        raise CaptureError("corrupt", f"the gzip-compressed file cannot be inflated: {exc}")
+        raise CaptureError("corrupt",
+                           f"the gzip-compressed file cannot be inflated: {exc}") from exc
     return Path(name)
 
 
@@ -210,7 +210,8 @@ class IngestRun:
                 totals, _, flows = self._consume(rows, split.records(),
                                                  self.path.stat().st_size, True)
             except PartsLost as exc:
-                raise CaptureError("tshark_failed", f"a parallel dissection went wrong: {exc}")
+                raise CaptureError("tshark_failed",
+                                   f"a parallel dissection went wrong: {exc}") from exc
             rcs = [proc.wait() for proc in procs]
             stderrs = [_text(err) for err in errs]
         except BaseException:
@@ -329,7 +330,7 @@ def _reports(tail: list[str]) -> TapReports:
     try:
         return parse_reports(tail)
     except TapFormatError as exc:
-        raise CaptureError("tshark_failed", f"unexpected statistics output: {exc}")
+        raise CaptureError("tshark_failed", f"unexpected statistics output: {exc}") from exc
 
 
 def _layout(fh) -> Layout | None:

@@ -25,9 +25,9 @@ import re
 import threading
 import zlib
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from ingest.pcap.layout import Layout, LayoutError, Record, packet_reader
 
@@ -266,9 +266,10 @@ def merged_rows(split: Split, readers: list[PartReader], n_fields: int,
         info = row[info_col]
         if " in " in info or "Dup ACK" in info:
             local_numbers = numbers[part]
+            # The lambda runs inside this sub() call, with this iteration's numbers.
             row[info_col] = _QUOTED_FRAME.sub(
-                lambda m: f"{m[1]}{local_numbers[int(m[2]) - 1]}"
-                if 0 < int(m[2]) <= len(local_numbers) else m[0], info)
+                lambda m: f"{m[1]}{local_numbers[int(m[2]) - 1]}"  # noqa: B023
+                if 0 < int(m[2]) <= len(local_numbers) else m[0], info)  # noqa: B023
         yield row
     for part, source in enumerate(sources):
         if next(source, None) is not None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from server.config import Settings
+from services.config import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -28,6 +28,7 @@ NGINX_BIN = "/usr/sbin/nginx"
 SECRET = "compose-test-secret-" + "s" * 40
 SECRETS_KEY = base64.b64encode(b"k" * 32).decode()
 SERVERS = ("server1", "server2", "server3")
+TESTS = "tests-mongo"  # profile "test": the suite against the stack's MongoDB
 
 
 def _docker_compose() -> str:
@@ -40,7 +41,8 @@ def _docker_compose() -> str:
 
 def _compose(*args: str, jwt_secret: str | None, tmp_path: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items()
-           if k not in ("JWT_SECRET", "SECRETS_KEY") and not k.startswith("COMPOSE_")}
+           if k not in ("JWT_SECRET", "SECRETS_KEY", "ANTHROPIC_MODEL")
+           and not k.startswith("COMPOSE_")}
     if jwt_secret is not None:
         env["JWT_SECRET"] = jwt_secret
         env["SECRETS_KEY"] = SECRETS_KEY
@@ -79,7 +81,8 @@ def config(tmp_path_factory) -> dict:
 
 def test_compose_has_the_production_topology(config):
     services = config["services"]
-    assert set(services) == {"mongo", "redis", "nginx", *SERVERS}
+    assert set(services) == {"mongo", "redis", "nginx", *SERVERS, TESTS}
+    assert all("profiles" not in services[n] for n in ("mongo", "redis", "nginx", *SERVERS))
     assert services["mongo"]["image"].startswith("mongo")
     assert services["redis"]["image"].startswith("redis")
     # MongoDB keeps its data in a named volume.
@@ -101,7 +104,9 @@ def test_each_instance_is_built_here_and_configured_for_production(config):
         assert env["JWT_SECRET"] == SECRET  # from the environment, not a default
         assert env["SECRETS_KEY"] == SECRETS_KEY
         # What compose hands an instance is a configuration the server accepts.
-        Settings.from_env({k: str(v) for k, v in env.items()})
+        settings = Settings.from_env({k: str(v) for k, v in env.items()})
+        # No model pinned here: the server's own default applies unless the operator sets one.
+        assert settings.anthropic_model == Settings().anthropic_model
         assert env["MONGO_URL"].startswith("mongodb://mongo")
         assert env["REDIS_URL"].startswith("redis://redis")
         assert env["TRUST_PROXY"] in ("1", "true")
@@ -111,6 +116,19 @@ def test_each_instance_is_built_here_and_configured_for_production(config):
                                      "redis": {"condition": "service_healthy"}}
         assert "ports" not in svc, f"{name} must be reached through nginx only"
     assert len(ids) == len(SERVERS), "INSTANCE_ID must differ per instance"
+
+
+def test_tests_service_runs_the_suite_against_the_stacks_mongo(config):
+    svc = config["services"][TESTS]
+    assert svc["profiles"] == ["test"], "`docker-compose up` must not start the tests"
+    assert svc["environment"]["MONGO_URL"].startswith("mongodb://mongo")
+    assert svc["depends_on"] == {"mongo": {"condition": "service_healthy"}}
+    assert Path(svc["build"]["context"]).resolve() == REPO
+    # The image carries no tests (.dockerignore): they are mounted where the source is.
+    mounts = [str(v) for v in svc["volumes"]]
+    assert any(m.startswith(f"{REPO / 'tests'}:{svc['working_dir']}/tests") for m in mounts), mounts
+    assert "pytest" in " ".join(svc["entrypoint"]) and svc["command"] == ["tests/contract"]
+    assert "ports" not in svc
 
 
 def test_nginx_is_the_one_public_port(config):
