@@ -8,9 +8,12 @@ Method names follow get_/list_/create_/update_/delete_; lists page by time-order
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Generic, NamedTuple, Sequence, TypeVar
+from typing import Generic, NamedTuple, TypeVar
+
+from ingest.pcap.rows import PcapPacket  # noqa: F401  (the store keeps the ingest's row as is)
 
 T = TypeVar("T")
 
@@ -535,29 +538,6 @@ class PcapJob:
     updated_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
-
-
-@dataclass(slots=True)
-class PcapPacket:
-    """One frame's row. Not frozen, unlike the other records: an ingest makes one per frame
-    (150 000 for a 40 MB capture), and a frozen dataclass costs eight times as much to
-    build."""
-
-    number: int
-    ts: float  # epoch seconds
-    length: int
-    caplen: int
-    src: str
-    dst: str
-    sport: int | None
-    dport: int | None
-    l4: str | None  # tcp | udp
-    stream: int | None
-    protocol: str
-    info: str
-    offset: int | None  # record offset in the (uncompressed) file
-    reclen: int | None
-    section: int = 0
 
 
 @dataclass(frozen=True)

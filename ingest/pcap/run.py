@@ -27,10 +27,10 @@ from pathlib import Path
 
 from ingest.pcap.flows import Flows
 from ingest.pcap.layout import GZIP_MAGIC, Layout, LayoutError, Record
+from ingest.pcap.rows import PcapPacket
 from ingest.pcap.split import PartReader, PartsLost, Split, merged_rows, split_capture
 from ingest.pcap.stats import Totals
 from ingest.pcap.taps import TAP_ARGS, TapFormatError, TapReports, merge_hierarchies, parse_reports
-from store.base import PcapPacket
 
 TSHARK = os.environ.get("TSHARK", "tshark")
 FIELDS = ("frame.number", "frame.time_epoch", "frame.len", "frame.cap_len", "frame.protocols",
