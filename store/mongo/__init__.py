@@ -1,7 +1,8 @@
 """The MongoDB backend (PyMongo's async API).
 
 ``MongoStore(client, db_name)`` takes any client offering the AsyncMongoClient subset used
-here, which is how tests inject the mongomock stand-in; ``open`` builds the real client.
+here (tests inject a stand-in that encodes with the same codec options); ``open`` builds the
+real client, configured by ``CLIENT_OPTIONS``.
 """
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ from store.mongo.pcap import MongoPcap, create_pcap_indexes
 from store.mongo.projects import MongoProjects, create_project_indexes
 from store.mongo.tables import MongoTables, MongoTicks, create_table_indexes
 from store.mongo.users import MongoTokens, MongoUsers, create_user_indexes
+
+#: Keyword arguments of the real client. tz_aware: BSON datetimes come back as aware UTC,
+#: like the SQLite backend's; the other codec options keep PyMongo's defaults (a native
+#: ``uuid.UUID`` is refused: uuidRepresentation is unspecified).
+CLIENT_OPTIONS: dict[str, Any] = {"tz_aware": True}
 
 
 class MongoStore(Store):
@@ -36,8 +42,7 @@ class MongoStore(Store):
 
     @classmethod
     async def open(cls, url: str, db_name: str) -> "MongoStore":
-        # tz_aware: BSON datetimes come back as aware UTC, like the SQLite backend's.
-        store = cls(AsyncMongoClient(url, tz_aware=True), db_name)
+        store = cls(AsyncMongoClient(url, **CLIENT_OPTIONS), db_name)
         try:
             await store.create_indexes()
         except BaseException:

@@ -15,7 +15,7 @@ from store.base import (HISTORY_LIMIT, ChatMessage, ChatRepo, Conversation, Exch
                         Page)
 from store.errors import Conflict, NotFound
 from store.ids import new_id
-from store.mongo.common import member_role, ms, now
+from store.mongo.common import member_role, ms, now, plain
 
 AFTER = ReturnDocument.AFTER
 BEFORE = ReturnDocument.BEFORE
@@ -46,7 +46,7 @@ def _message(doc: dict | None) -> ChatMessage | None:
         return None
     return ChatMessage(id=doc["_id"], conversation_id=doc["conversationId"], role=doc["role"],
                        content=doc["content"], status=doc["status"], author_id=doc["authorId"],
-                       attachments=tuple(doc["attachments"]), metadata=doc["metadata"],
+                       attachments=tuple(doc["attachments"]), metadata=plain(doc["metadata"]),
                        created_at=doc["createdAt"], updated_at=doc["updatedAt"],
                        delta_index=doc["deltaIndex"], instance=doc.get("instance"))
 
@@ -244,7 +244,7 @@ class MongoChat(ChatRepo):
 
     async def get_file_context(self, file_id, sha256) -> dict | None:
         doc = await self.contexts.find_one({"_id": file_id, "sha256": sha256})
-        return None if doc is None else doc["data"]
+        return None if doc is None else plain(doc["data"])
 
     async def put_file_context(self, *, file_id, project_id, sha256, kind, data) -> None:
         await self.contexts.update_one(

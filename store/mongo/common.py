@@ -4,6 +4,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bson.int64 import Int64
+
 from store.errors import Conflict
 from store.ids import utcnow
 
@@ -17,6 +19,18 @@ def ms(dt: datetime | None) -> datetime | None:
     if dt is None:
         return None
     return dt.replace(microsecond=dt.microsecond // 1000 * 1000)
+
+
+def plain(value: Any) -> Any:
+    """``value`` with every BSON int64 (decoded as ``bson.Int64``, an int subclass) made a
+    plain int, as the SQLite backend returns it; dicts and lists are copied."""
+    if type(value) is Int64:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
 
 
 def now() -> datetime:

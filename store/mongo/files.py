@@ -10,7 +10,7 @@ from pymongo.errors import DuplicateKeyError
 
 from store.base import FileRecord, FileRepo, Page
 from store.errors import Conflict
-from store.mongo.common import now
+from store.mongo.common import now, plain
 
 
 async def create_file_indexes(db: Any) -> None:
@@ -21,7 +21,7 @@ def _file(doc: dict | None) -> FileRecord | None:
     if doc is None:
         return None
     return FileRecord(id=doc["_id"], project_id=doc["projectId"], name=doc["name"],
-                      size=doc["size"], mime=doc["mime"], sha256=doc["sha256"],
+                      size=plain(doc["size"]), mime=doc["mime"], sha256=doc["sha256"],
                       uploader_id=doc["uploaderId"], storage_key=doc["storageKey"],
                       created_at=doc["createdAt"])
 

@@ -44,7 +44,8 @@ def _job(doc: dict | None) -> PcapJob | None:
         return None
     return PcapJob(file_id=doc["_id"], project_id=doc["projectId"], state=doc["state"],
                    attempt=doc["attempt"], owner=doc.get("owner"),
-                   lease_until=doc.get("leaseUntil"), progress=doc.get("progress") or {},
+                   lease_until=doc.get("leaseUntil"),
+                   progress=common.plain(doc.get("progress") or {}),
                    error=doc.get("error"), requested_by=doc["requestedBy"],
                    queue_key=doc["queueKey"], created_at=doc["createdAt"],
                    updated_at=doc["updatedAt"], started_at=doc.get("startedAt"),
@@ -55,8 +56,8 @@ def _packet(d: dict) -> PcapPacket:
     return PcapPacket(number=d["number"], ts=d["ts"], length=d["len"], caplen=d["caplen"],
                       src=d["src"], dst=d["dst"], sport=d.get("sport"), dport=d.get("dport"),
                       l4=d.get("l4"), stream=d.get("stream"), protocol=d["proto"],
-                      info=d["info"], offset=d.get("off"), reclen=d.get("reclen"),
-                      section=d.get("sec", 0))
+                      info=d["info"], offset=common.plain(d.get("off")),
+                      reclen=d.get("reclen"), section=d.get("sec", 0))
 
 
 def _doc(file_id: str, p: PcapPacket) -> dict:

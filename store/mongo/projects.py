@@ -84,22 +84,20 @@ class MongoProjects(ProjectRepo):
             raise NotFound("project not found")
         await require_user(self.db, user_id)
         at = now()
-        # Positional "$" goes through update_one, not find_one_and_update: mongomock's
-        # find_one_and_update re-targets the update by _id alone and so loses which array
-        # element matched. The append's "$ne" filter keeps a racing add from duplicating
-        # the member; losing that race means the role update wins on the next try.
+        # Change the member's role, else append the member: each one atomic update. The
+        # append's "$ne" filter keeps a racing add from duplicating the member; losing that
+        # race means the role update wins on the next try.
         for _ in range(SET_MEMBER_TRIES):
-            changed = await self.col.update_one(
+            doc = await self.col.find_one_and_update(
                 {"_id": project_id, "members.userId": user_id},
-                {"$set": {"members.$.role": role, "updatedAt": at}})
-            if changed.matched_count:
-                break
-            added = await self.col.update_one(
-                {"_id": project_id, "members.userId": {"$ne": user_id}},
-                {"$push": {"members": {"userId": user_id, "role": role, "addedAt": at}},
-                 "$set": {"updatedAt": at}})
-            if added.matched_count:
-                break
+                {"$set": {"members.$.role": role, "updatedAt": at}}, return_document=AFTER)
+            if doc is None:
+                doc = await self.col.find_one_and_update(
+                    {"_id": project_id, "members.userId": {"$ne": user_id}},
+                    {"$push": {"members": {"userId": user_id, "role": role, "addedAt": at}},
+                     "$set": {"updatedAt": at}}, return_document=AFTER)
+            if doc is not None:
+                return _must(_project(doc))
         return _must(await self.get_project(project_id))
 
     async def remove_member(self, project_id, user_id) -> Project:

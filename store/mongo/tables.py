@@ -38,7 +38,7 @@ from pymongo.errors import DuplicateKeyError
 from store.base import Column, Page, Row, RowChange, RowFilter, Table, TableRepo, TickRepo
 from store.errors import BadRequest, Conflict, NotFound
 from store.ids import new_id
-from store.mongo.common import ms, now
+from store.mongo.common import ms, now, plain
 
 AFTER = ReturnDocument.AFTER
 #: Tries of a read-then-conditional-write that found the row changed in between.
@@ -109,7 +109,7 @@ def _texts(vals: dict) -> dict:
 def _decode(vals: dict | None) -> dict | None:
     if vals is None:
         return None
-    return {column_name(k): v for k, v in vals.items()}
+    return {column_name(k): plain(v) for k, v in vals.items()}
 
 
 def _row_fields(values: dict) -> dict:
@@ -418,13 +418,17 @@ class MongoTables(TableRepo):
         return Page(items, items[-1].seq if len(docs) > limit else None)
 
     async def rows_at(self, table_id, at: datetime):
-        # One pass over the table's history up to ``at`` in seq order, keeping each row's
-        # last change ($group would do it server-side; the stand-in offers no aggregate).
-        last: dict[str, dict] = {}
-        async for doc in self.changes.find({"tableId": table_id, "at": {"$lte": ms(at)}}) \
-                .sort("seq", 1):
-            last[doc["rowId"]] = doc
-        return {rid: _change(d) for rid, d in last.items() if d["after"] is not None}
+        # Each row's last change up to ``at``, found by the server: the history newest first
+        # (the tableId_seq index), the first change per row, rows deleted then left out.
+        cursor = await self.changes.aggregate([
+            {"$match": {"tableId": table_id, "at": {"$lte": ms(at)}}},
+            {"$sort": {"seq": -1}},
+            {"$group": {"_id": "$rowId", "last": {"$first": "$$ROOT"}}},
+            {"$match": {"last.after": {"$ne": None}}},
+            {"$replaceRoot": {"newRoot": "$last"}},
+            {"$sort": {"seq": 1}},
+        ])
+        return {d["rowId"]: _change(d) for d in await cursor.to_list(None)}
 
     async def restore_rows(self, table_id, target, user_id):
         written, deleted = [], []

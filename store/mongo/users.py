@@ -61,15 +61,12 @@ class MongoUsers(UserRepo):
         self.db = db
         self.col = db["users"]
 
-    async def _taken(self, doc: dict, user_id: str) -> Conflict:
-        # Which unique key failed is asked of the data rather than parsed from the error,
-        # whose details differ between servers (and are absent in mongomock).
+    @staticmethod
+    def _taken(exc: DuplicateKeyError) -> Conflict:
+        """Which unique key a duplicate hit, from the server's ``keyPattern``."""
+        key_pattern = (exc.details or {}).get("keyPattern") or {}
         for name, key in (("email", "emailLc"), ("username", "usernameLc")):
-            value = doc.get(key)
-            if value is None:
-                continue
-            query = _email_is(value) if key == "emailLc" else {key: value}
-            if await self.col.find_one({**query, "_id": {"$ne": user_id}}, {"_id": 1}):
+            if key in key_pattern:
                 return Conflict(f"{name} is already taken")
         return Conflict(MISSING_REFERENCE)
 
@@ -85,8 +82,8 @@ class MongoUsers(UserRepo):
         }
         try:
             await self.col.insert_one(doc)
-        except DuplicateKeyError:
-            raise await self._taken(doc, doc["_id"]) from None
+        except DuplicateKeyError as exc:
+            raise self._taken(exc) from None
         return _user(doc)
 
     async def get_user(self, user_id: str) -> User | None:
@@ -120,8 +117,8 @@ class MongoUsers(UserRepo):
         try:
             doc = await self.col.find_one_and_update({"_id": user_id}, {"$set": values},
                                                      return_document=AFTER)
-        except DuplicateKeyError:
-            raise await self._taken(values, user_id) from None
+        except DuplicateKeyError as exc:
+            raise self._taken(exc) from None
         if doc is None:
             raise NotFound("user not found")
         return _user(doc)

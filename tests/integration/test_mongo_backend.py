@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import uuid
 
 import mongomock
 import pytest
@@ -14,6 +15,7 @@ from store.mongo import MongoStore
 from tests.client import Client, unique_email
 from tests.cluster.harness import RedisServer
 from tests.conftest import RunningServer, make_settings
+from tests.contract.conftest import MONGO_URL
 from tests.contract.mongo_standin import StandinClient, StandinGridFSBucket
 from tests.files_helpers import download, upload
 
@@ -23,9 +25,9 @@ DB = "collab"
 class Pair:
     """Instances ``a`` and ``b``, their shared stand-in, and the clients made on them."""
 
-    def __init__(self, a: RunningServer, b: RunningServer, sync: mongomock.MongoClient):
+    def __init__(self, a: RunningServer, b: RunningServer, sync, db: str):
         self.a, self.b = a, b
-        self.sync_db = sync[DB]
+        self.sync_db = sync[db]
         self.clients: list[Client] = []
 
     async def client(self, server: RunningServer, name: str, token: str | None = None):
@@ -36,23 +38,34 @@ class Pair:
 
 @pytest.fixture
 async def pair(tmp_path):
-    sync = mongomock.MongoClient(tz_aware=True)
-    client = StandinClient(sync)
-    bucket = StandinGridFSBucket(client[DB], BUCKET)
+    """On a real MongoDB when MONGO_URL is set (a fresh database, dropped afterwards), else
+    on the strict stand-in shared by both instances."""
+    db = DB
+    if MONGO_URL:
+        import pymongo
 
-    async def open_storage(settings):
-        store = MongoStore(client, DB)
-        await store.create_indexes()
-        return store, GridFSBlobs(bucket=bucket)
+        sync = pymongo.MongoClient(MONGO_URL, tz_aware=True)
+        db = f"it_{uuid.uuid4().hex[:12]}"
+        open_storage = None
+    else:
+        sync = mongomock.MongoClient(tz_aware=True)
+        client = StandinClient(sync)
+        bucket = StandinGridFSBucket(client[DB], BUCKET)
+
+        async def open_storage(settings):
+            store = MongoStore(client, DB)
+            await store.create_indexes()
+            return store, GridFSBlobs(bucket=bucket)
 
     redis = RedisServer().start()
     servers = []
     try:
         for name in ("a", "b"):
+            real = {"mongo_url": MONGO_URL, "mongo_db": db} if MONGO_URL else {}
             settings = make_settings(tmp_path / name, redis_url=redis.url,
-                                     instance_id=f"mongo-{name}")
+                                     instance_id=f"mongo-{name}", **real)
             servers.append(await RunningServer(settings, open_storage=open_storage).start())
-        made = Pair(*servers, sync)
+        made = Pair(*servers, sync, db)
         yield made
         for c in made.clients:
             await c.close()
@@ -60,6 +73,9 @@ async def pair(tmp_path):
         for srv in servers:
             await srv.stop()
         redis.stop()
+        if MONGO_URL:
+            sync.drop_database(db)
+        sync.close()
 
 
 async def shared_project(pair: Pair, name: str):
