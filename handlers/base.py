@@ -9,7 +9,7 @@ import inspect
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -64,17 +64,25 @@ class EventSpec:
         return "signed in"
 
 
+class EventHandler(Protocol):
+    """A handler as ``@event`` leaves it: still callable, with its declaration attached."""
+
+    spec: EventSpec
+
+    def __call__(self, ctx: Any, payload: Any, /) -> Awaitable[Any]: ...
+
+
 def event(name: str, model: type[BaseModel] = Empty, *, auth: bool = True, admin: bool = False,
           scope: Scope | None = None, ack: str = "",
-          emits: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
+          emits: tuple[str, ...] = ()) -> Callable[[Handler], EventHandler]:
     """Declare ``fn`` as the handler of ``name``; the domain lists it in its ``EVENTS``."""
 
-    def wrap(fn: Handler) -> Handler:
+    def wrap(fn: Handler) -> EventHandler:
         if scope is not None and scope.field not in model.model_fields:
             raise TypeError(f"{name}: payload has no field {scope.field!r} for its scope")
-        fn.spec = EventSpec(name, model, fn, auth, admin, scope, ack,  # type: ignore[attr-defined]
-                            tuple(emits))
-        return fn
+        handler = cast(EventHandler, fn)  # a plain function; ``spec`` is set just below
+        handler.spec = EventSpec(name, model, fn, auth, admin, scope, ack, tuple(emits))
+        return handler
 
     return wrap
 

@@ -13,7 +13,7 @@ import filetype
 from pydantic import Field
 
 from handlers.base import Payload, event
-from handlers.scopes import File, Project
+from handlers.scopes import File, Project, Role
 from store.base import FileRecord
 from store.errors import EventError, TooLarge
 from store.ids import iso, new_id
@@ -124,7 +124,7 @@ async def save_upload(services, *, user_id: str, project_id: str, filename: str 
     return record
 
 
-async def file_for(services, file_id: str, user_id: str, role: str) -> FileRecord:
+async def file_for(services, file_id: str, user_id: str, role: Role) -> FileRecord:
     """The file, if the user has ``role`` in its project; not_found otherwise."""
     record, _ = await File("id", role).load(services.store, user_id, file_id)
     return record

@@ -379,6 +379,8 @@ def _follow(path, layout: dict, packets: list[PcapPacket], kind: str) -> dict:
             out.write(preambles[section])
             for x in packets:
                 if x.section == section:
+                    # on_follow checked the offsets; the ingest sets reclen with offset
+                    assert x.offset is not None and x.reclen is not None
                     out.write(layouts.read_record(src, x.offset, x.reclen))
         return dissection.follow(name, kind, 0)
     finally:

@@ -105,14 +105,22 @@ class Table(Scope):
 
 
 @dataclass(frozen=True)
-class File(Scope):
-    kind: ClassVar[str] = "file"
+class _FileBased(Scope):
+    """A scope whose resource is found through an uploaded file."""
 
-    async def load(self, store, user_id, ident) -> tuple[model.FileRecord, str]:
+    async def _file(self, store, user_id, ident) -> tuple[model.FileRecord, str]:
         record = await store.files.get_file(ident)
         if record is None:
             raise NotFound("file not found")
         return record, await self._in_project(store, user_id, record.project_id)
+
+
+@dataclass(frozen=True)
+class File(_FileBased):
+    kind: ClassVar[str] = "file"
+
+    async def load(self, store, user_id, ident) -> tuple[model.FileRecord, str]:
+        return await self._file(store, user_id, ident)
 
 
 @dataclass(frozen=True)
@@ -122,7 +130,7 @@ class CaptureRef:
 
 
 @dataclass(frozen=True)
-class Capture(File):
+class Capture(_FileBased):
     """An uploaded file with a capture ingest job; with ``done`` the ingest must have
     finished (``conflict`` otherwise, carrying its state)."""
 
@@ -130,7 +138,7 @@ class Capture(File):
     done: bool = True
 
     async def load(self, store, user_id, ident) -> tuple[CaptureRef, str]:
-        record, role = await super().load(store, user_id, ident)
+        record, role = await self._file(store, user_id, ident)
         job = await store.pcap.get_job(record.id)
         if job is None:
             raise NotFound("this file has not been ingested as a capture", {"fileId": ident})
@@ -170,7 +178,7 @@ class Conversation(Scope):
 
     async def load(self, store, user_id, ident) -> tuple[model.Conversation, str]:
         conv, member = await store.chat.get_conversation_for(ident, user_id)
-        return conv, self.check(conv, member, user_id)  # type: ignore[return-value]
+        return conv, self.check(conv, member, user_id)
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,8 @@ def seal(ctx, table: Table, values: dict) -> dict:
     if not table.has_secrets:
         return values
     box = ctx.services.secrets
-    return {k: (box.encrypt(v) if v is not None and table.column(k).secret else v)
+    secret = {c.name for c in table.columns if c.secret}  # values are checked: no stray keys
+    return {k: (box.encrypt(v) if v is not None and k in secret else v)
             for k, v in values.items()}
 
 

@@ -1,12 +1,14 @@
 """How stored objects look on the wire (camelCase, ISO-8601 UTC times)."""
 from __future__ import annotations
 
+from typing import Any
+
 from store.base import Project, User
 from store.ids import iso
 
 
 def user_view(user: User) -> dict:
-    out = {
+    out: dict[str, Any] = {
         "id": user.id,
         "email": user.email,
         "username": user.username,

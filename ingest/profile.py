@@ -46,9 +46,11 @@ class _Column:
         self.count = self.missing = self.ncount = 0
         self.values: Counter = Counter()
         self.capped = False
-        self.nmin = self.nmax = None
+        self.nmin: float | None = None
+        self.nmax: float | None = None
         self.nsum = 0.0
-        self.dmin = self.dmax = None  # (parsed, raw)
+        self.dmin: tuple[datetime, str] | None = None  # (parsed, raw)
+        self.dmax: tuple[datetime, str] | None = None
 
     def add(self, cell: str) -> None:
         text = cell.strip()
@@ -86,7 +88,7 @@ class _Column:
         if kind == "number" and self.ncount:
             out.update(min=_num(self.nmin), max=_num(self.nmax),
                        mean=_num(self.nsum / self.ncount))
-        if kind == "datetime" and self.dmin:
+        if kind == "datetime" and self.dmin and self.dmax:  # (set together)
             out.update(min=self.dmin[1], max=self.dmax[1])
         out["top"] = [{"value": _shown(v), "count": c}
                       for v, c in sorted(self.values.items(), key=lambda vc: (-vc[1], vc[0]))
@@ -94,7 +96,7 @@ class _Column:
         return out
 
 
-def _num(value: float):
+def _num(value: float | None):
     if value is None or not math.isfinite(value):
         return None
     return int(value) if value.is_integer() and abs(value) < 2 ** 53 else round(value, 6)
@@ -252,19 +254,21 @@ class _Stats:
         nxt = data[offset + 6]
         src = str(ipaddress.IPv6Address(data[offset + 8:offset + 24]))
         dst = str(ipaddress.IPv6Address(data[offset + 24:offset + 40]))
-        at: int | None = offset + 40
+        at = offset + 40
+        later_fragment = False
         while nxt in V6_EXTENSIONS or nxt == 44:
             if nxt == 44:  # fragment header: only the first fragment carries the ports
                 first = struct.unpack_from(">H", data, at + 2)[0] >> 3 == 0
                 nxt = data[at]
-                at = at + 8 if first else None
-                if at is None:
+                if not first:
+                    later_fragment = True
                     break
+                at += 8
                 continue
             length = (data[at + 1] + 2) * 4 if nxt == 51 else (data[at + 1] + 1) * 8
             nxt, at = data[at], at + length
         self._count("IPv6", size)
-        self._ip(src, dst, nxt, data, at, size)
+        self._ip(src, dst, nxt, data, None if later_fragment else at, size)
 
     def _ip(self, src: str, dst: str, proto: int, data: bytes, l4: int | None,
             size: int) -> None:

@@ -142,10 +142,10 @@ async def upload(request: web.Request) -> web.Response:
     except (AssertionError, ValueError, KeyError):
         raise EventError("bad_request",
                          "send multipart/form-data with a field named 'file'") from None
-    part = None
+    part: aiohttp.BodyPartReader | None = None
     try:
         while (candidate := await reader.next()) is not None:
-            if candidate.name == "file":
+            if isinstance(candidate, aiohttp.BodyPartReader) and candidate.name == "file":
                 part = candidate
                 break
             await candidate.release()

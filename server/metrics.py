@@ -17,8 +17,8 @@ class Metrics:
                              registry=self.registry)
         self.users = Gauge("collab_authenticated_sockets", "Authenticated sockets",
                            registry=self.registry)
-        self._counters: dict[tuple[str, str], object] = {}
-        self._histograms: dict[str, object] = {}
+        self._counters: dict[tuple[str, str], Counter] = {}
+        self._histograms: dict[str, Histogram] = {}
 
     def observe(self, event: str, outcome: str, seconds: float) -> None:
         # labels() hashes and locks on every call; the children are cached per name.

@@ -12,7 +12,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import socketio
@@ -44,7 +44,7 @@ class CollabSocketServer(socketio.AsyncServer):
     """
 
     event_limit: int = 1 << 20
-    on_too_large = None
+    on_too_large: Callable[[str, int], None] | None = None
 
     async def _handle_eio_message(self, eio_sid, data):
         if isinstance(data, str) and len(data) > self.event_limit:

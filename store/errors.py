@@ -48,21 +48,49 @@ class EventError(Exception):
         return HTTP_STATUS[self.code]
 
 
-def _subclass(code: str) -> type[EventError]:
+class _Coded(EventError):
+    """Base of the per-code subclasses: the code is fixed by the class, so the
+    constructor takes only ``(message, details)``."""
+
     def __init__(self, message: str = "", details: Any = None):
-        EventError.__init__(self, code, message, details)
-
-    name = "".join(part.title() for part in code.split("_"))
-    return type(name, (EventError,), {"code": code, "__init__": __init__})
+        EventError.__init__(self, self.code, message, details)
 
 
-BadRequest = _subclass("bad_request")
-Unauthorized = _subclass("unauthorized")
-TokenExpired = _subclass("token_expired")
-Forbidden = _subclass("forbidden")
-NotFound = _subclass("not_found")
-Conflict = _subclass("conflict")
-Locked = _subclass("locked")
-TooLarge = _subclass("too_large")
-RateLimited = _subclass("rate_limited")
-Unavailable = _subclass("unavailable")
+class BadRequest(_Coded):
+    code = "bad_request"
+
+
+class Unauthorized(_Coded):
+    code = "unauthorized"
+
+
+class TokenExpired(_Coded):
+    code = "token_expired"
+
+
+class Forbidden(_Coded):
+    code = "forbidden"
+
+
+class NotFound(_Coded):
+    code = "not_found"
+
+
+class Conflict(_Coded):
+    code = "conflict"
+
+
+class Locked(_Coded):
+    code = "locked"
+
+
+class TooLarge(_Coded):
+    code = "too_large"
+
+
+class RateLimited(_Coded):
+    code = "rate_limited"
+
+
+class Unavailable(_Coded):
+    code = "unavailable"

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from store.base import Store
+from store.blobs import BlobStore
 
 
 async def open_store(*, data_dir: Path, mongo_url: str | None = None,
@@ -17,11 +18,13 @@ async def open_store(*, data_dir: Path, mongo_url: str | None = None,
     return await SqliteStore.open(Path(data_dir) / "collab.sqlite3")
 
 
-async def open_blobs(store: Store, *, data_dir: Path):
+async def open_blobs(store: Store, *, data_dir: Path) -> BlobStore:
     """The blob store that goes with ``store``: GridFS beside MongoDB, else a directory."""
     if store.backend == "mongo":
         from store.blobs.gridfs import GridFSBlobs
+        from store.mongo import MongoStore
 
+        assert isinstance(store, MongoStore)  # the only store whose backend is "mongo"
         return GridFSBlobs(store.db)
     from store.blobs.local import LocalBlobs
 

@@ -179,7 +179,8 @@ def packet_reader(fmt: str, preamble: bytes) -> Callable[[bytes], bytes]:
     return pcapng_packet
 
 
-def frame_reader(fmt: str, preamble: bytes) -> Callable[[bytes], Frame | None]:
+def frame_reader(fmt: str,
+                 preamble: bytes | bytearray) -> Callable[[bytes], Frame | None]:
     """A function: record of this section → its ``Frame`` (None for a record that holds
     no packet): ``packet_reader``'s bytes plus the record's time, wire length and link
     type, with each interface's timestamp unit read from the section's preamble."""

@@ -260,6 +260,10 @@ class IngestRun:
             if indexed and (record is None or record.length < caplen):
                 indexed = False
                 record = None
+            l4: str | None
+            stream: int | None
+            sport: int | None
+            dport: int | None
             if tstream.isdigit() and tsport.isdigit() and tdport.isdigit():  # one TCP layer
                 l4, stream, sport, dport = "tcp", int(tstream), int(tsport), int(tdport)
             elif ustream.isdigit() and usport.isdigit() and udport.isdigit():  # one UDP layer

@@ -28,6 +28,7 @@ from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ingest.pcap.layout import Layout, LayoutError, Record, packet_reader
 
@@ -239,7 +240,8 @@ def merged_rows(split: Split, readers: list[PartReader], n_fields: int,
     the whole capture's frame numbers (an int in column 0) and stream indices."""
     sources = [r.lines() for r in readers]
     numbers = split.numbers
-    streams = {"tcp": {}, "udp": {}}  # kind -> {(part, local index): global index}
+    # kind -> {(part, local index): global index}
+    streams: dict[str, dict[tuple[int, str], str]] = {"tcp": {}, "udp": {}}
 
     def renumber(kind: str, part: int, value: str) -> str:
         if not value:
@@ -257,7 +259,8 @@ def merged_rows(split: Split, readers: list[PartReader], n_fields: int,
         line = next(sources[part], None)
         if line is None:
             raise PartsLost(f"part {part} ended before frame {n}")
-        row = line.rstrip("\n").split("\t", n_fields - 1)
+        # text fields, but column 0 becomes the (int) frame number
+        row: list[Any] = line.rstrip("\n").split("\t", n_fields - 1)
         if len(row) < n_fields:
             row += [""] * (n_fields - len(row))
         row[0] = n

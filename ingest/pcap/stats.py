@@ -40,9 +40,10 @@ class Totals:
         if self.last is not None and ts < self.last:
             self.ordered = False
         self.last = ts
-        if ts < self.earliest:
+        # (earliest and latest were set with first, above)
+        if self.earliest is None or ts < self.earliest:
             self.earliest = ts
-        elif ts > self.latest:
+        elif self.latest is None or ts > self.latest:
             self.latest = ts
         i = bisect_right(SIZE_BUCKETS, length) - 1
         self.sizes[i] += 1

@@ -109,12 +109,13 @@ def parse_reports(lines) -> TapReports:
             if m is None:
                 continue
             depth = len(m["indent"]) // 2
+            children: list[dict] = []
             node = {"name": m["name"], "frames": int(m["frames"]), "bytes": int(m["bytes"]),
-                    "children": []}
+                    "children": children}
             while stack[-1][0] >= depth:
                 stack.pop()
             stack[-1][1].append(node)
-            stack.append((depth, node["children"]))
+            stack.append((depth, children))
     for kind_name in CONV_KINDS:
         out.conversations.setdefault(kind_name, [])
     out.protocols = canonical(_drop_frame_root(out.protocols))

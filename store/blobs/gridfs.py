@@ -1,7 +1,7 @@
 """Blobs in MongoDB GridFS, so any instance can serve any file."""
 from __future__ import annotations
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from store.blobs import CHUNK, BlobStore, BlobWriter
 

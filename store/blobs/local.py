@@ -5,8 +5,9 @@ import asyncio
 import contextlib
 import os
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
+from typing import BinaryIO
 
 from store.blobs import CHUNK, BlobStore, BlobWriter
 
@@ -16,12 +17,12 @@ STALE_PART_S = 3600
 
 
 class LocalWriter(BlobWriter):
-    def __init__(self, store: "LocalBlobs", key: str):
+    def __init__(self, store: LocalBlobs, key: str):
         self.store = store
         self.key = key
         self.size = 0
         self._part = store.parts / f"{key}.{os.getpid()}.part"
-        self._fh = None
+        self._fh: BinaryIO | None = None
         self._buffer: list[bytes] = []
         self._buffered = 0
         self._done = False

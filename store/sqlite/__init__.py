@@ -28,7 +28,7 @@ class SqliteStore(Store):
         self.chat = SqliteChat(db)
 
     @classmethod
-    async def open(cls, path: Path) -> "SqliteStore":
+    async def open(cls, path: Path) -> SqliteStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = Database(path)
         await db.migrate()

@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence
 
-from store.base import (HISTORY_LIMIT, ChatMessage, ChatRepo, Conversation, Exchange, HistoryTurn,
-                        Page)
+from store.base import (
+    HISTORY_LIMIT,
+    ChatMessage,
+    ChatRepo,
+    Conversation,
+    Exchange,
+    HistoryTurn,
+    Page,
+)
 from store.errors import Conflict, NotFound
 from store.ids import iso, new_id, parse_iso, utcnow
 from store.sqlite.db import Database

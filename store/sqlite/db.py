@@ -11,9 +11,10 @@ import asyncio
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from store.errors import Conflict
 from store.sqlite.migrations import MIGRATIONS

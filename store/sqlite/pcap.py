@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Sequence
+from collections.abc import Sequence
 
-from store.base import Page, PacketFilter, PcapJob, PcapPacket, PcapRepo
+from store.base import PacketFilter, Page, PcapJob, PcapPacket, PcapRepo
 from store.ids import iso, new_id, parse_iso, utcnow
 from store.sqlite.db import Database
 
@@ -42,7 +42,10 @@ def _table(conn, file_id: str) -> str | None:
 
 
 def _create_table(conn, file_id: str) -> str:
-    name = f"pcap_packets_{int(_cap(conn, file_id))}"
+    cap = _cap(conn, file_id)
+    if cap is None:  # only called after _owns() found the job's row
+        raise TypeError(f"no pcap job for file {file_id!r}")
+    name = f"pcap_packets_{int(cap)}"
     conn.execute(f"""CREATE TABLE IF NOT EXISTS {name} (
         id INTEGER PRIMARY KEY, ts REAL NOT NULL, len INTEGER NOT NULL,
         caplen INTEGER NOT NULL, src TEXT NOT NULL, dst TEXT NOT NULL, sport INTEGER,

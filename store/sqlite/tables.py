@@ -8,8 +8,8 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Sequence
 
 from store.base import Column, Page, Row, RowChange, RowFilter, Table, TableRepo, TickRepo
 from store.errors import BadRequest, Conflict, NotFound

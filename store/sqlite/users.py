@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Sequence
+from collections.abc import Sequence
+from typing import overload
 
 from store.base import QUOTA_FIELDS, USER_FIELDS, Page, RefreshToken, TokenRepo, User, UserRepo
 from store.errors import BadRequest, NotFound
@@ -10,6 +11,12 @@ from store.ids import iso, new_id, parse_iso, utcnow
 from store.sqlite.db import Database
 
 
+@overload
+def _user(row: sqlite3.Row) -> User: ...
+@overload
+def _user(row: None) -> None: ...
+@overload
+def _user(row: sqlite3.Row | None) -> User | None: ...
 def _user(row: sqlite3.Row | None) -> User | None:
     if row is None:
         return None
@@ -37,8 +44,9 @@ class SqliteUsers(UserRepo):
 
         def tx(conn):
             conn.execute(
-                "INSERT INTO users (id, email, email_lc, username, username_lc, password_hash, role,"
-                " is_guest, is_active, remaining_imports, remaining_messages, created_at, updated_at)"
+                "INSERT INTO users (id, email, email_lc, username, username_lc, password_hash,"
+                " role, is_guest, is_active, remaining_imports, remaining_messages, created_at,"
+                " updated_at)"
                 " VALUES (?,?,?,?,?,?,?,?,1,?,?,?,?)",
                 (uid, email, _lc(email), username, _lc(username), password_hash, role,
                  int(is_guest), remaining_imports, remaining_messages, now, now))
@@ -112,7 +120,8 @@ class SqliteUsers(UserRepo):
             args.append(cursor)
         if q:
             where.append("(email_lc LIKE ? ESCAPE '\\' OR username_lc LIKE ? ESCAPE '\\')")
-            pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            pattern = "%" + escaped + "%"
             args += [pattern, pattern]
         sql = f"SELECT * FROM users WHERE {' AND '.join(where)} ORDER BY id LIMIT ?"
 
@@ -150,7 +159,8 @@ class SqliteTokens(TokenRepo):
 
         def tx(conn):
             conn.execute(
-                "INSERT INTO refresh_tokens (token_hash, user_id, family_id, expires_at, created_at)"
+                "INSERT INTO refresh_tokens"
+                " (token_hash, user_id, family_id, expires_at, created_at)"
                 " VALUES (?,?,?,?,?)", (token_hash, user_id, family_id, iso(expires_at), now))
             return _token(conn.execute("SELECT * FROM refresh_tokens WHERE token_hash=?",
                                        (token_hash,)).fetchone())

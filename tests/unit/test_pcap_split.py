@@ -6,6 +6,7 @@ interleaved) and a generated capture with hundreds of streams."""
 from __future__ import annotations
 
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,8 +28,10 @@ NOT_SPLIT = {"80211http.pcap": "radiotap link type", "nflog.pcap": "nflog link t
 
 def ingest(path: Path, processes: int):
     rows = []
-    result = IngestRun(path, on_batch=rows.extend, processes=processes, split_min_bytes=0,
-                       batch_size=500).run()
+    # The parts go to a scratch directory, never next to the repo's sample captures.
+    with tempfile.TemporaryDirectory() as work:
+        result = IngestRun(path, on_batch=rows.extend, processes=processes, split_min_bytes=0,
+                           batch_size=500, workdir=Path(work)).run()
     return result, rows
 
 
