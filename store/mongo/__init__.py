@@ -41,7 +41,7 @@ class MongoStore(Store):
         self.chat = MongoChat(self.db)
 
     @classmethod
-    async def open(cls, url: str, db_name: str) -> "MongoStore":
+    async def open(cls, url: str, db_name: str) -> MongoStore:
         store = cls(AsyncMongoClient(url, **CLIENT_OPTIONS), db_name)
         try:
             await store.create_indexes()

@@ -7,12 +7,20 @@ conversation is never one growing document), indexed by (conversationId, _id).
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, overload
 
 from pymongo import ReturnDocument
 
-from store.base import (HISTORY_LIMIT, ChatMessage, ChatRepo, Conversation, Exchange, HistoryTurn,
-                        Page)
+from store.base import (
+    HISTORY_LIMIT,
+    ChatMessage,
+    ChatRepo,
+    Conversation,
+    Exchange,
+    HistoryTurn,
+    Page,
+)
 from store.errors import Conflict, NotFound
 from store.ids import new_id
 from store.mongo.common import member_role, ms, now, plain
@@ -32,6 +40,10 @@ async def create_chat_indexes(db: Any) -> None:
     await db["chat_file_context"].create_index("projectId", name="projectId")
 
 
+@overload
+def _conversation(doc: dict) -> Conversation: ...
+@overload
+def _conversation(doc: None) -> None: ...
 def _conversation(doc: dict | None) -> Conversation | None:
     if doc is None:
         return None
@@ -41,6 +53,10 @@ def _conversation(doc: dict | None) -> Conversation | None:
                         lease_until=doc.get("leaseUntil"))
 
 
+@overload
+def _message(doc: dict) -> ChatMessage: ...
+@overload
+def _message(doc: None) -> None: ...
 def _message(doc: dict | None) -> ChatMessage | None:
     if doc is None:
         return None
@@ -92,7 +108,8 @@ class MongoChat(ChatRepo):
         items = [_conversation(d) for d in docs[:limit]]
         return Page(items, items[-1].id if len(docs) > limit else None)
 
-    async def set_title(self, conversation_id, title, *, only_if_unset=False):
+    async def set_title(self, conversation_id, title, *,
+                        only_if_unset=False) -> Conversation | None:
         query: dict = {"_id": conversation_id}
         if only_if_unset:
             query["title"] = None

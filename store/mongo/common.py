@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
 from bson.int64 import Int64
 
@@ -14,6 +14,10 @@ from store.ids import utcnow
 MISSING_REFERENCE = "the change conflicts with existing data"
 
 
+@overload
+def ms(dt: datetime) -> datetime: ...
+@overload
+def ms(dt: None) -> None: ...
 def ms(dt: datetime | None) -> datetime | None:
     """BSON keeps milliseconds: trim here so what we return equals what a later read returns."""
     if dt is None:

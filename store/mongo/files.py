@@ -4,7 +4,7 @@ One document per file, ``_id`` = file id; lists page on the (projectId, _id) ind
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, overload
 
 from pymongo.errors import DuplicateKeyError
 
@@ -17,6 +17,10 @@ async def create_file_indexes(db: Any) -> None:
     await db["files"].create_index([("projectId", 1), ("_id", 1)], name="projectId_id")
 
 
+@overload
+def _file(doc: dict) -> FileRecord: ...
+@overload
+def _file(doc: None) -> None: ...
 def _file(doc: dict | None) -> FileRecord | None:
     if doc is None:
         return None

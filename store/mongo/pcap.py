@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, overload
 
 from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError
 
-from store.base import Page, PacketFilter, PcapJob, PcapPacket, PcapRepo
+from store.base import PacketFilter, Page, PcapJob, PcapPacket, PcapRepo
 from store.ids import new_id
 from store.mongo import common
 
@@ -39,6 +40,10 @@ async def create_pcap_indexes(db: Any) -> None:
                                         name="fileId_name_part")
 
 
+@overload
+def _job(doc: dict) -> PcapJob: ...
+@overload
+def _job(doc: None) -> None: ...
 def _job(doc: dict | None) -> PcapJob | None:
     if doc is None:
         return None
@@ -187,7 +192,7 @@ class MongoPcap(PcapRepo):
     async def list_packets(self, file_id, *, after=0, limit=100,
                            flt: PacketFilter = PacketFilter()) -> Page[PcapPacket]:
         query: dict = {"fileId": file_id, "number": {"$gt": after}}
-        ands = []
+        ands: list[dict[str, Any]] = []
         if flt.protocol:
             query["protoLc"] = flt.protocol.lower()
         if flt.address:

@@ -5,7 +5,7 @@ check one indexed find on ``members.userId``.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, overload
 
 from pymongo import ReturnDocument
 
@@ -24,6 +24,10 @@ async def create_project_indexes(db: Any) -> None:
     await db["projects"].create_index("members.userId", name="members_userId")
 
 
+@overload
+def _project(doc: dict) -> Project: ...
+@overload
+def _project(doc: None) -> None: ...
 def _project(doc: dict | None) -> Project | None:
     if doc is None:
         return None

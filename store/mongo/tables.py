@@ -28,8 +28,9 @@ import base64
 import json
 import operator
 import re
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any, overload
 from urllib.parse import unquote
 
 from pymongo import ReturnDocument
@@ -46,7 +47,7 @@ WRITE_TRIES = 5
 OPS = {"eq": "$eq", "lt": "$lt", "lte": "$lte", "gt": "$gt", "gte": "$gte"}
 PY_OPS = {"eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "lte": operator.le,
           "gt": operator.gt, "gte": operator.ge}
-NOTHING = {"_id": {"$in": []}}
+NOTHING: dict[str, Any] = {"_id": {"$in": []}}
 INT64 = 2 ** 63
 
 
@@ -95,6 +96,10 @@ def _number_text(value) -> str:
     return mantissa + e + exponent
 
 
+@overload
+def _encode(values: dict) -> dict: ...
+@overload
+def _encode(values: None) -> None: ...
 def _encode(values: dict | None) -> dict | None:
     if values is None:
         return None
@@ -106,6 +111,10 @@ def _texts(vals: dict) -> dict:
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
+@overload
+def _decode(vals: dict) -> dict: ...
+@overload
+def _decode(vals: None) -> None: ...
 def _decode(vals: dict | None) -> dict | None:
     if vals is None:
         return None
@@ -183,7 +192,8 @@ def _contains(key: str, value) -> dict:
     needle = str(value)
     pattern = "".join(f"[{c.lower()}{c.upper()}]" if c.isascii() and c.isalpha()
                       else re.escape(c) for c in needle)
-    either = [{f"vals.{key}": {"$regex": pattern}}, {f"txt.{key}": {"$regex": pattern}}]
+    either: list[dict[str, Any]] = [{f"vals.{key}": {"$regex": pattern}},
+                                    {f"txt.{key}": {"$regex": pattern}}]
     bools = [b for b in (False, True) if needle.lower() in str(int(b))]
     if bools:
         either.append({f"vals.{key}": {"$in": bools}})

@@ -6,7 +6,8 @@ case-insensitive as on SQLite. The email index is partial (strings only): guests
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, overload
 
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
@@ -44,6 +45,10 @@ def _lc(value: str | None) -> str | None:
     return value.lower() if value is not None else None
 
 
+@overload
+def _user(doc: dict) -> User: ...
+@overload
+def _user(doc: None) -> None: ...
 def _user(doc: dict | None) -> User | None:
     if doc is None:
         return None
