@@ -12,8 +12,8 @@ import time
 from aiohttp import web
 
 from server.app import create_app
-from server.config import Settings
 from server.logs import setup_logging
+from services.config import Settings
 
 PERIOD = 0.005
 

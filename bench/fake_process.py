@@ -52,7 +52,7 @@ async def serve() -> None:
 class FakeInProcess:
     """Start the fake in a child process; ``url`` is the API, the rest drives it."""
 
-    def __enter__(self) -> "FakeInProcess":
+    def __enter__(self) -> FakeInProcess:
         self.proc = subprocess.Popen([sys.executable, "-m", "bench.fake_process"],
                                      stdout=subprocess.PIPE, text=True)
         self.url, self.control = self.proc.stdout.readline().split()

@@ -273,7 +273,7 @@ class ProcPool:
     async def _expect(self, i: int, want: str, timeout: float = 180.0):
         try:
             kind, value = await asyncio.wait_for(self.inbox[i].get(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise RuntimeError(
                 f"receiver process {i}: no {want!r} within {timeout:.0f} s") from None
         if kind == "error":
@@ -502,7 +502,7 @@ async def _send_round(sender: Client, project_id: str, phase: str, messages: int
     for i in range(messages):
         try:
             await asyncio.wait_for(sem.acquire(), args.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             print(f"  ! {phase}: message {i - args.window} never reached every receiver; "
                   f"round aborted", file=sys.stderr)
             break

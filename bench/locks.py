@@ -166,8 +166,9 @@ async def amain(args) -> int:
         p99 = ms(lat, 0.99)
         ratio = fanout._paired(collab.rates, bare.rates)
         print(f"\n{name}")
+        verdict = "PASS" if p99 <= target else "FAIL"
         print(f"  row:lock -> row:locked seen by another client: p50 {ms(lat, 0.5):.2f} ms, "
-              f"p99 {p99:.2f} ms  (target <= {target:.0f} ms: {'PASS' if p99 <= target else 'FAIL'})")
+              f"p99 {p99:.2f} ms  (target <= {target:.0f} ms: {verdict})")
         print(f"  {args.racers}-way contention: {rate:,.0f} grants/s, {grants} rounds with one "
               f"grant, {doubles} with more  ({'PASS' if doubles == 0 else 'FAIL'}: zero double "
               f"grants)")

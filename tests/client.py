@@ -30,7 +30,7 @@ class Client:
                     fut.set_result(data)
                     self._waiters.remove(waiter)
 
-    async def connect(self, token: str | None = None, **kwargs) -> "Client":
+    async def connect(self, token: str | None = None, **kwargs) -> Client:
         auth = {"token": token} if token else None
         await self.sio.connect(self.url, auth=auth, transports=["websocket"], wait_timeout=10,
                                **kwargs)

@@ -67,7 +67,7 @@ class FakeAnthropic:
     def script(self, *scripts: Script) -> None:
         self.queue.extend(scripts)
 
-    async def start(self) -> "FakeAnthropic":
+    async def start(self) -> FakeAnthropic:
         app = web.Application()
         app.router.add_post("/v1/messages", self.messages)
         # Stalled handlers (timeout tests) are cut at once on stop, not awaited for a minute.

@@ -73,14 +73,14 @@ class ConsolePage:
     def tid(self, testid: str) -> Locator:
         return self.page.get_by_test_id(testid)
 
-    async def goto(self, path: str = "/") -> "ConsolePage":
+    async def goto(self, path: str = "/") -> ConsolePage:
         """Open the console and wait until it knows whether someone is signed in."""
         await self.page.goto(self.base_url + path)
         await self.page.wait_for_selector("body[data-session]", state="attached",
                                           timeout=ACTION_TIMEOUT_MS)
         return self
 
-    async def reopen(self) -> "ConsolePage":
+    async def reopen(self) -> ConsolePage:
         """Close this tab and open a new one in the same context (same localStorage)."""
         if not self.page.is_closed():
             await self.page.close()

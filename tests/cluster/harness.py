@@ -32,8 +32,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Optional, Sequence
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,7 +67,7 @@ def _make_tmpdir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"cluster-{prefix}-"))
 
 
-def _remove_tmpdir(path: Optional[Path]) -> None:
+def _remove_tmpdir(path: Path | None) -> None:
     if path is not None and not _KEEP_TMP:
         shutil.rmtree(path, ignore_errors=True)
 
@@ -100,7 +100,7 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
 def wait_for_http(
     url: str,
     *,
-    proc: Optional["ManagedProcess"] = None,
+    proc: ManagedProcess | None = None,
     timeout: float = 20.0,
     expect_status: int = 200,
 ) -> None:
@@ -136,7 +136,7 @@ def wait_for_tcp(
     host: str,
     port: int,
     *,
-    proc: Optional["ManagedProcess"] = None,
+    proc: ManagedProcess | None = None,
     timeout: float = 10.0,
 ) -> None:
     """Poll until ``host:port`` accepts TCP connections (see wait_for_http)."""
@@ -169,7 +169,7 @@ def wait_for_tcp(
 # Safety net: if a test forgets to stop something (or the interpreter exits
 # because of an unhandled error in a fixture), kill whatever is still running
 # rather than leaving orphans bound to ports.
-_LIVE: "set[ManagedProcess]" = set()
+_LIVE: set[ManagedProcess] = set()
 
 
 @atexit.register
@@ -192,19 +192,19 @@ class ManagedProcess:
         argv: Sequence[str],
         *,
         log_path: Path,
-        env: Optional[Mapping[str, str]] = None,
-        cwd: Optional[Path] = None,
-        name: Optional[str] = None,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        name: str | None = None,
     ) -> None:
         self.argv = list(argv)
         self.log_path = Path(log_path)
         self.env = dict(env) if env is not None else None
         self.cwd = cwd
         self.name = name or Path(self.argv[0]).name
-        self._proc: Optional[subprocess.Popen] = None
+        self._proc: subprocess.Popen | None = None
         self._signalled = False
 
-    def start(self) -> "ManagedProcess":
+    def start(self) -> ManagedProcess:
         if self.alive:
             raise HarnessError(f"{self.name} is already running")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -226,11 +226,11 @@ class ManagedProcess:
         return self
 
     @property
-    def pid(self) -> Optional[int]:
+    def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
     @property
-    def returncode(self) -> Optional[int]:
+    def returncode(self) -> int | None:
         return self._proc.poll() if self._proc is not None else None
 
     @property
@@ -312,17 +312,17 @@ def _redis_ping(port: int) -> bool:
 class RedisServer:
     """A throwaway, non-persistent redis-server on a free loopback port."""
 
-    def __init__(self, *, port: Optional[int] = None, redis_bin: Optional[str] = None) -> None:
+    def __init__(self, *, port: int | None = None, redis_bin: str | None = None) -> None:
         self.port = port or free_port()
         self.redis_bin = redis_bin or shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.tmpdir: Optional[Path] = None
-        self.process: Optional[ManagedProcess] = None
+        self.tmpdir: Path | None = None
+        self.process: ManagedProcess | None = None
 
     @property
     def url(self) -> str:
         return f"redis://{LOCALHOST}:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> "RedisServer":
+    def start(self, timeout: float = 10.0) -> RedisServer:
         self.tmpdir = _make_tmpdir("redis")
         argv = [
             self.redis_bin,
@@ -376,7 +376,7 @@ class RedisServer:
         _remove_tmpdir(self.tmpdir)
         self.tmpdir = None
 
-    def __enter__(self) -> "RedisServer":
+    def __enter__(self) -> RedisServer:
         return self if self.process is not None else self.start()
 
     def __exit__(self, *exc) -> None:
@@ -403,16 +403,16 @@ class ServerInstance:
         *,
         data_dir: Path,
         jwt_secret: str,
-        redis_url: Optional[str] = None,
-        extra_env: Optional[Mapping[str, Optional[str]]] = None,
-        port: Optional[int] = None,
-        log_dir: Optional[Path] = None,
-        argv: Optional[Sequence[str]] = None,
+        redis_url: str | None = None,
+        extra_env: Mapping[str, str | None] | None = None,
+        port: int | None = None,
+        log_dir: Path | None = None,
+        argv: Sequence[str] | None = None,
     ) -> None:
         self.name = name
         self.port = port or free_port()
         self.data_dir = Path(data_dir)
-        self._own_tmpdir: Optional[Path] = None
+        self._own_tmpdir: Path | None = None
         if log_dir is None:
             self._own_tmpdir = log_dir = _make_tmpdir(f"server-{name}")
         self.log_path = Path(log_dir) / f"{name}.log"
@@ -456,14 +456,14 @@ class ServerInstance:
         return f"{LOCALHOST}:{self.port}"
 
     @property
-    def pid(self) -> Optional[int]:
+    def pid(self) -> int | None:
         return self.process.pid
 
     @property
     def alive(self) -> bool:
         return self.process.alive
 
-    def start(self, wait: bool = True, timeout: float = 20.0) -> "ServerInstance":
+    def start(self, wait: bool = True, timeout: float = 20.0) -> ServerInstance:
         self.process.start()
         if wait:
             try:
@@ -574,17 +574,17 @@ class Nginx:
         self,
         upstreams: Iterable[str],
         *,
-        port: Optional[int] = None,
-        nginx_bin: Optional[str] = None,
+        port: int | None = None,
+        nginx_bin: str | None = None,
     ) -> None:
         self.upstreams = list(upstreams)
         if not self.upstreams:
             raise ValueError("nginx needs at least one upstream")
         self.port = port or free_port()
         self.nginx_bin = nginx_bin or shutil.which("nginx") or "/usr/sbin/nginx"
-        self.prefix: Optional[Path] = None
-        self.conf_path: Optional[Path] = None
-        self.process: Optional[ManagedProcess] = None
+        self.prefix: Path | None = None
+        self.conf_path: Path | None = None
+        self.process: ManagedProcess | None = None
 
     @property
     def url(self) -> str:
@@ -598,7 +598,7 @@ class Nginx:
             prefix=prefix, servers=servers, listen=f"{LOCALHOST}:{self.port}"
         )
 
-    def start(self, timeout: float = 10.0) -> "Nginx":
+    def start(self, timeout: float = 10.0) -> Nginx:
         self.prefix = _make_tmpdir("nginx")
         # mkdtemp makes 0700 dirs; as root, nginx workers run as nobody and
         # must be able to reach the temp dirs below the prefix.
@@ -647,7 +647,7 @@ class Nginx:
         _remove_tmpdir(self.prefix)
         self.prefix = None
 
-    def __enter__(self) -> "Nginx":
+    def __enter__(self) -> Nginx:
         return self if self.process is not None else self.start()
 
     def __exit__(self, *exc) -> None:
@@ -672,9 +672,9 @@ class Cluster:
         n: int = 2,
         redis: bool = True,
         nginx: bool = True,
-        extra_env: Optional[Mapping[str, Optional[str]]] = None,
+        extra_env: Mapping[str, str | None] | None = None,
         *,
-        server_argv: Optional[Sequence[str]] = None,
+        server_argv: Sequence[str] | None = None,
         ready_timeout: float = 20.0,
     ) -> None:
         if n < 1:
@@ -686,8 +686,8 @@ class Cluster:
         self.log_dir.mkdir()
         self.jwt_secret = secrets.token_hex(32)
         self.ready_timeout = ready_timeout
-        self.redis: Optional[RedisServer] = None
-        self.nginx: Optional[Nginx] = None
+        self.redis: RedisServer | None = None
+        self.nginx: Nginx | None = None
         self.instances: list[ServerInstance] = []
         self._closed = False
         try:
@@ -728,7 +728,7 @@ class Cluster:
         """Gracefully stop instance ``i`` (SIGTERM, SIGKILL after timeout)."""
         self.instances[i].stop(timeout=timeout)
 
-    def restart(self, i: int, timeout: Optional[float] = None) -> ServerInstance:
+    def restart(self, i: int, timeout: float | None = None) -> ServerInstance:
         """(Re)start instance ``i`` on its original port and wait for health."""
         inst = self.instances[i]
         if inst.alive:
@@ -737,7 +737,8 @@ class Cluster:
 
     def logs(self, n: int = 40) -> str:
         """Log tails of every component, for printing when a test fails."""
-        parts = [f"----- {inst.name} ({inst.url}) -----\n{inst.log_tail(n)}" for inst in self.instances]
+        parts = [f"----- {inst.name} ({inst.url}) -----\n{inst.log_tail(n)}"
+                 for inst in self.instances]
         if self.nginx is not None:
             parts.append(f"----- nginx error.log -----\n{self.nginx.error_log_tail(n)}")
         if self.redis is not None:
@@ -777,7 +778,7 @@ class Cluster:
         if errors:
             raise errors[0]
 
-    def __enter__(self) -> "Cluster":
+    def __enter__(self) -> Cluster:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -206,7 +206,7 @@ async def test_an_exchange_reads_the_history_before_it_up_to_the_budget(store, m
     u = await make_user()
     conv = await store.chat.create_conversation(owner_id=u.id, project_id=None)
     ids = []
-    for i in range(25):  # 50 messages of 400 characters
+    for _ in range(25):  # 50 messages of 400 characters
         ex = await store.chat.start_exchange(conv.id, author_id=u.id, content="q" * 400,
                                              attachments=[], instance="i", lease_until=soon())
         await store.chat.finish_reply(ex.reply.id, status="complete", content="a" * 400,

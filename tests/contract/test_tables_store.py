@@ -9,7 +9,7 @@ import asyncio
 import base64
 import dataclasses
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -416,7 +416,7 @@ async def test_any_column_name_works(store):
     assert [r.values for r in rows] == batch
     assert await store.tables.get_row(t.id, rows[0].id) == rows[0]
     for col in ODD:
-        def key(r):
+        def key(r, col=col):
             v = r.values.get(col)
             return (v is not None, v or 0, r.id)
 
@@ -530,7 +530,7 @@ async def test_rows_at_and_restore(store):
 
 async def test_ticks_newest_first(store):
     assert await store.ticks.recent_ticks() == []
-    base = datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=timezone.utc)
+    base = datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC)
     for i in range(25):
         await store.ticks.add_tick(100 + i / 4, base + timedelta(seconds=i), f"i{i % 2}")
     recent = await store.ticks.recent_ticks()

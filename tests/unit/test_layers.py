@@ -1,6 +1,7 @@
 """The packages import one way — server → handlers → services → store — and ingest, the
-parsers, imports none of them (the store keeps the ingest's packet row as it is). Read from the source (every import, including those only
-made for type checking), so a new back-edge fails here rather than in a review."""
+parsers, imports none of them (the store keeps the ingest's packet row as it is). Read from
+the source (every import, including those only made for type checking), so a new back-edge
+fails here rather than in a review."""
 from __future__ import annotations
 
 import ast
