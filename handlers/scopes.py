@@ -100,7 +100,7 @@ class Table(Scope):
     async def load(self, store, user_id, ident) -> tuple[model.Table, str]:
         table = await store.tables.get_table(ident)
         if table is None:
-            raise NotFound("table not found")
+            raise NotFound(f"{self.kind} not found")
         return table, await self._in_project(store, user_id, table.project_id)
 
 
@@ -111,7 +111,7 @@ class _FileBased(Scope):
     async def _file(self, store, user_id, ident) -> tuple[model.FileRecord, str]:
         record = await store.files.get_file(ident)
         if record is None:
-            raise NotFound("file not found")
+            raise NotFound(f"{self.kind} not found")
         return record, await self._in_project(store, user_id, record.project_id)
 
 
