@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from pydantic import Field, field_validator
 
@@ -65,7 +65,7 @@ async def issue_tokens(services: Services, user: User, family_id: str | None = N
     refresh, refresh_hash = services.tokens.new_refresh()
     await services.store.tokens.create_refresh_token(
         token_hash=refresh_hash, user_id=user.id, family_id=family_id or secrets.token_hex(12),
-        expires_at=datetime.now(UTC) + timedelta(seconds=services.tokens.refresh_seconds))
+        expires_at=services.clock.now() + timedelta(seconds=services.tokens.refresh_seconds))
     return {"accessToken": access, "refreshToken": refresh, "expiresAt": exp,
             "tokenType": "Bearer"}
 
@@ -113,7 +113,7 @@ async def login(services: Services, email: str, password: str, ip: str) -> Signe
     if not user.is_active:
         raise Forbidden("this account is deactivated", {"reason": "deactivated"})
     await services.counter.reset(account_key)
-    user = await services.store.users.update_user(user.id, last_login_at=datetime.now(UTC))
+    user = await services.store.users.update_user(user.id, last_login_at=services.clock.now())
     return user, await issue_tokens(services, user)
 
 
@@ -134,7 +134,7 @@ async def refresh(services: Services, token: str) -> Signed:
         await services.store.tokens.revoke_family(record.family_id)
         raise Unauthorized("refresh token was already used; every session of this sign-in is "
                            "revoked, sign in again", {"reason": "reused"})
-    if record.expires_at <= datetime.now(UTC):
+    if record.expires_at <= services.clock.now():
         raise Unauthorized("refresh token expired; sign in again", {"reason": "expired"})
     user = await services.store.users.get_user(record.user_id)
     if user is None or not user.is_active:

@@ -28,7 +28,6 @@ from services.replies import (
 )
 from store.base import Conversation, FileRecord, role_at_least
 from store.errors import BadRequest, Conflict, Forbidden, NotFound
-from store.ids import utcnow
 
 Id = Field(min_length=1, max_length=64)
 MAX_ATTACHMENTS = 20
@@ -248,7 +247,7 @@ async def on_send(ctx, p: SendPayload):
         # spent only once it may be sent: these need the conversation first. A plain
         # message is authorized by the write itself, one store round trip sooner.
         conv, ctx.project_role = await SEND.load(ctx.store, ctx.user_id, p.conversationId)
-        if conv.generating_id and conv.lease_until and conv.lease_until > utcnow():
+        if conv.generating_id and conv.lease_until and conv.lease_until > ctx.services.clock.now():
             raise Conflict("a reply is still being generated in this conversation",
                            {"messageId": conv.generating_id})
         files, omitted = await _attachments(ctx, conv, p)

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from handlers.base import Empty, event
-from store.ids import iso, utcnow
+from store.ids import iso
 
 
 @event("ping", Empty, auth=False, ack="{pong, ts}")
 async def on_ping(ctx, p: Empty):
     """Liveness from the client's side; answers without touching the store."""
-    return {"pong": True, "ts": iso(utcnow())}
+    return {"pong": True, "ts": iso(ctx.services.clock.now())}
 
 
 EVENTS = [on_ping]

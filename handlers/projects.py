@@ -219,7 +219,8 @@ async def on_broadcast(ctx, p: BroadcastPayload):
                          {"limit": limit})
     state = ctx.state
     if state.bucket is None:
-        state.bucket = TokenBucket(ctx.settings.broadcast_rate, ctx.settings.broadcast_burst)
+        state.bucket = TokenBucket(ctx.settings.broadcast_rate, ctx.settings.broadcast_burst,
+                                   ctx.services.clock)
     wait = state.bucket.take()
     if wait:
         raise RateLimited("broadcasting too fast", {"retryAfter": round(wait, 3)})

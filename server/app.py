@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
@@ -40,6 +40,9 @@ from store.base import Store
 from store.blobs import BlobStore
 from store.factory import open_blobs, open_store
 
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
 log = logging.getLogger("server.app")
 
 
@@ -56,7 +59,7 @@ class Engine(Protocol):
 class _Opening:
     """Resources as their cleanup contexts open them, until ``Services`` is built."""
 
-    redis: object = None
+    redis: Redis | None = None
     bus: Bus | None = None
     presence: Presence | None = None
     counter: Counter | None = None
@@ -65,7 +68,7 @@ class _Opening:
 
 
 OPENING = web.AppKey("opening", _Opening)
-CLOCK = web.AppKey("clock", Clock)  # type: ignore[type-abstract]
+CLOCK = web.AppKey("clock", Clock)
 
 
 def create_app(settings: Settings | None = None, *, open_storage: StoreOpener | None = None,
@@ -116,7 +119,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     await opening.bus.close()
     if opening.redis is not None:
-        await opening.redis.aclose()  # type: ignore[attr-defined]
+        await opening.redis.aclose()
 
 
 async def _open_configured_storage(s: Settings) -> tuple[Store, BlobStore]:

@@ -193,9 +193,8 @@ class Realtime:
         await self.sio.enter_room(sid, f"user:{user.id}")
         if state.expiry:
             state.expiry.cancel()
-        loop = asyncio.get_running_loop()
-        state.expiry = loop.call_later(max(0.0, token_exp - time.time()),
-                                       self._expired, sid, token_exp)
+        clock = self.services.clock
+        state.expiry = clock.call_later(token_exp - clock.time(), self._expired, sid, token_exp)
 
     async def sign_out(self, sid: str, state: SocketState) -> None:
         for pid in list(state.projects):
@@ -260,7 +259,7 @@ class Realtime:
             if spec.auth:
                 if state.user_id is None:
                     raise Unauthorized("sign in first: connect with auth.token or call auth:login")
-                if state.token_exp <= time.time():
+                if state.token_exp <= self.services.clock.time():
                     raise TokenExpired("access token expired: call auth:refresh")
                 if spec.admin and state.role != "admin":
                     raise Forbidden("admins only")

@@ -20,13 +20,13 @@ import os
 import re
 import shutil
 import threading
-import time
 from collections import OrderedDict
+from datetime import UTC, datetime
 from pathlib import Path
 
+from ingest.pcap.dissect import Dissector
 from ingest.pcap.flows import KINDS, endpoints
 from ingest.pcap.run import Cancelled, CaptureError, IngestRun, decompress_if_gzip
-from ingest.pcap.dissect import Dissector
 from services.container import Core
 from services.quotas import spend_guest_quota
 from store.base import FileRecord, PcapJob
@@ -92,7 +92,7 @@ class PcapService:
 
     async def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(_sweep, self.workdir.parent, STALE_WORK_S)
+        await asyncio.to_thread(_sweep, self.workdir.parent, self.core.clock.time() - STALE_WORK_S)
         self.core.bus.on("pcap:cancel", self._on_cancel_message)
         self._loop_task = asyncio.create_task(self._claim_loop(), name="pcap-claims")
 
@@ -182,7 +182,8 @@ class PcapService:
         while True:
             try:
                 while len(self.running) < self.slots:
-                    job = await self.store.claim_job(instance=self.instance, now=time.time(),
+                    job = await self.store.claim_job(instance=self.instance,
+                                                     now=self.core.clock.time(),
                                                      lease_s=self.lease_s)
                     if job is None:
                         break
@@ -193,11 +194,22 @@ class PcapService:
                 raise
             except Exception:
                 log.exception("claiming capture jobs failed")
-            try:
-                await asyncio.wait_for(self.wake.wait(), min(POLL_S, self.lease_s / 3))
-            except asyncio.TimeoutError:
-                pass
+            await self._idle(min(POLL_S, self.lease_s / 3))
             self.wake.clear()
+
+    async def _idle(self, seconds: float) -> None:
+        """Until ``wake`` is set or ``seconds`` pass on the clock (a lapsed lease elsewhere is
+        only seen by polling)."""
+        if self.wake.is_set():
+            return
+        waits = [asyncio.ensure_future(self.wake.wait()),
+                 asyncio.ensure_future(self.core.clock.sleep(seconds))]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
 
     # -- one ingest -----------------------------------------------------------------------
 
@@ -227,10 +239,11 @@ class PcapService:
     async def _renew_loop(self, run: _Run) -> None:
         job = run.job
         while True:
-            await asyncio.sleep(self.lease_s / 3)
+            await self.core.clock.sleep(self.lease_s / 3)
             try:
                 ours = await self.store.renew_job(job.file_id, attempt=job.attempt,
-                                                  lease_until=time.time() + self.lease_s,
+                                                  lease_until=self.core.clock.time()
+                                                  + self.lease_s,
                                                   progress=run.progress or None)
             except Exception:
                 log.exception("renewing the lease of %s failed", job.file_id)
@@ -384,9 +397,9 @@ class PcapService:
         yield cached
 
 
-def _sweep(root: Path, age: float) -> None:
-    """Inflated captures left by a killed instance (its work directory is never reused)."""
-    cutoff = time.time() - age
+def _sweep(root: Path, cutoff: float) -> None:
+    """Inflated captures left by a killed instance (its work directory is never reused),
+    last modified before ``cutoff`` (epoch seconds)."""
     for stale in root.glob("*/pcap-*.raw"):
         try:
             if stale.stat().st_mtime < cutoff:
@@ -445,7 +458,5 @@ def build_stats(result, name: str, compressed: bool) -> dict:
 def _iso(epoch: float | None) -> str | None:
     if epoch is None:
         return None
-    from datetime import datetime, timezone
-
-    dt = datetime.fromtimestamp(epoch, timezone.utc)
+    dt = datetime.fromtimestamp(epoch, UTC)
     return dt.isoformat(timespec="microseconds").replace("+00:00", "Z")

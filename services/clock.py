@@ -8,8 +8,9 @@ import asyncio
 import heapq
 import itertools
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 
 class Timer(Protocol):
@@ -39,7 +40,7 @@ class SystemClock:
         return time.monotonic()
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -60,14 +61,19 @@ class _FakeTimer:
 
 class FakeClock:
     """A clock that moves only when told. Sleepers and timers wake, in deadline order, when
-    ``advance`` passes their deadline; ``advance`` then yields to the loop so what they run
-    (e.g. a lease renewal) has happened when it returns."""
+    ``advance`` passes their deadline; after each wake ``advance`` waits until every task it
+    woke (a sleeper, or a task a timer's callback started) has parked on the clock again or
+    ended, so what they run (e.g. a lease renewal, including its I/O) has happened when it
+    returns. A woken task that neither parks nor ends within ``settle_timeout`` real seconds
+    fails the ``advance`` (it is waiting for something the clock cannot give it)."""
 
-    def __init__(self, start: float = 1_800_000_000.0):
+    def __init__(self, start: float = 1_800_000_000.0, *, settle_timeout: float = 10.0):
         self._now = start
         self._mono = 1000.0
         self._seq = itertools.count()
         self._due: list[tuple[float, int, _FakeTimer, Callable[..., Any], tuple]] = []
+        self._awake: set[asyncio.Task] = set()  # woken by advance, not parked again yet
+        self.settle_timeout = settle_timeout
 
     def time(self) -> float:
         return self._now
@@ -76,7 +82,7 @@ class FakeClock:
         return self._mono
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(self._now, timezone.utc)
+        return datetime.fromtimestamp(self._now, UTC)
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Timer:
         timer = _FakeTimer()
@@ -88,12 +94,16 @@ class FakeClock:
         if seconds <= 0:
             await asyncio.sleep(0)
             return
+        task = asyncio.current_task()
         woken = asyncio.get_running_loop().create_future()
         timer = self.call_later(seconds, _wake, woken)
+        self._awake.discard(task)  # parked
         try:
             await woken
         finally:
             timer.cancel()
+        if task is not None:
+            self._awake.add(task)  # running again until it parks or ends
 
     @property
     def sleepers(self) -> int:
@@ -107,11 +117,29 @@ class FakeClock:
             self._now += due - self._mono
             self._mono = due
             if not timer.cancelled:
+                before = asyncio.all_tasks()
                 callback(*args)
-                await _settle()
+                self._awake |= asyncio.all_tasks() - before
+                await self._quiesce()
         self._now += target - self._mono
         self._mono = target
+        await self._quiesce()
+
+    async def _quiesce(self) -> None:
         await _settle()
+        me = asyncio.current_task()
+        deadline = time.monotonic() + self.settle_timeout
+        while True:
+            self._awake = {t for t in self._awake if not t.done()}
+            busy = [t for t in self._awake if t is not me]
+            if not busy:
+                return
+            if time.monotonic() > deadline:
+                names = ", ".join(sorted(t.get_name() for t in busy))
+                raise RuntimeError(f"FakeClock.advance: {names} woke and neither parked on the "
+                                   f"clock again nor ended within {self.settle_timeout} s")
+            # Real I/O (a socket, Redis) completes only while the loop waits for it.
+            await asyncio.sleep(0.001)
 
 
 def _wake(future: asyncio.Future) -> None:

@@ -6,8 +6,9 @@ when every resource is open, and never filled in afterwards. Nothing here is a m
 """
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from services.bus import Bus
 from services.clock import Clock
@@ -75,6 +76,6 @@ class Services(Core):
 
     @classmethod
     def with_engines(cls, core: Core, *, locks: LockService, ticker: Ticker, pcap: PcapService,
-                     chat: ReplyEngine) -> "Services":
+                     chat: ReplyEngine) -> Services:
         base: dict[str, Any] = {f.name: getattr(core, f.name) for f in fields(Core)}
         return cls(**base, locks=locks, ticker=ticker, pcap=pcap, chat=chat)

@@ -6,13 +6,13 @@ below only need python-socketio's server object.
 """
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import socketio
 from socketio.async_pubsub_manager import AsyncPubSubManager
 
+from services.clock import Timer
 from services.ratelimit import TokenBucket
 from store.base import User
 
@@ -30,7 +30,7 @@ class SocketState:
     token_exp: float = 0.0
     projects: set[str] = field(default_factory=set)
     bucket: TokenBucket | None = None
-    expiry: asyncio.TimerHandle | None = None
+    expiry: Timer | None = None
 
     def public_user(self) -> dict:
         return {"userId": self.user_id, "username": self.username, "isGuest": self.is_guest}

@@ -8,8 +8,9 @@ the dead one from the set first (ZREM answers 1 to exactly one caller).
 from __future__ import annotations
 
 import json
-import time
 from abc import ABC, abstractmethod
+
+from services.clock import Clock
 
 INSTANCES = "presence:instances"
 
@@ -91,8 +92,9 @@ class MemoryPresence(Presence):
 
 
 class RedisPresence(Presence):
-    def __init__(self, redis, instance_id: str, ttl: float):
+    def __init__(self, redis, instance_id: str, ttl: float, clock: Clock):
         super().__init__()
+        self.clock = clock
         self.redis = redis
         self.iid = instance_id
         self.ttl = ttl
@@ -104,7 +106,7 @@ class RedisPresence(Presence):
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hset(f"presence:{project_id}", self._field(sid), json.dumps(user))
             pipe.sadd(f"presence:inst:{self.iid}", project_id)
-            pipe.zadd(INSTANCES, {self.iid: time.time()})
+            pipe.zadd(INSTANCES, {self.iid: self.clock.time()})
             await pipe.execute()
 
     async def _remove(self, project_id, sid):
@@ -117,7 +119,7 @@ class RedisPresence(Presence):
         split = [(k.decode().split("|", 1), v) for k, v in entries.items()]
         owners = sorted({iid for (iid, _), _ in split})
         scores = await self.redis.zmscore(INSTANCES, owners)
-        cutoff = time.time() - self.ttl
+        cutoff = self.clock.time() - self.ttl
         alive = {iid for iid, score in zip(owners, scores) if score is not None and score > cutoff}
         return [(sid, json.loads(v)) for (iid, sid), v in split if iid in alive]
 
@@ -128,7 +130,7 @@ class RedisPresence(Presence):
         return [(sid, user["userId"]) for sid, user in await self._live_entries(project_id)]
 
     async def beat(self) -> set[str]:
-        now = time.time()
+        now = self.clock.time()
         added = await self.redis.zadd(INSTANCES, {self.iid: now})
         changed: set[str] = set()
         if added:  # we had been reaped during a pause: put our sockets back

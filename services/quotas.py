@@ -5,7 +5,6 @@ from __future__ import annotations
 from store.base import Store
 from store.errors import EventError
 
-
 GUEST_QUOTAS = {"remaining_messages": "chat messages", "remaining_imports": "imports"}
 
 

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import math
-import time
 from typing import Protocol
+
+from services.clock import Clock, SystemClock
 
 
 class Counter(Protocol):
@@ -17,12 +18,13 @@ class Counter(Protocol):
 
 
 class MemoryCounter:
-    def __init__(self):
+    def __init__(self, clock: Clock):
+        self.clock = clock
         self._windows: dict[str, tuple[float, int]] = {}
 
     async def hit(self, key: str, window: float) -> tuple[int, float]:
         """Count one event; returns (events in the window, seconds until it resets)."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         start, count = self._windows.get(key, (now, 0))
         if now - start >= window:
             start, count = now, 0
@@ -32,7 +34,7 @@ class MemoryCounter:
         return count + 1, window - (now - start)
 
     async def peek(self, key: str, window: float) -> tuple[int, float]:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         start, count = self._windows.get(key, (now, 0))
         if now - start >= window:
             return 0, 0.0
@@ -69,17 +71,19 @@ class RedisCounter:
 
 
 class TokenBucket:
-    """Per-socket limiter for the ephemeral broadcast path: local, no I/O."""
+    """Per-socket limiter for the ephemeral broadcast path: local, no I/O. Without a
+    ``clock`` it reads the system clock."""
 
-    __slots__ = ("rate", "capacity", "tokens", "stamp")
+    __slots__ = ("rate", "capacity", "tokens", "stamp", "clock")
 
-    def __init__(self, rate: float, capacity: int):
+    def __init__(self, rate: float, capacity: int, clock: Clock | None = None):
         self.rate, self.capacity = rate, capacity
-        self.tokens, self.stamp = float(capacity), time.monotonic()
+        self.clock = clock or SystemClock()
+        self.tokens, self.stamp = float(capacity), self.clock.monotonic()
 
     def take(self) -> float:
         """0 when allowed, else seconds until a token is available."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
         if self.tokens >= 1:

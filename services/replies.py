@@ -24,13 +24,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from services.reply_context import ContextBuilder
 from services.ai import ChatRequest, Provider, ProviderError, Turn, fit_history
+from services.clock import Clock
 from services.container import Core
 from services.gateway import emit_elsewhere, emit_everywhere, emit_here
 from services.leader import Leader
+from services.reply_context import ContextBuilder
 from store.base import ChatMessage, Conversation, Exchange, FileRecord, HistoryTurn
-from store.ids import iso, utcnow
+from store.ids import iso
 
 log = logging.getLogger("handlers.chat")
 FLUSH_S = 0.5
@@ -103,7 +104,9 @@ class LiveReply:
     index: int = -1
     saved: int = -1
     cancel_reason: str | None = None
-    started: float = field(default_factory=time.monotonic)
+    # Latency figures for the reply's metadata (durationMs, firstDeltaMs): measured on the
+    # performance counter, like the slice below, not read from the engine's clock.
+    started: float = field(default_factory=time.perf_counter)
     first_at: float | None = None
     pending: list[str] = field(default_factory=list)  # received, not pushed yet
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -177,8 +180,12 @@ class ReplyEngine:
     async def _on_socket_gone(self, sid: str, user_id: str) -> None:
         self.joined.pop(sid, None)
 
+    @property
+    def clock(self) -> Clock:
+        return self.core.clock
+
     def lease_until(self):
-        return utcnow() + timedelta(seconds=self.settings.chat_lease_s)
+        return self.clock.now() + timedelta(seconds=self.settings.chat_lease_s)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -318,7 +325,7 @@ class ReplyEngine:
         """The first delta, to this instance's sockets first: the one who sent the message,
         and waits for it most, is connected here (it was their ``message:send``). The other
         instances get it after ``message:started`` reached them, so order holds there too."""
-        live.first_at = time.monotonic()
+        live.first_at = time.perf_counter()
         data = self._take_pending(live)
         for emit, after in ((emit_here, live.started_here), (emit_elsewhere, live.started_out)):
             await after.wait()
@@ -367,7 +374,7 @@ class ReplyEngine:
     async def _finish(self, live: LiveReply, status: str, metadata: dict,
                       error: dict | None) -> None:
         cid, mid = live.conversation.id, live.reply.id
-        now = time.monotonic()
+        now = time.perf_counter()
         metadata["durationMs"] = round((now - live.started) * 1000, 1)
         metadata["deltas"] = live.index + 1
         if live.first_at is not None:
@@ -405,18 +412,19 @@ class ReplyEngine:
 
     async def _keeper(self) -> None:
         """Save live text twice a second; renew our claims four times a lease."""
+        clock = self.clock
         renew_every = self.settings.chat_lease_s / 4
-        last_renew = time.monotonic()
+        last_renew = clock.monotonic()
         while True:
-            await asyncio.sleep(FLUSH_S)
+            await clock.sleep(FLUSH_S)
             try:
                 for live in list(self.live.values()):
                     if live.index > live.saved:
                         index, text = live.index, live.text
                         await self.store.chat.save_progress(live.reply.id, text, index)
                         live.saved = index
-                if time.monotonic() - last_renew >= renew_every and self.live:
-                    last_renew = time.monotonic()
+                if clock.monotonic() - last_renew >= renew_every and self.live:
+                    last_renew = clock.monotonic()
                     ids = list(self.live)
                     held = await self.store.chat.renew_claims(ids, self.lease_until())
                     for mid in set(ids) - held:
@@ -432,11 +440,11 @@ class ReplyEngine:
     async def _reaper(self) -> None:
         interval = max(0.5, min(5.0, self.settings.chat_lease_s / 3))
         while True:
-            await asyncio.sleep(interval)
+            await self.clock.sleep(interval)
             try:
                 if not await self.leader.hold():
                     continue
-                for message in await self.store.chat.fail_expired(utcnow(), LOST):
+                for message in await self.store.chat.fail_expired(self.clock.now(), LOST):
                     self.cancel_local(message.id, "lost")
                     await self.report_failed(message)
             except asyncio.CancelledError:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from typing import Sequence
+from collections.abc import Sequence
 
 from ingest.profile import CaptureError, CsvError, capture_stats, profile_csv, text_excerpt
 from services.ai import ContextItem, estimate_tokens

@@ -8,12 +8,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-import time
 from dataclasses import dataclass
 
 import bcrypt
 import jwt
 
+from services.clock import Clock, SystemClock
 from store.errors import BadRequest, TokenExpired, Unauthorized
 
 ALGORITHM = "HS256"
@@ -29,13 +29,19 @@ class AccessClaims:
 
 
 class TokenService:
-    def __init__(self, secret: str, access_minutes: float, refresh_days: float):
+    """Issues and checks access tokens against ``clock`` (the system clock by default): the
+    time claims (exp, iat, nbf) are checked here, not by PyJWT, which reads the system
+    clock."""
+
+    def __init__(self, secret: str, access_minutes: float, refresh_days: float,
+                 clock: Clock | None = None):
         self._secret = secret
         self.access_seconds = access_minutes * 60
         self.refresh_seconds = refresh_days * 86400
+        self.clock = clock or SystemClock()
 
     def issue_access(self, user_id: str, role: str, is_guest: bool) -> tuple[str, float]:
-        now = time.time()
+        now = self.clock.time()
         exp = now + self.access_seconds
         token = jwt.encode({"sub": user_id, "role": role, "guest": is_guest, "iat": int(now),
                             "exp": exp, "typ": "access"}, self._secret, algorithm=ALGORITHM)
@@ -47,7 +53,9 @@ class TokenService:
         try:
             # Pinning algorithms rejects alg=none and any key-confusion trick.
             claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM],
-                                options={"require": ["exp", "sub"]})
+                                options={"require": ["exp", "sub"], "verify_exp": False,
+                                         "verify_iat": False, "verify_nbf": False})
+            self._check_times(claims, self.clock.time())
         except jwt.ExpiredSignatureError:
             raise TokenExpired("access token expired: call auth:refresh") from None
         except jwt.InvalidTokenError as exc:
@@ -56,6 +64,22 @@ class TokenService:
             raise Unauthorized("not an access token")
         return AccessClaims(str(claims["sub"]), str(claims.get("role", "user")),
                             bool(claims.get("guest", False)), float(claims["exp"]))
+
+    @staticmethod
+    def _check_times(claims: dict, now: float) -> None:
+        """PyJWT's own checks of exp, iat and nbf (leeway 0), made against ``now``."""
+        times = {}
+        for name, error in (("exp", jwt.DecodeError), ("iat", jwt.InvalidIssuedAtError),
+                            ("nbf", jwt.DecodeError)):
+            if name in claims:
+                try:
+                    times[name] = int(claims[name])
+                except (ValueError, TypeError, OverflowError):
+                    raise error(f"the {name} claim must be an integer") from None
+        if times["exp"] <= now:
+            raise jwt.ExpiredSignatureError("Signature has expired")
+        if times.get("iat", now) > now or times.get("nbf", now) > now:
+            raise jwt.ImmatureSignatureError("The token is not yet valid")
 
     @staticmethod
     def new_refresh() -> tuple[str, str]:

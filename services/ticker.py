@@ -9,11 +9,10 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 
 from services.container import Core
 from services.leader import Leader
-from store.ids import iso, utcnow
+from store.ids import iso
 
 log = logging.getLogger("services.ticker")
 ROOM = "ticker"
@@ -40,21 +39,22 @@ class Ticker:
             await self.leader.resign()
 
     async def _run(self) -> None:
-        last = 0.0
+        clock = self.core.clock
+        last: float | None = None
         while True:
             try:
-                now = time.monotonic()
-                if now - last >= self.interval and await self.leader.hold():
+                now = clock.monotonic()
+                if (last is None or now - last >= self.interval) and await self.leader.hold():
                     last = now
                     await self.produce()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("ticker failed")
-            await asyncio.sleep(self.interval / 4)
+            await clock.sleep(self.interval / 4)
 
     async def produce(self) -> dict:
-        at = utcnow()
+        at = self.core.clock.now()
         value = round(self._rng.uniform(0, 100), 4)
         producer = self.core.settings.instance_id
         await self.core.store.ticks.add_tick(value, at, producer)

@@ -5,7 +5,7 @@ import pytest
 from aiohttp import web
 
 from server.app import create_app
-from server.config import Settings
+from services.config import Settings
 from tests.client import Client
 
 TEST_SECRET = "test-secret-" + "x" * 40
@@ -21,15 +21,18 @@ def make_settings(tmp_path, **overrides) -> Settings:
 class RunningServer:
     """The real app factory behind a real TCP port (clients connect as browsers would)."""
 
-    def __init__(self, settings: Settings, open_storage=None):
+    def __init__(self, settings: Settings, open_storage=None, clock=None):
+        """``clock``: a ``services.clock.FakeClock`` to drive the server's time from the test
+        (None: the system clock)."""
         self.settings = settings
         self.open_storage = open_storage
+        self.clock = clock
         self.app = None
         self.runner = None
         self.url = ""
 
     async def start(self) -> "RunningServer":
-        self.app = create_app(self.settings, open_storage=self.open_storage)
+        self.app = create_app(self.settings, open_storage=self.open_storage, clock=self.clock)
         self.runner = web.AppRunner(self.app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)

@@ -10,8 +10,8 @@ had open. A third provider (a local model, say) is one new module plus a line in
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Sequence
 
 OnText = Callable[[str], Awaitable[None]]
 
@@ -124,13 +124,14 @@ def fit_history(turns: Sequence[Turn], budget: int) -> tuple[list[Turn], int]:
     return kept, len(merged) - len(kept)
 
 
-def make_provider(settings) -> Provider:
-    """Anthropic when a key is configured, else the offline analyst. Decided from config
-    before any client exists: the SDK raises while resolving credentials when there are none."""
+def make_provider(settings, clock=None) -> Provider:
+    """Anthropic when a key is configured, else the offline analyst (paced on ``clock``).
+    Decided from config before any client exists: the SDK raises while resolving credentials
+    when there are none."""
     if settings.anthropic_api_key:
         from services.ai.anthropic_provider import AnthropicProvider
 
         return AnthropicProvider(settings)
     from services.ai.offline import OfflineAnalyst
 
-    return OfflineAnalyst(delay_s=settings.chat_offline_delay_ms / 1000)
+    return OfflineAnalyst(delay_s=settings.chat_offline_delay_ms / 1000, clock=clock)

@@ -8,10 +8,10 @@ over the same data gives the same words, streamed in the same chunks.
 """
 from __future__ import annotations
 
-import asyncio
 import re
 
 from services.ai import ChatRequest, ContextItem, Final, OnText, Provider, estimate_tokens
+from services.clock import Clock, SystemClock
 
 MODEL = "offline-analyst"
 INTRO = "**Offline analyst** (built in, not an AI model): "
@@ -213,15 +213,16 @@ class OfflineAnalyst(Provider):
     name = "offline"
     model = MODEL
 
-    def __init__(self, delay_s: float = 0.012):
+    def __init__(self, delay_s: float = 0.012, clock: Clock | None = None):
         self.delay_s = delay_s
+        self.clock = clock or SystemClock()
 
     async def reply(self, request: ChatRequest, on_text: OnText) -> Final:
         text = compose(request)
         for piece in chunks(text):
             await on_text(piece)
             if self.delay_s:
-                await asyncio.sleep(self.delay_s)
+                await self.clock.sleep(self.delay_s)
         read = sum(estimate_tokens(t.text) for t in request.history) + \
             sum(item.tokens for item in request.context)
         return Final(stop_reason="end_turn", model=MODEL,

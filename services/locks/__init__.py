@@ -16,12 +16,11 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from datetime import UTC, datetime
 
-from datetime import datetime, timezone
-
+from services.clock import Clock, Timer
 from services.container import Hooks
 from services.leader import Leader
 from services.locks.backends import LockBackend, MemoryLocks, RedisLocks
@@ -35,7 +34,7 @@ __all__ = ["LockService", "MemoryLocks", "RedisLocks"]
 
 
 def _iso(ts: float) -> str:
-    return iso(datetime.fromtimestamp(ts, timezone.utc))
+    return iso(datetime.fromtimestamp(ts, UTC))
 
 
 def holder_view(info: dict) -> dict:
@@ -48,13 +47,15 @@ class Owned:
     token: str
     sid: str
     project_id: str
-    grace: asyncio.TimerHandle | None = None
+    grace: Timer | None = None
 
 
 class LockService:
-    def __init__(self, backend: LockBackend, *, push: Push, leader: Leader, instance_id: str,
-                 edit_timeout: float, cooldown: float, lease: float, grace: float):
+    def __init__(self, backend: LockBackend, *, clock: Clock, push: Push, leader: Leader,
+                 instance_id: str, edit_timeout: float, cooldown: float, lease: float,
+                 grace: float):
         self.backend = backend
+        self.clock = clock
         self.push = push
         self.leader = leader
         self.instance_id = instance_id
@@ -69,7 +70,7 @@ class LockService:
 
     async def acquire(self, *, project_id: str, table_id: str, row_id: str, user_id: str,
                       username: str, sid: str) -> dict:
-        now = time.time()
+        now = self.clock.time()
         info = {"token": secrets.token_urlsafe(18), "tableId": table_id, "rowId": row_id,
                 "projectId": project_id, "userId": user_id, "username": username, "sid": sid,
                 "instance": self.instance_id, "deadline": now + self.edit_timeout,
@@ -98,7 +99,7 @@ class LockService:
     async def check_write(self, table_id: str, row_id: str, user_id: str,
                           token: str | None) -> dict | None:
         """Raise unless this write may go ahead; returns the caller's live lock, if any."""
-        current = await self.backend.get(table_id, row_id)
+        current = await self.backend.get(table_id, row_id, self.clock.time())
         if token is not None:
             if current is None or current["token"] != token:
                 raise Conflict("your lock on this row is gone (expired or broken): lock it again",
@@ -111,7 +112,7 @@ class LockService:
 
     async def touch(self, table_id: str, row_id: str, token: str) -> dict | None:
         """Activity by the holder: push the edit deadline out again."""
-        now = time.time()
+        now = self.clock.time()
         return await self.backend.extend(table_id, row_id, token, now, now + self.lease,
                                          now + self.edit_timeout)
 
@@ -123,7 +124,7 @@ class LockService:
         return info
 
     async def release_by(self, table_id: str, row_id: str, user_id: str) -> dict | None:
-        current = await self.backend.get(table_id, row_id)
+        current = await self.backend.get(table_id, row_id, self.clock.time())
         if current is None:
             return None
         if current["userId"] != user_id:
@@ -141,24 +142,24 @@ class LockService:
         return info
 
     async def holder(self, table_id: str, row_id: str) -> dict | None:
-        return await self.backend.get(table_id, row_id)
+        return await self.backend.get(table_id, row_id, self.clock.time())
 
     async def table_locks(self, table_id: str) -> list[dict]:
-        return await self.backend.table_locks(table_id)
+        return await self.backend.table_locks(table_id, self.clock.time())
 
     async def drop_table(self, table_id: str) -> None:
-        for info in await self.backend.table_locks(table_id):
+        for info in await self.backend.table_locks(table_id, self.clock.time()):
             await self.backend.release(table_id, info["rowId"], None)
             self.owned.pop((table_id, info["rowId"]), None)
 
     # -- socket lifecycle -----------------------------------------------------------------
 
     async def socket_gone(self, sid: str) -> None:
-        loop = asyncio.get_running_loop()
         for key, owned in self.owned.items():
             if owned.sid == sid and owned.grace is None:
-                owned.grace = loop.call_later(
-                    self.grace, lambda k=key, o=owned: asyncio.ensure_future(self._grace_over(k, o)))
+                owned.grace = self.clock.call_later(
+                    self.grace,
+                    lambda k=key, o=owned: asyncio.ensure_future(self._grace_over(k, o)))
 
     async def _grace_over(self, key: tuple[str, str], owned: Owned) -> None:
         # Compare on token and socket: if the user reclaimed the lock from a new socket,
@@ -177,7 +178,8 @@ class LockService:
                 owned.grace.cancel()
             del self.owned[key]
         if reason in ("timeout", "owner_override"):
-            await self.backend.set_cooldown(*key, info["userId"], self.cooldown)
+            await self.backend.set_cooldown(*key, info["userId"], self.cooldown,
+                                            self.clock.time())
         await self.push(info["projectId"], "row:unlocked",
                         {"tableId": info["tableId"], "rowId": info["rowId"], "reason": reason,
                          "userId": info["userId"]})
@@ -206,14 +208,14 @@ class LockService:
 
     async def _renew_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.lease / 3)
+            await self.clock.sleep(self.lease / 3)
             try:
                 await self.renew()
             except Exception:
                 log.exception("lock lease renewal failed")
 
     async def renew(self) -> None:
-        now = time.time()
+        now = self.clock.time()
         for key, owned in list(self.owned.items()):
             info = await self.backend.extend(*key, owned.token, now, now + self.lease, None,
                                              sid=owned.sid)
@@ -223,7 +225,7 @@ class LockService:
     async def _reap_loop(self) -> None:
         interval = max(0.05, min(1.0, self.lease / 6))
         while True:
-            await asyncio.sleep(interval)
+            await self.clock.sleep(interval)
             try:
                 if await self.leader.hold():
                     await self.reap()
@@ -231,7 +233,7 @@ class LockService:
                 log.exception("lock reaper failed")
 
     async def reap(self) -> int:
-        now = time.time()
+        now = self.clock.time()
         count = 0
         for table_id, row_id in await self.backend.due(now):
             result = await self.backend.reap(table_id, row_id, now)

@@ -6,14 +6,21 @@ own it, ``deadline`` (edit timeout; moved by activity) and ``leaseUntil`` (renew
 owning instance while its holder is connected or within the disconnect grace). A lock is
 live while both lie in the future; the ``due`` index orders locks by the earlier of the two
 so the reaper finds expiries without scanning.
+
+Backends never read the clock: the service passes ``now`` (its ``Clock``) into every call
+that compares against time, cooldowns included (stored as the instant they end), so a test's
+``FakeClock`` drives both backends alike.
 """
 from __future__ import annotations
 
 import json
-import time
+import math
 from abc import ABC, abstractmethod
 
 DUE = "locks:due"
+# A Redis cooldown key holds the instant it ends; its TTL only bounds memory and is this
+# much longer than the cooldown, so the comparison with ``now`` decides, not Redis' clock.
+COOLDOWN_TTL_SLACK_S = 60.0
 
 
 def lock_key(table_id: str, row_id: str) -> str:
@@ -54,10 +61,10 @@ class LockBackend(ABC):
         """Move the lease (and deadline) of a live lock we hold; None if it is not ours."""
 
     @abstractmethod
-    async def get(self, table_id: str, row_id: str) -> dict | None: ...
+    async def get(self, table_id: str, row_id: str, now: float) -> dict | None: ...
 
     @abstractmethod
-    async def table_locks(self, table_id: str) -> list[dict]: ...
+    async def table_locks(self, table_id: str, now: float) -> list[dict]: ...
 
     @abstractmethod
     async def due(self, now: float, limit: int = 200) -> list[tuple[str, str]]: ...
@@ -68,7 +75,8 @@ class LockBackend(ABC):
 
     @abstractmethod
     async def set_cooldown(self, table_id: str, row_id: str, user_id: str,
-                           seconds: float) -> None: ...
+                           seconds: float, now: float) -> None:
+        """``user_id`` may not lock the row again until ``now + seconds``."""
 
 
 class MemoryLocks(LockBackend):
@@ -109,12 +117,11 @@ class MemoryLocks(LockBackend):
             current["deadline"] = deadline
         return dict(current)
 
-    async def get(self, table_id, row_id):
+    async def get(self, table_id, row_id, now):
         current = self.locks.get((table_id, row_id))
-        return dict(current) if current is not None and live(current, time.time()) else None
+        return dict(current) if current is not None and live(current, now) else None
 
-    async def table_locks(self, table_id):
-        now = time.time()
+    async def table_locks(self, table_id, now):
         return [dict(v) for (t, _), v in self.locks.items() if t == table_id and live(v, now)]
 
     async def due(self, now, limit=200):
@@ -127,20 +134,19 @@ class MemoryLocks(LockBackend):
         del self.locks[(table_id, row_id)]
         return ("timeout" if current["deadline"] <= now else "disconnect"), current
 
-    async def set_cooldown(self, table_id, row_id, user_id, seconds):
+    async def set_cooldown(self, table_id, row_id, user_id, seconds, now):
         if seconds > 0:
-            self.cooldowns[(table_id, row_id, user_id)] = time.time() + seconds
-        now = time.time()
+            self.cooldowns[(table_id, row_id, user_id)] = now + seconds
         if len(self.cooldowns) > 10_000:
             self.cooldowns = {k: v for k, v in self.cooldowns.items() if v > now}
 
 
 # KEYS: lock, due zset, table set, cooldown   ARGV: record json, now, user id
 _ACQUIRE = """
-local cd = redis.call('PTTL', KEYS[4])
-if cd > 0 then return {'cooldown', tostring(cd / 1000)} end
-local new = cjson.decode(ARGV[1])
 local now = tonumber(ARGV[2])
+local cd = redis.call('GET', KEYS[4])
+if cd and tonumber(cd) > now then return {'cooldown', tostring(tonumber(cd) - now)} end
+local new = cjson.decode(ARGV[1])
 local cur = redis.call('GET', KEYS[1])
 local result = 'ok'
 if cur then
@@ -242,18 +248,17 @@ class RedisLocks(LockBackend):
                                        "" if deadline is None else deadline, sid or ""])
         return json.loads(raw) if raw else None
 
-    async def get(self, table_id, row_id):
+    async def get(self, table_id, row_id, now):
         raw = await self.redis.get(lock_key(table_id, row_id))
         if not raw:
             return None
         info = json.loads(raw)
-        return info if live(info, time.time()) else None
+        return info if live(info, now) else None
 
-    async def table_locks(self, table_id):
+    async def table_locks(self, table_id, now):
         keys = await self.redis.smembers(table_key(table_id))
         if not keys:
             return []
-        now = time.time()
         out = []
         for raw in await self.redis.mget(sorted(keys)):
             if raw:
@@ -277,7 +282,7 @@ class RedisLocks(LockBackend):
             return None
         return raw[0].decode(), json.loads(raw[1])
 
-    async def set_cooldown(self, table_id, row_id, user_id, seconds):
+    async def set_cooldown(self, table_id, row_id, user_id, seconds, now):
         if seconds > 0:
-            await self.redis.set(cooldown_key(table_id, row_id, user_id), "1",
-                                 px=max(1, int(seconds * 1000)))
+            await self.redis.set(cooldown_key(table_id, row_id, user_id), repr(now + seconds),
+                                 px=math.ceil((seconds + COOLDOWN_TTL_SLACK_S) * 1000))

@@ -122,9 +122,13 @@ async def test_ticker_has_one_producer_and_fails_over(trio):
         killed = time.monotonic()
         await survivor.wait_for("ticker:tick", lambda d: d["producer"] != producer, timeout=15)
         assert time.monotonic() - killed <= 2 * 1.0 + 0.5  # two intervals (+ scheduling slack)
-        await asyncio.sleep(3)
-        ticks = survivor.pushes["ticker:tick"]
-        after = [t for t in ticks if t["producer"] != producer]
+
+        def new_ticks():
+            return [t for t in survivor.pushes["ticker:tick"] if t["producer"] != producer]
+
+        # Four ticks since the failover (about three intervals): two producers would show.
+        await survivor.wait_for("ticker:tick", lambda d: len(new_ticks()) >= 4, timeout=15)
+        after = new_ticks()
         assert len({t["producer"] for t in after}) == 1  # one new producer, not two
         stamps = [time.mktime(time.strptime(t["ts"][:19], "%Y-%m-%dT%H:%M:%S")) +
                   float("0." + t["ts"][20:23]) for t in after]
@@ -144,22 +148,38 @@ async def test_reclaim_on_another_instance_after_reconnect(trio):
     reg = await ana.register(unique_email("ana"))
     bob = await Client(trio.instances[1].url, "bob@1").connect()
     await bob.register(unique_email("bob"))
-    owner, p, tid, rid = await project_with_table(trio.instances[2].url, [ana, bob])
+    carl = await Client(trio.instances[0].url, "carl@0").connect()
+    await carl.register(unique_email("carl"))
+    owner, p, tid, rid = await project_with_table(trio.instances[2].url, [ana, bob, carl])
     await bob.ok("project:join", {"id": p["id"]})
     try:
         first = await ana.ok("row:lock", {"tableId": tid, "rowId": rid})
+        # The control: Carl holds another row from instance 0 and drops just after Ana (once
+        # instance 0 has handled her going: her presence left the room), so his grace there
+        # ends just after hers. His row:unlocked is the marker that Ana's grace ran out too.
+        carl_row = await owner.ok("row:add", {"tableId": tid, "values": {"n": 0}})
+        await carl.ok("row:lock", {"tableId": tid, "rowId": carl_row["id"]})
+        await ana.ok("project:join", {"id": p["id"]})
+        await bob.wait_for("project:presence", lambda d: reg["user"]["id"] in
+                           [u["userId"] for u in d["users"]])
+        bob.forget("project:presence")
         await ana.close()
+        await bob.wait_for("project:presence", lambda d: reg["user"]["id"] not in
+                           [u["userId"] for u in d["users"]])
+        await carl.close()
         ana2 = await Client(trio.instances[1].url, "ana@1").connect(reg["tokens"]["accessToken"])
         again = await ana2.ok("row:lock", {"tableId": tid, "rowId": rid})
         assert again["lockToken"] == first["lockToken"]
-        await asyncio.sleep(2.5)  # past LOCK_GRACE_S=1 and a lease renewal (LOCK_LEASE_S=3)
-        assert bob.pushes["row:unlocked"] == []
+        control = await bob.wait_for("row:unlocked", lambda d: d["rowId"] == carl_row["id"],
+                                     timeout=10)
+        assert control["reason"] == "disconnect"
+        assert [u for u in bob.pushes["row:unlocked"] if u["rowId"] == rid] == []
         assert (await bob.err("row:lock", {"tableId": tid, "rowId": rid}))["code"] == "locked"
         await ana2.ok("row:update", {"tableId": tid, "rowId": rid, "version": 1,
                                      "lockToken": first["lockToken"], "values": {"n": 1}})
         await ana2.close()
-        gone = await bob.wait_for("row:unlocked", timeout=10)
+        gone = await bob.wait_for("row:unlocked", lambda d: d["rowId"] == rid, timeout=10)
         assert gone["reason"] == "disconnect"
     finally:
-        for c in (ana, bob, owner):
+        for c in (ana, bob, carl, owner):
             await c.close()

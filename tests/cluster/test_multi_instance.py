@@ -2,7 +2,6 @@
 by another user on instance B, and a dead instance's users leave presence."""
 from __future__ import annotations
 
-import asyncio
 import time
 
 from tests.client import eventually, unique_email

@@ -2,8 +2,6 @@
 author, masked for everyone else, whichever instance each one is connected to."""
 from __future__ import annotations
 
-import asyncio
-
 from tests.client import Client, unique_email
 
 COLUMNS = [{"name": "user", "type": "text"}, {"name": "API_key", "type": "text", "secret": True}]
@@ -35,7 +33,16 @@ async def test_secret_masking_and_table_pushes_across_instances(cluster, connect
         assert (await owner.wait_for("row:added"))["row"]["values"]["API_key"] == secret
         assert (await author_tab2.wait_for("row:added"))["row"]["values"]["API_key"] == secret
         assert (await viewer.wait_for("row:added"))["row"]["values"]["API_key"] == "••••wxyz"
-        await asyncio.sleep(0.3)
+        # Markers on the same room, sent after the row's pushes went out (owner on instance 0,
+        # the author on 1): an echo to the author or a second version to anyone would have
+        # arrived before them.
+        await owner.ok("project:broadcast", {"id": p["id"], "event": "marker", "data": {}})
+        await author.ok("project:broadcast", {"id": p["id"], "event": "marker", "data": {}})
+        for c, senders in ((author, [owner]), (author_tab2, [owner, author]),
+                           (viewer, [owner, author]), (owner, [author])):
+            for sender in senders:
+                await c.wait_for("project:broadcast", lambda d, u=sender.user["id"]:
+                                 d["event"] == "marker" and d["userId"] == u)
         assert author.pushes["row:added"] == []  # the sending socket has the ack
         for c in (owner, author_tab2, viewer):  # each gets one version, never both
             assert len(c.pushes["row:added"]) == 1, c.name

@@ -1,7 +1,6 @@
 """auth:* over real sockets against a real server."""
 from __future__ import annotations
 
-import asyncio
 import time
 
 import aiohttp

@@ -81,7 +81,7 @@ async def test_unknown_project_and_foreign_project_reveal_nothing(alice, clients
 
 async def test_unexpected_exception_answers_internal_with_a_reference(alice, server, monkeypatch,
                                                                       caplog):
-    store = server.app[__import__("server.keys", fromlist=["SERVICES"]).SERVICES].store
+    store = __import__("server.keys", fromlist=["services_of"]).services_of(server.app).store
 
     async def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")

@@ -13,8 +13,8 @@ from tests.chat_helpers import assert_gapless, close, deltas, finished, team
 from tests.client import Client, unique_email
 from tests.conftest import RunningServer, make_settings
 from tests.files_helpers import upload
+from tests.pcap_files import PCAPS
 
-PCAPS = Path(__file__).resolve().parents[3] / "shared" / "data" / "pcaps"
 ESPN = PCAPS / "sanders-http_espn.pcapng"
 CSV = ("city,temp,visits,opened\n"
        "Oslo,3.5,10,2024-01-02\n"

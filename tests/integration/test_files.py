@@ -11,8 +11,7 @@ import pytest
 from tests.client import Client, unique_email
 from tests.conftest import RunningServer, make_settings
 from tests.files_helpers import download, upload, upload_raw
-
-PCAPS = Path(__file__).resolve().parents[3] / "shared" / "data" / "pcaps"
+from tests.pcap_files import PCAPS
 
 
 @pytest.fixture
@@ -147,7 +146,23 @@ async def test_over_the_limit_gets_413_and_leaves_nothing(small):
         await c.close()
 
 
-async def test_cut_off_body_leaves_nothing(server):
+async def test_cut_off_body_leaves_nothing(server, monkeypatch):
+    from handlers import files as file_handlers
+    from store.errors import EventError
+
+    # The positive marker: the server's upload handling ended (and with what).
+    ended = asyncio.get_running_loop().create_future()
+    save_upload = file_handlers.save_upload
+
+    async def watched(*args, **kwargs):
+        try:
+            return await save_upload(*args, **kwargs)
+        except BaseException as exc:
+            if not ended.done():
+                ended.set_result(exc)
+            raise
+
+    monkeypatch.setattr(file_handlers, "save_upload", watched)
     c, p = await owner_with_project(server.url)
     try:
         host, port = server.url.removeprefix("http://").split(":")
@@ -161,7 +176,8 @@ async def test_cut_off_body_leaves_nothing(server):
         writer.write(head + body)
         await writer.drain()
         writer.close()  # the client goes away mid-upload
-        await asyncio.sleep(0.5)
+        failure = await asyncio.wait_for(ended, 10)
+        assert isinstance(failure, EventError) and "cut off" in failure.message, failure
         assert stored_blobs(server.settings) == []
         assert (await c.ok("file:list", {"projectId": p["id"]}))["items"] == []
         parts = list((Path(server.settings.data_dir) / "files" / ".parts").iterdir())

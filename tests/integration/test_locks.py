@@ -1,13 +1,18 @@
 """Row locks on one instance (in-process backend): grant, fencing, timeout and cooldown,
-disconnect grace and reclaim, owner override, deleted rows."""
+disconnect grace and reclaim, owner override, deleted rows.
+
+The timing tests run the server on a ``FakeClock`` and move it with ``advance``: deadlines,
+cooldowns and the disconnect grace are checked to the fake second, and "no push came" is
+checked against a later ack on the same socket, never after a pause."""
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
 
-from tests.client import Client, unique_email
+from server.keys import services_of
+from services.clock import FakeClock
+from tests.client import Client, eventually, unique_email
 from tests.cluster.harness import RedisServer
 from tests.conftest import RunningServer, make_settings
 
@@ -27,8 +32,13 @@ def lock_backend(request, redis_url):
     return {} if request.param == "memory" else {"redis_url": redis_url}
 
 
-async def started(tmp_path, **overrides):
-    return await RunningServer(make_settings(tmp_path, **overrides)).start()
+async def started(tmp_path, clock=None, **overrides):
+    return await RunningServer(make_settings(tmp_path, **overrides), clock=clock).start()
+
+
+def fake_clock() -> FakeClock:
+    # Starts at the real time: the socket layer still checks token expiry on the system clock.
+    return FakeClock(start=time.time())
 
 
 @pytest.fixture
@@ -40,15 +50,17 @@ async def server(tmp_path, lock_backend):
 
 @pytest.fixture
 async def fast(tmp_path, lock_backend):
-    srv = await started(tmp_path, **FAST, **lock_backend)
+    """FAST timings on a fake clock (``fast.clock``)."""
+    srv = await started(tmp_path, fake_clock(), **FAST, **lock_backend)
     yield srv
     await srv.stop()
 
 
 @pytest.fixture
 async def graceful(tmp_path, lock_backend):
-    """Short disconnect grace, long edit timeout."""
-    srv = await started(tmp_path, **{**FAST, "lock_edit_timeout_s": 60}, **lock_backend)
+    """Short disconnect grace, long edit timeout, on a fake clock."""
+    srv = await started(tmp_path, fake_clock(), **{**FAST, "lock_edit_timeout_s": 60},
+                        **lock_backend)
     yield srv
     await srv.stop()
 
@@ -109,50 +121,72 @@ async def test_one_holder_others_locked_with_name_and_fencing(server):
 
 
 async def test_timeout_broadcast_then_cooldown(fast):
+    clock = fast.clock  # the reaper runs every 0.5 s (LOCK_LEASE_S / 6), from t=0
     owner, ana, bob, tid, rid = await setup_table(fast.url)
     try:
-        lock = await ana.ok("row:lock", {"tableId": tid, "rowId": rid})
+        lock = await ana.ok("row:lock", {"tableId": tid, "rowId": rid})  # t=0, deadline 1.0
         # A heartbeat moves the deadline: still held after the first timeout would have hit.
-        await asyncio.sleep(0.6)
+        await clock.advance(0.6)
         await ana.ok("row:heartbeat", {"tableId": tid, "rowId": rid,
-                                       "lockToken": lock["lockToken"]})
-        await asyncio.sleep(0.6)
+                                       "lockToken": lock["lockToken"]})  # deadline 1.6
+        await clock.advance(0.95)  # t=1.55: the reaper has run at 0.5, 1.0 and 1.5
         assert (await bob.err("row:lock", {"tableId": tid, "rowId": rid}))["code"] == "locked"
+        # That ack came after anything the reaper pushed to Bob: nothing was.
+        assert bob.pushes["row:unlocked"] == []
+        await clock.advance(0.5)  # t=2.05: the reaper's pass at 2.0 finds the lapsed lock
         gone = await bob.wait_for("row:unlocked", timeout=5)
         assert gone["reason"] == "timeout" and gone["userId"] == ana.user["id"]
+        # Ana's cooldown (1.5 s) started at the reap (t=2.0): 1.45 s left.
         err = await ana.err("row:lock", {"tableId": tid, "rowId": rid})
-        assert err["code"] == "rate_limited" and 0 < err["details"]["retryAfter"] <= 1.5
+        assert err["code"] == "rate_limited"
+        assert err["details"]["retryAfter"] == pytest.approx(1.45, abs=0.011)
         assert (await ana.err("row:heartbeat", {"tableId": tid, "rowId": rid,
                                                 "lockToken": lock["lockToken"]}))["code"] == \
             "conflict"
-        # Others are not in cooldown; Ana is again after it passes.
+        # Others are not in cooldown; Ana is again once it passes, not before.
         other = await bob.ok("row:lock", {"tableId": tid, "rowId": rid})
         await bob.ok("row:unlock", {"tableId": tid, "rowId": rid})
-        await asyncio.sleep(1.6)
+        await clock.advance(1.4)  # t=3.45
+        assert (await ana.err("row:lock", {"tableId": tid, "rowId": rid}))["code"] == \
+            "rate_limited"
+        await clock.advance(0.1)  # t=3.55
         assert (await ana.ok("row:lock", {"tableId": tid, "rowId": rid}))["lockToken"] != \
             other["lockToken"]
     finally:
         await close(owner, ana, bob)
 
 
+async def grace_started(srv, key) -> None:
+    """Until the server has handled a holder's disconnect: its lock's grace timer runs."""
+    locks = services_of(srv.app).locks
+    await eventually(lambda: (owned := locks.owned.get(key)) is not None and
+                     owned.grace is not None, interval=0.01)
+
+
 async def test_disconnect_releases_after_grace_unless_reclaimed(graceful):
-    fast = graceful
+    fast, clock = graceful, graceful.clock  # LOCK_GRACE_S=0.6, LOCK_LEASE_S=3
     owner, ana, bob, tid, rid = await setup_table(fast.url)
     try:
         first = await ana.ok("row:lock", {"tableId": tid, "rowId": rid})
         token = ana.tokens["accessToken"]
         await ana.close()
+        await grace_started(fast, (tid, rid))
         # Reconnect within the grace and reclaim: same token, no unlock broadcast.
         ana2 = await Client(fast.url, "ana2").connect(token)
         again = await ana2.ok("row:lock", {"tableId": tid, "rowId": rid})
         assert again["lockToken"] == first["lockToken"]
-        await asyncio.sleep(1.0)
-        assert [u for u in bob.pushes["row:unlocked"]] == []
-        # Now go for good: released with reason "disconnect" after the grace.
-        started = time.monotonic()
+        await clock.advance(3.5)  # past the old socket's grace and the first lease, renewed
+        assert (await bob.err("row:lock", {"tableId": tid, "rowId": rid}))["code"] == "locked"
+        assert bob.pushes["row:unlocked"] == []  # (it would have come before that ack)
+        # Now go for good: released with reason "disconnect" when the grace ends, not before.
         await ana2.close()
+        await grace_started(fast, (tid, rid))
+        await clock.advance(0.55)
+        assert (await bob.err("row:lock", {"tableId": tid, "rowId": rid}))["code"] == "locked"
+        assert bob.pushes["row:unlocked"] == []
+        await clock.advance(0.1)
         gone = await bob.wait_for("row:unlocked", timeout=5)
-        assert gone["reason"] == "disconnect" and time.monotonic() - started >= 0.5
+        assert gone["reason"] == "disconnect" and gone["userId"] == ana.user["id"]
         assert (await bob.ok("row:lock", {"tableId": tid, "rowId": rid}))["lockToken"]
     finally:
         await close(owner, ana, bob)
@@ -196,7 +230,7 @@ async def test_get_shows_current_locks(server):
         one = await bob.ok("row:get", {"tableId": tid, "rowId": rid})
         assert one["row"]["values"] == {"v": 1} and one["lock"]["username"] == "ana_1"
         got = await bob.ok("table:get", {"tableId": tid})
-        assert [(l["rowId"], l["username"]) for l in got["locks"]] == [(rid, "ana_1")]
+        assert [(x["rowId"], x["username"]) for x in got["locks"]] == [(rid, "ana_1")]
         assert got["rowCount"] == 1
     finally:
         await close(owner, ana, bob)

@@ -169,10 +169,10 @@ async def test_paging_is_stable_and_sorted(clients, server):
 async def test_deleting_the_file_removes_the_capture(clients, server):
     import gzip
 
-    from server.keys import SERVICES
-    from handlers.pcap_jobs import derived_key
+    from server.keys import services_of
+    from services.captures import derived_key
 
-    services = server.app[SERVICES]
+    services = services_of(server.app)
     c, p = await owner_project(clients, server)
     data = gzip.compress((PCAPS / "dns-tcp.pcap").read_bytes())
     fid, _ = await ingest(c, server, p["id"], data, "dns.pcap.gz")

@@ -9,7 +9,7 @@ import pytest
 
 from bench.pcap_synth import write_capture
 from ingest.pcap.run import IngestRun
-from server.keys import SERVICES
+from server.keys import services_of
 from store.base import PcapPacket
 from tests.client import eventually
 from tests.conftest import make_settings
@@ -82,7 +82,7 @@ async def test_concurrency_limit_queues_with_positions(clients, server, big_capt
 async def test_a_dead_instances_job_is_resumed_to_the_same_result(clients, server):
     c, p = await owner_project(clients, server)
     path = PCAPS / "sanders-http_espn.pcapng"
-    services = server.app[SERVICES]
+    services = services_of(server.app)
     store = services.store.pcap
     pool = services.pcap
     # This instance's pool pauses while a "dead" instance takes the job and stores half.

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from server.config import ConfigError, Settings, resolve_jwt_secret
+from services.config import ConfigError, Settings, resolve_jwt_secret
 
 
 def test_defaults_are_the_embedded_dev_setup():

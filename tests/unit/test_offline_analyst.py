@@ -1,21 +1,20 @@
 """The offline analyst and what it reads: CSV profiles, capture statistics (checked against
-Wireshark's capinfos on the shared captures), the history budget, titles."""
+Wireshark's capinfos on the captures in tests/data/pcaps), the history budget, titles."""
 from __future__ import annotations
 
 import asyncio
 import shutil
 import subprocess
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
-from handlers.chat_replies import make_title
+from services.replies import make_title
 from ingest.profile import CaptureError, CsvError, capture_stats, profile_csv, text_excerpt
-from server.ai import ChatRequest, ContextItem, Turn, estimate_tokens, fit_history
-from server.ai.offline import OfflineAnalyst, chunks, compose, intents
+from services.ai import ChatRequest, ContextItem, Turn, estimate_tokens, fit_history
+from services.ai.offline import OfflineAnalyst, chunks, compose, intents
+from tests.pcap_files import PCAPS
 
-PCAPS = Path(__file__).resolve().parents[3] / "shared" / "data" / "pcaps"
 CAPTURES = sorted(p for p in PCAPS.glob("*.pcap*") if p.name != "not-a-capture.pcap")
 
 

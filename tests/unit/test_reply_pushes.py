@@ -7,9 +7,10 @@ import asyncio
 import time
 from types import SimpleNamespace
 
-from services.replies import SLICE_S, ReplyEngine
 from services.ai import Final, Provider
+from services.clock import SystemClock
 from services.leader import LocalLeader
+from services.replies import SLICE_S, ReplyEngine
 from store.factory import open_store
 from tests.conftest import make_settings
 
@@ -40,7 +41,7 @@ async def test_a_burst_goes_out_in_few_pushes_without_holding_the_loop(tmp_path)
     settings = make_settings(tmp_path)
     store = await open_store(data_dir=tmp_path / "data")
     sio = Recorder()
-    services = SimpleNamespace(settings=settings, store=store,
+    services = SimpleNamespace(settings=settings, store=store, clock=SystemClock(),
                                gateway=SimpleNamespace(sio=sio))
     provider = Burst()
     engine = ReplyEngine(services, provider, LocalLeader("chat", "i"))

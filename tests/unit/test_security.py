@@ -5,7 +5,7 @@ import time
 import jwt
 import pytest
 
-from server.security import PasswordHasher, TokenService, check_password_policy
+from services.security import PasswordHasher, TokenService, check_password_policy
 from store.errors import BadRequest, TokenExpired, Unauthorized
 
 SECRET = "s" * 40
