@@ -170,7 +170,7 @@ class PcapService:
         await self.core.blobs.delete(derived_key(file_id))
 
     async def _on_cancel_message(self, data: dict) -> None:
-        run = self.running.get(data.get("fileId"))
+        run = self.running.get(str(data.get("fileId")))
         if run is not None:
             run.why = "cancelled"
             run.cancel.set()

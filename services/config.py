@@ -29,7 +29,8 @@ class Settings:
     host: str = _env("HOST", "127.0.0.1", doc="address to listen on")
     port: int = _env("PORT", 8000, doc="port to listen on")
     data_dir: Path = _env("DATA_DIR", Path("./data"), doc="embedded store, files, dev secret")
-    mongo_url: str | None = _env("MONGO_URL", None, doc="use MongoDB instead of the embedded SQLite file")
+    mongo_url: str | None = _env("MONGO_URL", None,
+                                 doc="use MongoDB instead of the embedded SQLite file")
     mongo_db: str = _env("MONGO_DB", "collab", doc="database name in MongoDB")
     redis_url: str | None = _env("REDIS_URL", None, doc="enables multi-instance mode")
     jwt_secret: str | None = _env("JWT_SECRET", None, doc="required when ENV=production")
@@ -37,20 +38,25 @@ class Settings:
     refresh_token_days: float = _env("REFRESH_TOKEN_DAYS", 7.0, doc="refresh token lifetime")
     cors_origins: tuple[str, ...] = _env("CORS_ORIGINS", (), doc="comma-separated; * for any")
     max_upload_mb: float = _env("MAX_UPLOAD_MB", 100.0, doc="largest upload; larger gets 413")
-    anthropic_api_key: str | None = _env("ANTHROPIC_API_KEY", None, doc="enables the Anthropic provider")
+    anthropic_api_key: str | None = _env("ANTHROPIC_API_KEY", None,
+                                         doc="enables the Anthropic provider")
     anthropic_model: str = _env("ANTHROPIC_MODEL", "claude-sonnet-4-6", doc="model for AI chat")
-    anthropic_base_url: str | None = _env("ANTHROPIC_BASE_URL", None, doc="alternative API endpoint")
-    lock_edit_timeout_s: float = _env("LOCK_EDIT_TIMEOUT_S", 900.0, doc="row lock expires without activity")
-    lock_cooldown_s: float = _env("LOCK_COOLDOWN_S", 15.0, doc="re-lock delay after a timeout or break")
-    lock_lease_s: float = _env("LOCK_LEASE_S", 30.0, doc="lock lease renewed by the holder's instance")
+    anthropic_base_url: str | None = _env("ANTHROPIC_BASE_URL", None,
+                                          doc="alternative API endpoint")
+    lock_edit_timeout_s: float = _env("LOCK_EDIT_TIMEOUT_S", 900.0,
+                                      doc="row lock expires without activity")
+    lock_cooldown_s: float = _env("LOCK_COOLDOWN_S", 15.0,
+                                  doc="re-lock delay after a timeout or break")
+    lock_lease_s: float = _env("LOCK_LEASE_S", 30.0,
+                               doc="lock lease renewed by the holder's instance")
     lock_grace_s: float = _env("LOCK_GRACE_S", 10.0, doc="locks survive a disconnect this long")
     ticker_interval_s: float = _env("TICKER_INTERVAL_S", 5.0, doc="ticker period")
     secrets_key: str | None = _env("SECRETS_KEY", None,
                                    doc="base64 AES key for secret columns; required in production")
     anthropic_max_retries: int = _env("ANTHROPIC_MAX_RETRIES", 2,
-                                      doc="retries of a 429/5xx/529 or lost connection before any text")
+                                  doc="retries of a 429/5xx/529 or lost connection before any text")
     anthropic_retry_max_wait_s: float = _env("ANTHROPIC_RETRY_MAX_WAIT_S", 10.0,
-                                             doc="longest retry-after honoured; longer fails at once")
+                                           doc="longest retry-after honoured; longer fails at once")
     anthropic_timeout_s: float = _env("ANTHROPIC_TIMEOUT_S", 30.0,
                                       doc="one attempt: connect, and silence between stream chunks")
     anthropic_reply_timeout_s: float = _env("ANTHROPIC_REPLY_TIMEOUT_S", 300.0,
@@ -61,11 +67,14 @@ class Settings:
     chat_context_tokens: int = _env("CHAT_CONTEXT_TOKENS", 6000,
                                     doc="file context (profiles, summaries, excerpts) per message")
     chat_lease_s: float = _env("CHAT_LEASE_S", 20.0,
-                               doc="a generating reply whose instance stops renewing this long fails")
+                             doc="a generating reply whose instance stops renewing this long fails")
     chat_offline_delay_ms: float = _env("CHAT_OFFLINE_DELAY_MS", 12.0,
                                         doc="pause between the offline analyst's streamed chunks")
-    ingest_concurrency: int = _env("INGEST_CONCURRENCY", 2, doc="capture ingests running at once per instance")
-    ingest_lease_s: float = _env("INGEST_LEASE_S", 15.0, doc="lease of a running ingest; once lapsed another instance resumes it")
+    ingest_concurrency: int = _env("INGEST_CONCURRENCY", 2,
+                                   doc="capture ingests running at once per instance")
+    ingest_lease_s: float = _env("INGEST_LEASE_S", 15.0,
+                                 doc="lease of a running ingest; once lapsed another instance "
+                                     "resumes it")
     ingest_tshark_procs: int = _env("INGEST_TSHARK_PROCS", 0,
                                     doc="tshark processes dissecting one large capture at once "
                                         "(flow-partitioned parts); 0: the cores, at most 4")
@@ -74,14 +83,16 @@ class Settings:
     instance_id: str = _env("INSTANCE_ID", "", doc="defaults to host:pid")
     log_level: str = _env("LOG_LEVEL", "INFO", doc="INFO logs one JSON line per event")
     max_event_kb: float = _env("MAX_EVENT_KB", 1024.0, doc="largest event payload answered")
-    broadcast_max_bytes: int = _env("BROADCAST_MAX_BYTES", 16384, doc="largest project:broadcast data")
+    broadcast_max_bytes: int = _env("BROADCAST_MAX_BYTES", 16384,
+                                    doc="largest project:broadcast data")
     broadcast_rate: float = _env("BROADCAST_RATE", 100.0, doc="per socket, messages/s")
     broadcast_burst: int = _env("BROADCAST_BURST", 200)
     login_max_failures: int = _env("LOGIN_MAX_FAILURES", 10, doc="per account per window")
     login_max_attempts_ip: int = _env("LOGIN_MAX_ATTEMPTS_IP", 60, doc="per IP per window")
     login_window_s: float = _env("LOGIN_WINDOW_S", 900.0)
     trust_proxy: bool = _env("TRUST_PROXY", False, doc="take the client IP from X-Forwarded-For")
-    presence_ttl_s: float = _env("PRESENCE_TTL_S", 30.0, doc="a silent instance's users vanish after this")
+    presence_ttl_s: float = _env("PRESENCE_TTL_S", 30.0,
+                                 doc="a silent instance's users vanish after this")
     bcrypt_rounds: int = _env("BCRYPT_ROUNDS", 12, doc="password hashing cost")
 
     @property
@@ -123,7 +134,8 @@ class Settings:
         if self.production and not self.secrets_key:
             out.append("SECRETS_KEY is required when ENV=production (encrypts secret columns)")
         if self.secrets_key is not None and not _is_aes_key(self.secrets_key):
-            out.append("SECRETS_KEY must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)")
+            out.append("SECRETS_KEY must be 32 bytes, base64-encoded "
+                       "(e.g. `openssl rand -base64 32`)")
         if self.production and not self.jwt_secret:
             out.append("JWT_SECRET is required when ENV=production (no default secret outside dev)")
         if self.jwt_secret is not None and len(self.jwt_secret) < 32:

@@ -50,7 +50,7 @@ def conversation_view(c: Conversation) -> dict:
 
 
 def message_view(m: ChatMessage) -> dict:
-    out = {"id": m.id, "conversationId": m.conversation_id, "role": m.role,
+    out: dict[str, object] = {"id": m.id, "conversationId": m.conversation_id, "role": m.role,
            "content": m.content, "status": m.status, "authorId": m.author_id,
            "attachments": list(m.attachments), "metadata": m.metadata,
            "createdAt": iso(m.created_at), "updatedAt": iso(m.updated_at)}
@@ -198,7 +198,8 @@ class ReplyEngine:
         for item in live:
             self._cancel(item, "shutdown")
         if live:
-            await asyncio.wait([i.task for i in live], timeout=SHUTDOWN_WAIT_S)
+            await asyncio.wait([i.task for i in live if i.task is not None],
+                               timeout=SHUTDOWN_WAIT_S)
         for task in self._loops:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
@@ -230,7 +231,8 @@ class ReplyEngine:
     def _cancel(self, live: LiveReply, reason: str) -> None:
         if live.cancel_reason is None:
             live.cancel_reason = reason
-            live.task.cancel()
+            if live.task is not None:
+                live.task.cancel()
 
     def snapshot(self, conversation_id: str) -> dict | None:
         """The live text of a reply generating here, for a viewer joining mid-stream."""
@@ -428,10 +430,10 @@ class ReplyEngine:
                     ids = list(self.live)
                     held = await self.store.chat.renew_claims(ids, self.lease_until())
                     for mid in set(ids) - held:
-                        live = self.live.get(mid)
-                        if live is not None and live.task is not None and not live.task.done():
+                        lost = self.live.get(mid)
+                        if lost is not None and lost.task is not None and not lost.task.done():
                             log.warning("reply %s lost its claim; stopping it", mid)
-                            self._cancel(live, "lost")
+                            self._cancel(lost, "lost")
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from ingest.profile import CaptureError, CsvError, capture_stats, profile_csv, text_excerpt
 from services.ai import ContextItem, estimate_tokens
@@ -170,7 +171,9 @@ class ContextBuilder:
 
     async def _compute(self, kind: str, record: FileRecord) -> dict:
         suffix = "." + record.name.rsplit(".", 1)[-1] if "." in record.name else ""
-        fn = {"csv": profile_csv, "pcap": capture_stats, "text": text_excerpt}[kind]
+        readers: dict[str, Callable[[Path], dict]] = {
+            "csv": profile_csv, "pcap": capture_stats, "text": text_excerpt}
+        fn = readers[kind]
         async with self.core.blobs.local_copy(record.storage_key, suffix) as path:
             try:
                 return await asyncio.to_thread(fn, path)

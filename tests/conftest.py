@@ -31,7 +31,7 @@ class RunningServer:
         self.runner = None
         self.url = ""
 
-    async def start(self) -> "RunningServer":
+    async def start(self) -> RunningServer:
         self.app = create_app(self.settings, open_storage=self.open_storage, clock=self.clock)
         self.runner = web.AppRunner(self.app)
         await self.runner.setup()

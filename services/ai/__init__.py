@@ -66,7 +66,8 @@ class ProviderError(Exception):
         self.retry_after = retry_after
 
     def to_dict(self) -> dict:
-        out = {"code": self.code, "reason": self.reason, "message": self.message}
+        out: dict[str, object] = {"code": self.code, "reason": self.reason,
+                                  "message": self.message}
         if self.retry_after is not None:
             out["retryAfter"] = round(self.retry_after, 3)
         return out

@@ -25,7 +25,7 @@ import anthropic
 try:  # the SDK's HTTP client: httpx2 in anthropic 2.x, httpx before
     import httpx2 as httpx
 except ImportError:  # pragma: no cover - older SDKs
-    import httpx
+    import httpx  # type: ignore[no-redef]  # the same client under its older name
 
 from services.ai import ChatRequest, Final, OnText, Provider, ProviderError
 
@@ -77,9 +77,10 @@ def _retryable(exc: Exception) -> bool:
 def map_error(exc: Exception, waited_out: float | None = None) -> ProviderError:
     wait = waited_out if waited_out is not None else retry_after(exc)
     if isinstance(exc, anthropic.RateLimitError):
+        when = f"in {wait:.0f} s" if wait else "shortly"
         return ProviderError("rate_limited", "rate_limited",
-                             "the AI provider is rate-limiting this server; try again "
-                             f"{'in %.0f s' % wait if wait else 'shortly'}", retry_after=wait)
+                             f"the AI provider is rate-limiting this server; try again {when}",
+                             retry_after=wait)
     kind = getattr(exc, "type", None)
     if isinstance(exc, anthropic.OverloadedError) or kind == "overloaded_error":
         return ProviderError("unavailable", "overloaded",

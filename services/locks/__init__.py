@@ -71,22 +71,25 @@ class LockService:
     async def acquire(self, *, project_id: str, table_id: str, row_id: str, user_id: str,
                       username: str, sid: str) -> dict:
         now = self.clock.time()
-        info = {"token": secrets.token_urlsafe(18), "tableId": table_id, "rowId": row_id,
+        info: dict = {"token": secrets.token_urlsafe(18), "tableId": table_id, "rowId": row_id,
                 "projectId": project_id, "userId": user_id, "username": username, "sid": sid,
                 "instance": self.instance_id, "deadline": now + self.edit_timeout,
                 "leaseUntil": now + self.lease, "since": now}
         kind, payload = await self.backend.acquire(info, now)
         if kind == "cooldown":
+            assert isinstance(payload, float | int)
             raise RateLimited(f"you can lock this row again in {payload:.1f} s",
                               {"retryAfter": round(payload, 2)})
+        assert payload is None or isinstance(payload, dict)  # a lock record from here on
         if kind == "locked":
+            assert payload is not None
             raise Locked(f"row is locked by {payload['username']}",
                          {"holder": holder_view(payload)})
         if kind == "ok" and payload:
             # The previous holder's lock had lapsed but the reaper had not seen it yet: tell
             # the room it ended before saying who holds the row now.
             await self._ended(payload, "timeout" if payload["deadline"] <= now else "disconnect")
-        if kind == "mine":  # the same user reclaiming, e.g. after a reconnect
+        if kind == "mine" and payload is not None:  # the same user reclaiming (a reconnect)
             info = payload
             old = self.owned.pop((table_id, row_id), None)
             if old and old.grace:

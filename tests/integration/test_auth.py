@@ -158,7 +158,8 @@ async def test_rest_auth_round_trip(server):
         r = await http.post(f"{server.url}/api/auth/refresh",
                             json={"refreshToken": reg["tokens"]["refreshToken"]})
         new = (await r.json())["data"]["tokens"]
-        r = await http.post(f"{server.url}/api/auth/logout", json={"refreshToken": new["refreshToken"]},
+        r = await http.post(f"{server.url}/api/auth/logout",
+                            json={"refreshToken": new["refreshToken"]},
                             headers={"Authorization": f"Bearer {new['accessToken']}"})
         assert r.status == 200
         r = await http.post(f"{server.url}/api/auth/logout", json={})

@@ -16,12 +16,12 @@ from tests.files_helpers import upload
 from tests.pcap_files import PCAPS
 
 ESPN = PCAPS / "sanders-http_espn.pcapng"
-CSV = ("city,temp,visits,opened\n"
-       "Oslo,3.5,10,2024-01-02\n"
-       "Rome,,12,2024-02-03\n"
-       "Lima,18.25,,2024-03-04\n"
-       "Oslo,4,7,\n"
-       "Kyiv,-2,30,2024-05-06\n").encode()
+CSV = (b"city,temp,visits,opened\n"
+       b"Oslo,3.5,10,2024-01-02\n"
+       b"Rome,,12,2024-02-03\n"
+       b"Lima,18.25,,2024-03-04\n"
+       b"Oslo,4,7,\n"
+       b"Kyiv,-2,30,2024-05-06\n")
 
 
 @pytest.fixture

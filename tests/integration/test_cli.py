@@ -13,7 +13,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def run_cli(*args, env=None):
     return subprocess.run([sys.executable, "-m", "server", *args], capture_output=True, text=True,
-                          cwd=ROOT, env={**os.environ, **(env or {})}, timeout=60, stdin=subprocess.DEVNULL)
+                          cwd=ROOT, env={**os.environ, **(env or {})}, timeout=60,
+                          stdin=subprocess.DEVNULL)
 
 
 async def test_create_admin_then_sign_in_as_admin(tmp_path):

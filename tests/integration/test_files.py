@@ -167,8 +167,8 @@ async def test_cut_off_body_leaves_nothing(server, monkeypatch):
     try:
         host, port = server.url.removeprefix("http://").split(":")
         reader, writer = await asyncio.open_connection(host, int(port))
-        body = (b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cut.bin\"\r\n\r\n"
-                + b"z" * 300_000)
+        body = (b"--B\r\nContent-Disposition: form-data; name=\"file\"; "
+                b"filename=\"cut.bin\"\r\n\r\n" + b"z" * 300_000)
         head = (f"POST /api/projects/{p['id']}/files HTTP/1.1\r\nHost: x\r\n"
                 f"Authorization: Bearer {c.tokens['accessToken']}\r\n"
                 f"Content-Type: multipart/form-data; boundary=B\r\n"

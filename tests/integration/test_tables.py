@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
@@ -170,7 +170,7 @@ async def test_history_and_restore_round_trip(server):
         a = await owner.ok("row:add", {"tableId": t["id"], "values": {"user": "a", "pnl": 1}})
         b = await owner.ok("row:add", {"tableId": t["id"], "values": {"user": "b", "pnl": 2}})
         await asyncio.sleep(0.02)
-        checkpoint = datetime.now(timezone.utc).isoformat()
+        checkpoint = datetime.now(UTC).isoformat()
         await asyncio.sleep(0.02)
         await owner.ok("row:update", {"tableId": t["id"], "rowId": a["id"], "version": 1,
                                       "values": {"pnl": 100}})

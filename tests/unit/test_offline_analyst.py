@@ -9,10 +9,10 @@ from datetime import datetime
 
 import pytest
 
-from services.replies import make_title
 from ingest.profile import CaptureError, CsvError, capture_stats, profile_csv, text_excerpt
 from services.ai import ChatRequest, ContextItem, Turn, estimate_tokens, fit_history
 from services.ai.offline import OfflineAnalyst, chunks, compose, intents
+from services.replies import make_title
 from tests.pcap_files import PCAPS
 
 CAPTURES = sorted(p for p in PCAPS.glob("*.pcap*") if p.name != "not-a-capture.pcap")
