@@ -126,7 +126,7 @@ class File(_FileBased):
 @dataclass(frozen=True)
 class CaptureRef:
     file: model.FileRecord
-    job: model.PcapJob
+    job: model.Job
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from ingest.pcap.flows import KINDS, endpoints
 from ingest.pcap.run import Cancelled, CaptureError, IngestRun, decompress_if_gzip
 from services.container import Core
 from services.quotas import spend_guest_quota
-from store.base import FileRecord, PcapJob
+from store.base import FileRecord, Job
 from store.errors import EventError
 from store.ids import iso
 
@@ -49,7 +49,7 @@ def is_capture(name: str, mime: str) -> bool:
     return mime in CAPTURE_MIMES or name.lower().endswith(CAPTURE_SUFFIXES)
 
 
-def job_view(job: PcapJob, position: int | None = None) -> dict:
+def job_view(job: Job, position: int | None = None) -> dict:
     return {"fileId": job.file_id, "projectId": job.project_id, "state": job.state,
             "attempt": job.attempt, "progress": job.progress, "error": job.error,
             "position": position, "owner": job.owner, "queuedAt": iso(job.created_at),
@@ -59,7 +59,7 @@ def job_view(job: PcapJob, position: int | None = None) -> dict:
 class _Run:
     """One running ingest on this instance."""
 
-    def __init__(self, job: PcapJob):
+    def __init__(self, job: Job):
         self.job = job
         self.cancel = threading.Event()
         self.why = ""  # cancelled | lost | shutdown
@@ -156,7 +156,7 @@ class PcapService:
             return None
         return job_view(job, await self.store.queue_position(file_id))
 
-    async def cancel(self, job: PcapJob) -> None:
+    async def cancel(self, job: Job) -> None:
         await self.core.bus.publish("pcap:cancel", {"fileId": job.file_id})
         await self._discard(job.file_id)
         await self._push(job.project_id, "pcap:cancelled", {"fileId": job.file_id})
@@ -255,7 +255,7 @@ class PcapService:
                 run.cancel.set()
                 return
 
-    async def _fail(self, job: PcapJob, code: str, reason: str, message: str) -> None:
+    async def _fail(self, job: Job, code: str, reason: str, message: str) -> None:
         await self._discard(job.file_id)
         error = {"code": code, "reason": reason, "message": message}
         if await self.store.finish_job(job.file_id, attempt=job.attempt, state="failed",
@@ -359,7 +359,7 @@ class PcapService:
 
     # -- reading a finished capture ---------------------------------------------------------
 
-    async def stats(self, job: PcapJob, name: str):
+    async def stats(self, job: Job, name: str):
         key = (job.file_id, job.attempt, name)
         if key in self.cache:
             self.cache.move_to_end(key)

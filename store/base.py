@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, NamedTuple, TypeVar
 
+from ingest.chats.model import ParsedMessage
 from ingest.pcap.rows import PcapPacket  # noqa: F401  (the store keeps the ingest's row as is)
 
 T = TypeVar("T")
@@ -516,17 +517,18 @@ class ChatRepo(ABC):
 
 
 # -- PCAP analysis ------------------------------------------------------------------------
-PCAP_JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
+JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
 
 
 @dataclass(frozen=True)
-class PcapJob:
-    """The durable ingest job of one capture file. ``attempt`` grows with every claim and
-    fences writes: an instance that lost its lease can no longer write."""
+class Job:
+    """The durable job of one file (a capture ingest, a chat import). ``attempt`` grows
+    with every claim and fences writes: an instance that lost its lease can no longer
+    write."""
 
     file_id: str
     project_id: str
-    state: str  # one of PCAP_JOB_STATES
+    state: str  # one of JOB_STATES
     attempt: int
     owner: str | None  # instance holding the lease while running
     lease_until: float | None  # epoch seconds
@@ -552,20 +554,21 @@ class PacketFilter:
     stream: int | None = None
 
 
-class PcapRepo(ABC):
-    """Capture ingest jobs, packet rows (keyset-paged by frame number) and the capture's
-    statistics (JSON documents by name)."""
+class JobQueue(ABC):
+    """Durable, leased jobs, one per file (a capture ingest, a chat import): queued in
+    order, claimed by one instance at a time, renewed while running, taken over once the
+    lease lapses (its instance died). Every claim raises ``attempt``, which fences writes."""
 
     @abstractmethod
-    async def queue_job(self, *, file_id: str, project_id: str, requested_by: str) -> PcapJob:
-        """Queue an ingest. A job already queued or running is returned unchanged; a
+    async def queue_job(self, *, file_id: str, project_id: str, requested_by: str) -> Job:
+        """Queue the file's job. A job already queued or running is returned unchanged; a
         finished one is queued again (its data is replaced when it runs)."""
 
     @abstractmethod
-    async def get_job(self, file_id: str) -> PcapJob | None: ...
+    async def get_job(self, file_id: str) -> Job | None: ...
 
     @abstractmethod
-    async def claim_job(self, *, instance: str, now: float, lease_s: float) -> PcapJob | None:
+    async def claim_job(self, *, instance: str, now: float, lease_s: float) -> Job | None:
         """Take the oldest queued job, or a running one whose lease lapsed before ``now``
         (its instance died): state running, owner ``instance``, attempt + 1."""
 
@@ -580,7 +583,7 @@ class PcapRepo(ABC):
         """End a running job (done | failed); False when it is no longer ours."""
 
     @abstractmethod
-    async def cancel_job(self, file_id: str) -> PcapJob | None:
+    async def cancel_job(self, file_id: str) -> Job | None:
         """Cancel a queued or running job; the job as it was, or None if not cancellable."""
 
     @abstractmethod
@@ -589,11 +592,16 @@ class PcapRepo(ABC):
 
     @abstractmethod
     async def delete_job(self, file_id: str) -> None:
-        """The job, its packets and its statistics."""
+        """The job and what it derived (a capture's packets and statistics)."""
 
     @abstractmethod
     async def delete_project_jobs(self, project_id: str) -> list[str]:
-        """Everything of the project's captures; their file ids."""
+        """Every job of the project and what they derived; their file ids."""
+
+
+class PcapRepo(JobQueue):
+    """Capture ingest jobs, packet rows (keyset-paged by frame number) and the capture's
+    statistics (JSON documents by name)."""
 
     @abstractmethod
     async def add_packets(self, file_id: str, attempt: int,
@@ -631,6 +639,139 @@ class PcapRepo(ABC):
     async def get_stats(self, file_id: str, name: str) -> object | None: ...
 
 
+# -- imported chats (chat-history import) ------------------------------------------------
+
+@dataclass(frozen=True)
+class ChatParticipant:
+    name: str
+    messages: int  # kind "message" only
+
+
+@dataclass(frozen=True)
+class ImportedChat:
+    id: str
+    project_id: str
+    file_id: str
+    name: str
+    platform: str
+    participants: tuple[ChatParticipant, ...]  # most messages first
+    message_count: int  # kind "message" only
+    system_count: int
+    first_time: datetime | None
+    last_time: datetime | None
+    imported_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ChatLine:
+    """One message of an imported chat (``ChatMessage`` is the AI chat's)."""
+
+    id: str
+    chat_id: str
+    seq: int  # 1, 2, … in the chat's order (oldest first)
+    time: datetime
+    author: str
+    author_id: str | None
+    text: str
+    kind: str  # message | system
+    reply_to: str | None  # id of a ChatLine of the same chat
+    source_id: str | None  # the platform's own id
+    attachments: tuple[dict, ...]
+    reactions: tuple[dict, ...]
+    edited: bool
+    deleted: bool
+
+
+@dataclass(frozen=True)
+class ChatHit:
+    chat_id: str
+    message_id: str
+    author: str
+    time: datetime
+    text: str
+    snippet: str  # the hit marked with « »
+    score: float  # higher is more relevant
+
+
+class ImportedChatRepo(ABC):
+    """Chats brought in from other platforms and their messages, with full-text search.
+
+    An import writes its chats hidden (``begin_chat``, ``add_lines``) and makes them visible
+    at once with ``publish_chats``, so readers never see a partial import; a failed or
+    restarted import drops its hidden chats (``discard_import``). Writes carry the import's
+    ``attempt``: a writer whose attempt is not the chat's is refused (returns False).
+    """
+
+    @abstractmethod
+    async def begin_chat(self, *, project_id: str, file_id: str, attempt: int, name: str,
+                         platform: str, imported_by: str) -> str:
+        """A new hidden chat; its id."""
+
+    @abstractmethod
+    async def add_lines(self, chat_id: str, attempt: int, first_seq: int,
+                        messages: Sequence[ParsedMessage]) -> bool:
+        """Store ``messages`` as seq ``first_seq``, ``first_seq + 1``, …; False (nothing
+        stored) when the chat is gone or belongs to another attempt."""
+
+    @abstractmethod
+    async def publish_chats(self, file_id: str, attempt: int) -> list[ImportedChat]:
+        """Finish ``attempt``'s hidden chats of ``file_id``: count participants and kinds,
+        resolve ``reply_source`` to ``reply_to`` within each chat, index for search, and
+        make them visible. Returns them in the order they were begun."""
+
+    @abstractmethod
+    async def discard_import(self, file_id: str) -> None:
+        """Drop every hidden chat of ``file_id`` (any attempt) with its lines."""
+
+    @abstractmethod
+    async def get_chat(self, chat_id: str) -> ImportedChat | None:
+        """A visible chat."""
+
+    @abstractmethod
+    async def list_chats(self, project_id: str, *, cursor: str | None = None,
+                         limit: int = 50) -> Page[ImportedChat]:
+        """A project's visible chats, newest first."""
+
+    @abstractmethod
+    async def list_lines(self, chat_id: str, *, cursor: str | None = None, limit: int = 100,
+                         author: str | None = None, since: datetime | None = None,
+                         until: datetime | None = None,
+                         around: str | None = None) -> Page[ChatLine]:
+        """Messages oldest first, keyset-paged by seq; filtered by author (exact) and time
+        (inclusive). ``around`` (a message id) starts the page ``limit // 2`` messages before
+        that message."""
+
+    @abstractmethod
+    async def search(self, project_id: str, query: str, *, chat_id: str | None = None,
+                     author: str | None = None, since: datetime | None = None,
+                     until: datetime | None = None, cursor: str | None = None,
+                     limit: int = 20) -> Page[ChatHit]:
+        """Full-text search over a project's visible chats: words (all must match),
+        "quoted phrases", prefix* terms, case- and diacritics-insensitive; ranked by
+        relevance, then newest first; keyset-paged. A query with nothing searchable raises
+        BadRequest."""
+
+    @abstractmethod
+    async def rename_chat(self, chat_id: str, name: str) -> ImportedChat | None: ...
+
+    @abstractmethod
+    async def delete_chat(self, chat_id: str) -> ImportedChat | None:
+        """Delete a chat and its lines; the chat as it was."""
+
+    @abstractmethod
+    async def delete_file_chats(self, file_id: str) -> list[str]:
+        """Every chat (hidden or visible) imported from ``file_id``; their ids."""
+
+    @abstractmethod
+    async def delete_project_chats(self, project_id: str) -> list[str]: ...
+
+    @abstractmethod
+    async def activity(self, chat_id: str, *, bucket: str = "month") -> list[tuple[str, int]]:
+        """Messages (kind "message") per ``bucket`` ("day" | "month", UTC: "2024-05" or
+        "2024-05-17"), oldest first."""
+
+
 class Store(ABC):
     """One object per process; opened and closed by the app's cleanup context."""
 
@@ -642,6 +783,8 @@ class Store(ABC):
     ticks: TickRepo
     pcap: PcapRepo
     chat: ChatRepo
+    chats: ImportedChatRepo
+    chat_imports: JobQueue
     backend: str  # "sqlite" | "mongo", for /ready and logs
 
     @abstractmethod

@@ -13,6 +13,7 @@ from pymongo import AsyncMongoClient
 from store.base import Store
 from store.mongo.chat import MongoChat, create_chat_indexes
 from store.mongo.files import MongoFiles, create_file_indexes
+from store.mongo.jobs import MongoJobs, create_job_indexes
 from store.mongo.pcap import MongoPcap, create_pcap_indexes
 from store.mongo.projects import MongoProjects, create_project_indexes
 from store.mongo.tables import MongoTables, MongoTicks, create_table_indexes
@@ -38,6 +39,7 @@ class MongoStore(Store):
         self.tables = MongoTables(self.db)
         self.ticks = MongoTicks(self.db)
         self.pcap = MongoPcap(self.db)
+        self.chat_imports = MongoJobs(self.db["chat_import_jobs"])
         self.chat = MongoChat(self.db)
 
     @classmethod
@@ -57,6 +59,7 @@ class MongoStore(Store):
         await create_file_indexes(self.db)
         await create_table_indexes(self.db)
         await create_pcap_indexes(self.db)
+        await create_job_indexes(self.db["chat_import_jobs"])
         await create_chat_indexes(self.db)
 
     async def ping(self) -> None:

@@ -1,7 +1,6 @@
 """Capture ingest jobs, packet rows and capture statistics on MongoDB.
 
-- ``pcap_jobs``: one document per capture file (``_id`` = file id); claims and lease
-  renewals are single-document conditional updates, fenced by ``attempt``.
+- ``pcap_jobs``: one document per capture file (``store/mongo/jobs.py``).
 - ``pcap_packets``: one document per frame, ``_id`` = "<fileId>:<number, zero-padded>", so a
   frame is stored once however many times an interrupted ingest re-sends it; indexes per
   filter column end in ``number`` so pages are index range scans from the cursor.
@@ -12,23 +11,22 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import Any, overload
+from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError
 
-from store.base import PacketFilter, Page, PcapJob, PcapPacket, PcapRepo
-from store.ids import new_id
+from store.base import PacketFilter, Page, PcapPacket, PcapRepo
 from store.mongo import common
+from store.mongo.jobs import MongoJobs, create_job_indexes
 
 PART_CHARS = 8 << 20
 DUPLICATE_KEY = 11000
 
 
 async def create_pcap_indexes(db: Any) -> None:
-    jobs, packets = db["pcap_jobs"], db["pcap_packets"]
-    await jobs.create_index([("state", 1), ("queueKey", 1)], name="state_queueKey")
-    await jobs.create_index("projectId", name="projectId")
+    packets = db["pcap_packets"]
+    await create_job_indexes(db["pcap_jobs"])
     await packets.create_index([("fileId", 1), ("number", 1)], name="fileId_number",
                                unique=True)
     for column in ("protoLc", "src", "dst", "sport", "dport"):
@@ -38,23 +36,6 @@ async def create_pcap_indexes(db: Any) -> None:
                                name="fileId_stream_number")
     await db["pcap_stats"].create_index([("fileId", 1), ("name", 1), ("part", 1)],
                                         name="fileId_name_part")
-
-
-@overload
-def _job(doc: dict) -> PcapJob: ...
-@overload
-def _job(doc: None) -> None: ...
-def _job(doc: dict | None) -> PcapJob | None:
-    if doc is None:
-        return None
-    return PcapJob(file_id=doc["_id"], project_id=doc["projectId"], state=doc["state"],
-                   attempt=doc["attempt"], owner=doc.get("owner"),
-                   lease_until=doc.get("leaseUntil"),
-                   progress=common.plain(doc.get("progress") or {}),
-                   error=doc.get("error"), requested_by=doc["requestedBy"],
-                   queue_key=doc["queueKey"], created_at=doc["createdAt"],
-                   updated_at=doc["updatedAt"], started_at=doc.get("startedAt"),
-                   finished_at=doc.get("finishedAt"))
 
 
 def _packet(d: dict) -> PcapPacket:
@@ -76,94 +57,16 @@ def _doc(file_id: str, p: PcapPacket) -> dict:
 AFTER = ReturnDocument.AFTER
 
 
-class MongoPcap(PcapRepo):
+class MongoPcap(MongoJobs, PcapRepo):
     def __init__(self, db: Any):
+        super().__init__(db["pcap_jobs"])
         self.db = db
-        self.jobs = db["pcap_jobs"]
         self.packets = db["pcap_packets"]
         self.stats = db["pcap_stats"]
 
-    async def _owns(self, file_id: str, attempt: int) -> bool:
-        return await self.jobs.find_one({"_id": file_id, "state": "running",
-                                         "attempt": attempt}, {"_id": 1}) is not None
-
-    # -- jobs -----------------------------------------------------------------------------
-
-    async def queue_job(self, *, file_id, project_id, requested_by) -> PcapJob:
-        at = common.now()
-        fresh = {"state": "queued", "owner": None, "leaseUntil": None, "progress": {},
-                 "error": None, "requestedBy": requested_by, "queueKey": new_id(),
-                 "updatedAt": at, "startedAt": None, "finishedAt": None}
-        # Requeue a finished job; an active one is left as it is.
-        doc = await self.jobs.find_one_and_update(
-            {"_id": file_id, "state": {"$nin": ["queued", "running"]}}, {"$set": fresh},
-            return_document=AFTER)
-        if doc is None:
-            await self.jobs.update_one(
-                {"_id": file_id},
-                {"$setOnInsert": {**fresh, "projectId": project_id, "attempt": 0,
-                                  "createdAt": at}}, upsert=True)
-            doc = await self.jobs.find_one({"_id": file_id})
-        return _job(doc)
-
-    async def get_job(self, file_id) -> PcapJob | None:
-        return _job(await self.jobs.find_one({"_id": file_id}))
-
-    async def claim_job(self, *, instance, now, lease_s) -> PcapJob | None:
-        stamp = common.now()
-        update = {"$set": {"state": "running", "owner": instance, "leaseUntil": now + lease_s,
-                           "updatedAt": stamp, "startedAt": stamp}, "$inc": {"attempt": 1}}
-        for query in ({"state": "running", "leaseUntil": {"$lt": now}}, {"state": "queued"}):
-            doc = await self.jobs.find_one_and_update(query, update, sort=[("queueKey", 1)],
-                                                      return_document=AFTER)
-            if doc is not None:
-                return _job(doc)
-        return None
-
-    async def renew_job(self, file_id, *, attempt, lease_until, progress=None) -> bool:
-        fields = {"leaseUntil": lease_until, "updatedAt": common.now()}
-        if progress is not None:
-            fields["progress"] = progress
-        result = await self.jobs.update_one({"_id": file_id, "state": "running",
-                                             "attempt": attempt}, {"$set": fields})
-        return result.matched_count > 0
-
-    async def finish_job(self, file_id, *, attempt, state, error=None, progress=None) -> bool:
-        at = common.now()
-        fields = {"state": state, "error": error, "owner": None, "leaseUntil": None,
-                  "updatedAt": at, "finishedAt": at}
-        if progress is not None:
-            fields["progress"] = progress
-        result = await self.jobs.update_one({"_id": file_id, "state": "running",
-                                             "attempt": attempt}, {"$set": fields})
-        return result.matched_count > 0
-
-    async def cancel_job(self, file_id) -> PcapJob | None:
-        at = common.now()
-        doc = await self.jobs.find_one_and_update(
-            {"_id": file_id, "state": {"$in": ["queued", "running"]}},
-            {"$set": {"state": "cancelled", "owner": None, "leaseUntil": None,
-                      "updatedAt": at, "finishedAt": at}})
-        return _job(doc)
-
-    async def queue_position(self, file_id) -> int | None:
-        doc = await self.jobs.find_one({"_id": file_id}, {"state": 1, "queueKey": 1})
-        if doc is None or doc["state"] != "queued":
-            return None
-        return await self.jobs.count_documents({"state": "queued",
-                                                "queueKey": {"$lte": doc["queueKey"]}})
-
-    async def delete_job(self, file_id) -> None:
-        await self.jobs.delete_one({"_id": file_id})
+    async def _on_delete(self, file_id: str) -> None:
         await self.packets.delete_many({"fileId": file_id})
         await self.stats.delete_many({"fileId": file_id})
-
-    async def delete_project_jobs(self, project_id) -> list[str]:
-        docs = await self.jobs.find({"projectId": project_id}, {"_id": 1}).to_list(None)
-        ids = [d["_id"] for d in docs]
-        for file_id in ids:
-            await self.delete_job(file_id)
-        return ids
 
     # -- packets --------------------------------------------------------------------------
 

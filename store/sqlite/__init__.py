@@ -7,6 +7,7 @@ from store.base import Store
 from store.sqlite.chat import SqliteChat
 from store.sqlite.db import Database
 from store.sqlite.files import SqliteFiles
+from store.sqlite.jobs import SqliteJobs
 from store.sqlite.pcap import SqlitePcap
 from store.sqlite.projects import SqliteProjects
 from store.sqlite.tables import SqliteTables, SqliteTicks
@@ -25,6 +26,7 @@ class SqliteStore(Store):
         self.tables = SqliteTables(db)
         self.ticks = SqliteTicks(db)
         self.pcap = SqlitePcap(db)
+        self.chat_imports = SqliteJobs(db, "chat_import_jobs")
         self.chat = SqliteChat(db)
 
     @classmethod

@@ -3,6 +3,8 @@
 Never edit a released step: add a new one.
 """
 
+from store.sqlite.jobs import job_table_sql
+
 MIGRATIONS: list[tuple[int, list[str]]] = [
     (1, [
         """CREATE TABLE users (
@@ -177,4 +179,5 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         )""",
         "CREATE INDEX chat_file_context_project ON chat_file_context(project_id)",
     ]),
+    (7, job_table_sql("chat_import_jobs")),  # chat-history import jobs (6 is the chats')
 ]

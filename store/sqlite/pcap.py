@@ -12,12 +12,11 @@ transaction, so an instance that lost its lease cannot write after the new owner
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 
-from store.base import PacketFilter, Page, PcapJob, PcapPacket, PcapRepo
-from store.ids import iso, new_id, parse_iso, utcnow
+from store.base import PacketFilter, Page, PcapPacket, PcapRepo
 from store.sqlite.db import Database
+from store.sqlite.jobs import SqliteJobs
 
 _COLS = ("id, ts, len, caplen, src, dst, sport, dport, l4, stream, proto, info, off, reclen,"
          " sec")
@@ -67,157 +66,35 @@ def _delete_packets(conn, file_id: str) -> None:
         conn.execute(f"DROP TABLE {name}")
 
 
-def _job(r: sqlite3.Row | None) -> PcapJob | None:
-    if r is None:
-        return None
-    return PcapJob(file_id=r["file_id"], project_id=r["project_id"], state=r["state"],
-                   attempt=r["attempt"], owner=r["owner"], lease_until=r["lease_until"],
-                   progress=json.loads(r["progress"]),
-                   error=json.loads(r["error"]) if r["error"] else None,
-                   requested_by=r["requested_by"], queue_key=r["queue_key"],
-                   created_at=parse_iso(r["created_at"]), updated_at=parse_iso(r["updated_at"]),
-                   started_at=parse_iso(r["started_at"]), finished_at=parse_iso(r["finished_at"]))
-
-
 def _packet(r) -> PcapPacket:
     return PcapPacket(number=r[0], ts=r[1], length=r[2], caplen=r[3], src=r[4], dst=r[5],
                       sport=r[6], dport=r[7], l4=r[8], stream=r[9], protocol=r[10], info=r[11],
                       offset=r[12], reclen=r[13], section=r[14])
 
 
-def _owns(conn, file_id: str, attempt: int) -> bool:
-    row = conn.execute("SELECT state, attempt FROM pcap_jobs WHERE file_id=?",
-                       (file_id,)).fetchone()
-    return row is not None and row["state"] == "running" and row["attempt"] == attempt
-
-
-class SqlitePcap(PcapRepo):
+class SqlitePcap(SqliteJobs, PcapRepo):
     def __init__(self, db: Database):
-        self.db = db
+        super().__init__(db, "pcap_jobs")
 
-    # -- jobs -----------------------------------------------------------------------------
+    # -- what a capture's job adds --------------------------------------------------------
 
-    async def queue_job(self, *, file_id, project_id, requested_by) -> PcapJob:
-        now = iso(utcnow())
+    def _new_columns(self, conn):
+        # The capture's packet table is named after this small integer.
+        return {"cap": conn.execute("SELECT COALESCE(MAX(cap), 0) + 1 FROM pcap_jobs")
+                .fetchone()[0]}
 
-        def tx(conn):
-            row = conn.execute("SELECT * FROM pcap_jobs WHERE file_id=?", (file_id,)).fetchone()
-            if row is not None and row["state"] in ("queued", "running"):
-                return _job(row)
-            if row is None:
-                cap = conn.execute("SELECT COALESCE(MAX(cap), 0) + 1 FROM pcap_jobs").fetchone()[0]
-                conn.execute(
-                    "INSERT INTO pcap_jobs (file_id, cap, project_id, state, attempt, progress,"
-                    " requested_by, queue_key, created_at, updated_at)"
-                    " VALUES (?,?,?,'queued',0,'{}',?,?,?,?)",
-                    (file_id, cap, project_id, requested_by, new_id(), now, now))
-            else:
-                conn.execute(
-                    "UPDATE pcap_jobs SET state='queued', owner=NULL, lease_until=NULL,"
-                    " progress='{}', error=NULL, requested_by=?, queue_key=?, updated_at=?,"
-                    " started_at=NULL, finished_at=NULL WHERE file_id=?",
-                    (requested_by, new_id(), now, file_id))
-            return _job(conn.execute("SELECT * FROM pcap_jobs WHERE file_id=?",
-                                     (file_id,)).fetchone())
+    def _on_done(self, conn, file_id):
+        _index(conn, file_id)
 
-        return await self.db.write(tx)
-
-    async def get_job(self, file_id) -> PcapJob | None:
-        return await self.db.read(lambda c: _job(c.execute(
-            "SELECT * FROM pcap_jobs WHERE file_id=?", (file_id,)).fetchone()))
-
-    async def claim_job(self, *, instance, now, lease_s) -> PcapJob | None:
-        stamp = iso(utcnow())
-
-        def tx(conn):
-            row = conn.execute(
-                "SELECT * FROM pcap_jobs WHERE (state='running' AND lease_until<?)"
-                " OR state='queued' ORDER BY state='queued', queue_key LIMIT 1",
-                (now,)).fetchone()
-            if row is None:
-                return None
-            conn.execute(
-                "UPDATE pcap_jobs SET state='running', owner=?, lease_until=?,"
-                " attempt=attempt+1, updated_at=?, started_at=? WHERE file_id=?",
-                (instance, now + lease_s, stamp, stamp, row["file_id"]))
-            return _job(conn.execute("SELECT * FROM pcap_jobs WHERE file_id=?",
-                                     (row["file_id"],)).fetchone())
-
-        return await self.db.write(tx)
-
-    async def renew_job(self, file_id, *, attempt, lease_until, progress=None) -> bool:
-        def tx(conn):
-            sets, args = ["lease_until=?", "updated_at=?"], [lease_until, iso(utcnow())]
-            if progress is not None:
-                sets.append("progress=?")
-                args.append(json.dumps(progress))
-            return conn.execute(
-                f"UPDATE pcap_jobs SET {', '.join(sets)} WHERE file_id=? AND state='running'"
-                " AND attempt=?", (*args, file_id, attempt)).rowcount > 0
-
-        return await self.db.write(tx)
-
-    async def finish_job(self, file_id, *, attempt, state, error=None, progress=None) -> bool:
-        now = iso(utcnow())
-
-        def tx(conn):
-            if state == "done" and _owns(conn, file_id, attempt):
-                _index(conn, file_id)
-            return conn.execute(
-                "UPDATE pcap_jobs SET state=?, error=?, progress=COALESCE(?, progress),"
-                " owner=NULL, lease_until=NULL, updated_at=?, finished_at=?"
-                " WHERE file_id=? AND state='running' AND attempt=?",
-                (state, json.dumps(error) if error else None,
-                 json.dumps(progress) if progress is not None else None, now, now, file_id,
-                 attempt)).rowcount > 0
-
-        return await self.db.write(tx)
-
-    async def cancel_job(self, file_id) -> PcapJob | None:
-        now = iso(utcnow())
-
-        def tx(conn):
-            row = conn.execute("SELECT * FROM pcap_jobs WHERE file_id=? AND state IN"
-                               " ('queued','running')", (file_id,)).fetchone()
-            if row is None:
-                return None
-            conn.execute("UPDATE pcap_jobs SET state='cancelled', owner=NULL, lease_until=NULL,"
-                         " updated_at=?, finished_at=? WHERE file_id=?", (now, now, file_id))
-            return _job(row)
-
-        return await self.db.write(tx)
-
-    async def queue_position(self, file_id) -> int | None:
-        def read(conn):
-            row = conn.execute("SELECT state, queue_key FROM pcap_jobs WHERE file_id=?",
-                               (file_id,)).fetchone()
-            if row is None or row["state"] != "queued":
-                return None
-            return conn.execute("SELECT COUNT(*) FROM pcap_jobs WHERE state='queued' AND"
-                                " queue_key<=?", (row["queue_key"],)).fetchone()[0]
-
-        return await self.db.read(read)
-
-    async def delete_job(self, file_id) -> None:
-        def tx(conn):
-            _delete_packets(conn, file_id)
-            for table in ("pcap_jobs", "pcap_stats"):
-                conn.execute(f"DELETE FROM {table} WHERE file_id=?", (file_id,))
-
-        await self.db.write(tx)
-
-    async def delete_project_jobs(self, project_id) -> list[str]:
-        ids = await self.db.read(lambda c: [r[0] for r in c.execute(
-            "SELECT file_id FROM pcap_jobs WHERE project_id=?", (project_id,))])
-        for file_id in ids:
-            await self.delete_job(file_id)
-        return ids
+    def _on_delete(self, conn, file_id):
+        _delete_packets(conn, file_id)
+        conn.execute("DELETE FROM pcap_stats WHERE file_id=?", (file_id,))
 
     # -- packets --------------------------------------------------------------------------
 
     async def add_packets(self, file_id, attempt, packets: Sequence[PcapPacket]) -> bool:
         def tx(conn):
-            if not _owns(conn, file_id, attempt):
+            if not self._owns(conn, file_id, attempt):
                 return False
             name = _create_table(conn, file_id)
             conn.executemany(
@@ -302,7 +179,7 @@ class SqlitePcap(PcapRepo):
                    for name, value in stats.items()]
 
         def tx(conn):
-            if not _owns(conn, file_id, attempt):
+            if not self._owns(conn, file_id, attempt):
                 return False
             conn.executemany("INSERT OR REPLACE INTO pcap_stats (file_id, name, part, data)"
                              " VALUES (?,?,0,?)", encoded)

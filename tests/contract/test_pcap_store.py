@@ -1,5 +1,6 @@
-"""PcapRepo contract: jobs (queue, claim, lease, fencing, cancel, positions), packet rows
-(idempotent inserts, keyset paging with every filter) and statistics, on every backend."""
+"""PcapRepo contract: its jobs fencing packet writes (the queue itself: test_job_queue.py),
+packet rows (idempotent inserts, keyset paging with every filter) and statistics, on every
+backend."""
 from __future__ import annotations
 
 import time
@@ -24,38 +25,6 @@ async def running(store, file_id=None, project_id="p1"):
     job = await store.pcap.claim_job(instance="i1", now=time.time(), lease_s=30)
     assert job.file_id == file_id
     return job
-
-
-async def test_queue_claim_renew_finish(store):
-    pcap = store.pcap
-    a, b = new_id(), new_id()
-    ja = await pcap.queue_job(file_id=a, project_id="p1", requested_by="u1")
-    assert (ja.state, ja.attempt, ja.owner, ja.progress) == ("queued", 0, None, {})
-    await pcap.queue_job(file_id=b, project_id="p1", requested_by="u1")
-    assert await pcap.queue_position(a) == 1 and await pcap.queue_position(b) == 2
-    again = await pcap.queue_job(file_id=a, project_id="p1", requested_by="u2")
-    assert again == ja  # an active job is returned unchanged
-
-    now = time.time()
-    claimed = await pcap.claim_job(instance="i1", now=now, lease_s=30)
-    assert (claimed.file_id, claimed.state, claimed.owner, claimed.attempt) == (a, "running",
-                                                                                "i1", 1)
-    assert claimed.lease_until == now + 30
-    assert await pcap.queue_position(a) is None and await pcap.queue_position(b) == 1
-    assert await pcap.renew_job(a, attempt=1, lease_until=now + 60, progress={"packets": 5})
-    assert (await pcap.get_job(a)).progress == {"packets": 5}
-    assert not await pcap.renew_job(a, attempt=0, lease_until=now + 60)
-    assert await pcap.finish_job(a, attempt=1, state="done", progress={"percent": 100.0})
-    done = await pcap.get_job(a)
-    assert (done.state, done.owner, done.progress, done.error) == ("done", None,
-                                                                   {"percent": 100.0}, None)
-    assert done.finished_at is not None
-    assert not await pcap.finish_job(a, attempt=1, state="failed")
-
-    # Requeueing a finished job keeps its attempt count (attempts fence across runs).
-    requeued = await pcap.queue_job(file_id=a, project_id="p1", requested_by="u1")
-    assert (requeued.state, requeued.attempt) == ("queued", 1)
-    assert await pcap.queue_position(a) == 2  # behind b
 
 
 async def test_a_lapsed_lease_is_taken_over_and_fences_the_old_owner(store):
