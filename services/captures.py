@@ -28,10 +28,10 @@ from ingest.pcap.dissect import Dissector
 from ingest.pcap.flows import KINDS, endpoints
 from ingest.pcap.run import Cancelled, CaptureError, IngestRun, decompress_if_gzip
 from services.container import Core
+from services.jobs import JobEvents, JobRun, JobWorker
 from services.quotas import spend_guest_quota
 from store.base import FileRecord, Job
 from store.errors import EventError
-from store.ids import iso
 
 log = logging.getLogger("server.pcap")
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".cap.gz")
@@ -39,7 +39,6 @@ CAPTURE_MIMES = ("application/vnd.tcpdump.pcap", "application/x-pcapng")
 INFLIGHT = 2
 CACHED_CAPTURES = 8
 STALE_WORK_S = 6 * 3600
-POLL_S = 2.0
 LINK_NAMES = {0: "null", 1: "ether", 101: "rawip", 12: "rawip", 14: "rawip", 105: "ieee-802-11",
               113: "linux-sll", 127: "ieee-802-11-radiotap", 228: "rawip4", 229: "rawip6",
               239: "nflog", 276: "linux-sll2", 9: "ppp", 108: "loop"}
@@ -49,34 +48,17 @@ def is_capture(name: str, mime: str) -> bool:
     return mime in CAPTURE_MIMES or name.lower().endswith(CAPTURE_SUFFIXES)
 
 
-def job_view(job: Job, position: int | None = None) -> dict:
-    return {"fileId": job.file_id, "projectId": job.project_id, "state": job.state,
-            "attempt": job.attempt, "progress": job.progress, "error": job.error,
-            "position": position, "owner": job.owner, "queuedAt": iso(job.created_at),
-            "startedAt": iso(job.started_at), "finishedAt": iso(job.finished_at)}
+class PcapService(JobWorker):
+    name = "pcap"
+    events = JobEvents(queued="pcap:queued", progress="pcap:progress", failed="pcap:failed",
+                       cancelled="pcap:cancelled")
+    cancelled_errors = (Cancelled,)
+    input_errors = (CaptureError,)
 
-
-class _Run:
-    """One running ingest on this instance."""
-
-    def __init__(self, job: Job):
-        self.job = job
-        self.cancel = threading.Event()
-        self.why = ""  # cancelled | lost | shutdown
-        self.progress: dict = {}
-        self.task: asyncio.Task | None = None
-
-
-class PcapService:
     def __init__(self, core: Core):
-        self.core = core
         settings = core.settings
-        self.instance = settings.instance_id
-        self.slots = max(1, settings.ingest_concurrency)
-        self.lease_s = max(1.0, settings.ingest_lease_s)
-        self.running: dict[str, _Run] = {}
-        self.wake = asyncio.Event()
-        self._loop_task: asyncio.Task | None = None
+        super().__init__(core, core.store.pcap, slots=settings.ingest_concurrency,
+                         lease_s=settings.ingest_lease_s)
         self.dissector = Dissector()
         self.cache: OrderedDict = OrderedDict()  # (fileId, attempt, name) -> stats document
         self.cache_size = 64
@@ -93,8 +75,7 @@ class PcapService:
     async def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(_sweep, self.workdir.parent, self.core.clock.time() - STALE_WORK_S)
-        self.core.bus.on("pcap:cancel", self._on_cancel_message)
-        self._loop_task = asyncio.create_task(self._claim_loop(), name="pcap-claims")
+        await super().start()
 
     def attach(self) -> None:
         """React to uploads, deletions and project deletions (every instance registers)."""
@@ -123,148 +104,19 @@ class PcapService:
             await self.core.blobs.delete(derived_key(file_id))
 
     async def stop(self) -> None:
-        if self._loop_task:
-            self._loop_task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._loop_task
-        for run in list(self.running.values()):
-            run.why = "shutdown"
-            run.cancel.set()
-        tasks = [r.task for r in self.running.values() if r.task]
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await super().stop()
         await self.dissector.close()
 
-    # -- queue ----------------------------------------------------------------------------
-
-    async def enqueue(self, file_id: str, project_id: str, user_id: str) -> dict:
-        before = await self.store.get_job(file_id)
-        if before is not None and before.state in ("done", "failed", "cancelled"):
-            await self._discard(file_id)  # a new run starts from nothing, not a resume
-        job = await self.store.queue_job(file_id=file_id, project_id=project_id,
-                                         requested_by=user_id)
-        self.wake.set()
-        position = await self.store.queue_position(file_id)
-        view = job_view(job, position)
-        if job.state == "queued":
-            await self._push(project_id, "pcap:queued", {"fileId": file_id, "position": position})
-        return view
-
-    async def view(self, file_id: str) -> dict | None:
-        job = await self.store.get_job(file_id)
-        if job is None:
-            return None
-        return job_view(job, await self.store.queue_position(file_id))
-
-    async def cancel(self, job: Job) -> None:
-        await self.core.bus.publish("pcap:cancel", {"fileId": job.file_id})
-        await self._discard(job.file_id)
-        await self._push(job.project_id, "pcap:cancelled", {"fileId": job.file_id})
-
     async def forget(self, file_id: str) -> None:
-        """The file is gone: stop its ingest and remove everything derived from it."""
-        job = await self.store.cancel_job(file_id)
-        if job is not None:
-            await self.core.bus.publish("pcap:cancel", {"fileId": file_id})
-        await self.store.delete_job(file_id)
+        await super().forget(file_id)
         await self.core.blobs.delete(derived_key(file_id))
 
-    async def _on_cancel_message(self, data: dict) -> None:
-        run = self.running.get(str(data.get("fileId")))
-        if run is not None:
-            run.why = "cancelled"
-            run.cancel.set()
-
-    async def _discard(self, file_id: str) -> None:
+    async def discard(self, file_id: str) -> None:
         await self.store.delete_packets(file_id)
-
-    async def _claim_loop(self) -> None:
-        while True:
-            try:
-                while len(self.running) < self.slots:
-                    job = await self.store.claim_job(instance=self.instance,
-                                                     now=self.core.clock.time(),
-                                                     lease_s=self.lease_s)
-                    if job is None:
-                        break
-                    run = _Run(job)
-                    self.running[job.file_id] = run
-                    run.task = asyncio.create_task(self._run(run), name=f"pcap-{job.file_id}")
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("claiming capture jobs failed")
-            await self._idle(min(POLL_S, self.lease_s / 3))
-            self.wake.clear()
-
-    async def _idle(self, seconds: float) -> None:
-        """Until ``wake`` is set or ``seconds`` pass on the clock (a lapsed lease elsewhere is
-        only seen by polling)."""
-        if self.wake.is_set():
-            return
-        waits = [asyncio.ensure_future(self.wake.wait()),
-                 asyncio.ensure_future(self.core.clock.sleep(seconds))]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for wait in waits:
-                wait.cancel()
-            await asyncio.gather(*waits, return_exceptions=True)
 
     # -- one ingest -----------------------------------------------------------------------
 
-    async def _run(self, run: _Run) -> None:
-        job = run.job
-        renew = asyncio.create_task(self._renew_loop(run))
-        try:
-            await self._ingest(run)
-        except Cancelled:
-            if run.why == "cancelled":
-                await self._discard(job.file_id)
-            elif run.why == "shutdown":  # hand it back; the next instance to claim resumes it
-                await self.store.finish_job(job.file_id, attempt=job.attempt, state="queued")
-        except CaptureError as exc:
-            await self._fail(job, "bad_request", exc.reason, exc.message)
-        except Exception as exc:
-            log.exception("ingest of %s failed", job.file_id)
-            await self._fail(job, "internal", "internal",
-                             f"ingest failed: {exc.__class__.__name__}")
-        finally:
-            renew.cancel()
-            with contextlib.suppress(BaseException):
-                await renew
-            self.running.pop(job.file_id, None)
-            self.wake.set()
-
-    async def _renew_loop(self, run: _Run) -> None:
-        job = run.job
-        while True:
-            await self.core.clock.sleep(self.lease_s / 3)
-            try:
-                ours = await self.store.renew_job(job.file_id, attempt=job.attempt,
-                                                  lease_until=self.core.clock.time()
-                                                  + self.lease_s,
-                                                  progress=run.progress or None)
-            except Exception:
-                log.exception("renewing the lease of %s failed", job.file_id)
-                continue
-            if not ours:
-                current = await self.store.get_job(job.file_id)
-                run.why = "cancelled" if current is None or current.state == "cancelled" \
-                    else "lost"
-                run.cancel.set()
-                return
-
-    async def _fail(self, job: Job, code: str, reason: str, message: str) -> None:
-        await self._discard(job.file_id)
-        error = {"code": code, "reason": reason, "message": message}
-        if await self.store.finish_job(job.file_id, attempt=job.attempt, state="failed",
-                                       error=error):
-            await self._push(job.project_id, "pcap:failed",
-                             {"fileId": job.file_id, "code": code, "reason": reason,
-                              "message": message})
-
-    async def _ingest(self, run: _Run) -> None:
+    async def work(self, run: JobRun) -> None:
         job = run.job
         record = await self.core.store.files.get_file(job.file_id)
         if record is None:
@@ -298,7 +150,7 @@ class PcapService:
             fut.add_done_callback(pending.discard)
 
         def on_progress(progress):  # worker thread
-            loop.call_soon_threadsafe(self._progress, run, progress)
+            loop.call_soon_threadsafe(self.progress, run, progress)
 
         async with self.core.blobs.local_copy(record.storage_key, ".pcap") as path:
             inflated = await asyncio.to_thread(decompress_if_gzip, Path(path), self.workdir)
@@ -331,14 +183,9 @@ class PcapService:
                  "percent": 100.0, "rate": run.progress.get("rate"), "etaSeconds": 0}
         if await self.store.finish_job(job.file_id, attempt=job.attempt, state="done",
                                        progress=final):
-            await self._push(job.project_id, "pcap:progress", {"fileId": job.file_id, **final})
-            await self._push(job.project_id, "pcap:done",
+            await self.push(job.project_id, "pcap:progress", {"fileId": job.file_id, **final})
+            await self.push(job.project_id, "pcap:done",
                              {"fileId": job.file_id, "summary": stats["summary"]})
-
-    def _progress(self, run: _Run, progress: dict) -> None:
-        run.progress = progress
-        asyncio.ensure_future(self._push(run.job.project_id, "pcap:progress",
-                                         {"fileId": run.job.file_id, **progress}))
 
     async def _store_derived(self, file_id: str, path: Path) -> None:
         writer = await self.core.blobs.create(derived_key(file_id))
@@ -350,12 +197,6 @@ class PcapService:
         except BaseException:
             await writer.abort()
             raise
-
-    async def _push(self, project_id: str, event: str, data: dict) -> None:
-        try:
-            await self.core.gateway.push_project(project_id, event, data)
-        except Exception:
-            log.exception("push %s failed", event)
 
     # -- reading a finished capture ---------------------------------------------------------
 
