@@ -107,12 +107,13 @@ class JobWorker(ABC):
 
     # -- queue ----------------------------------------------------------------------------
 
-    async def enqueue(self, file_id: str, project_id: str, user_id: str) -> dict:
+    async def enqueue(self, file_id: str, project_id: str, user_id: str,
+                      params: dict | None = None) -> dict:
         before = await self.queue.get_job(file_id)
         if before is not None and before.state in ("done", "failed", "cancelled"):
             await self.discard(file_id)  # a new run starts from nothing, not a resume
         job = await self.queue.queue_job(file_id=file_id, project_id=project_id,
-                                         requested_by=user_id)
+                                         requested_by=user_id, params=params)
         self.wake.set()
         position = await self.queue.queue_position(file_id)
         if job.state == "queued":

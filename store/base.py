@@ -540,6 +540,7 @@ class Job:
     updated_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    params: dict = field(default_factory=dict)  # what the run needs (a chat import's timezone)
 
 
 @dataclass(frozen=True)
@@ -560,9 +561,11 @@ class JobQueue(ABC):
     lease lapses (its instance died). Every claim raises ``attempt``, which fences writes."""
 
     @abstractmethod
-    async def queue_job(self, *, file_id: str, project_id: str, requested_by: str) -> Job:
-        """Queue the file's job. A job already queued or running is returned unchanged; a
-        finished one is queued again (its data is replaced when it runs)."""
+    async def queue_job(self, *, file_id: str, project_id: str, requested_by: str,
+                        params: dict | None = None) -> Job:
+        """Queue the file's job with ``params``. A job already queued or running is
+        returned unchanged; a finished one is queued again (its data is replaced when it
+        runs)."""
 
     @abstractmethod
     async def get_job(self, file_id: str) -> Job | None: ...

@@ -34,7 +34,7 @@ def job_doc(doc: dict | None) -> Job | None:
                error=doc.get("error"), requested_by=doc["requestedBy"],
                queue_key=doc["queueKey"], created_at=doc["createdAt"],
                updated_at=doc["updatedAt"], started_at=doc.get("startedAt"),
-               finished_at=doc.get("finishedAt"))
+               finished_at=doc.get("finishedAt"), params=common.plain(doc.get("params") or {}))
 
 
 class MongoJobs(JobQueue):
@@ -48,11 +48,12 @@ class MongoJobs(JobQueue):
         return await self.jobs.find_one({"_id": file_id, "state": "running",
                                          "attempt": attempt}, {"_id": 1}) is not None
 
-    async def queue_job(self, *, file_id, project_id, requested_by) -> Job:
+    async def queue_job(self, *, file_id, project_id, requested_by, params=None) -> Job:
         at = common.now()
         fresh = {"state": "queued", "owner": None, "leaseUntil": None, "progress": {},
                  "error": None, "requestedBy": requested_by, "queueKey": new_id(),
-                 "updatedAt": at, "startedAt": None, "finishedAt": None}
+                 "updatedAt": at, "startedAt": None, "finishedAt": None,
+                 "params": params or {}}
         # Requeue a finished job; an active one is left as it is.
         doc = await self.jobs.find_one_and_update(
             {"_id": file_id, "state": {"$nin": ["queued", "running"]}}, {"$set": fresh},

@@ -24,7 +24,8 @@ def job_row(r: sqlite3.Row | None) -> Job | None:
                error=json.loads(r["error"]) if r["error"] else None,
                requested_by=r["requested_by"], queue_key=r["queue_key"],
                created_at=parse_iso(r["created_at"]), updated_at=parse_iso(r["updated_at"]),
-               started_at=parse_iso(r["started_at"]), finished_at=parse_iso(r["finished_at"]))
+               started_at=parse_iso(r["started_at"]), finished_at=parse_iso(r["finished_at"]),
+               params=json.loads(r["params"]) if r["params"] else {})
 
 
 def job_table_sql(table: str, extra: str = "") -> list[str]:
@@ -43,7 +44,8 @@ def job_table_sql(table: str, extra: str = "") -> list[str]:
             created_at TEXT NOT NULL,
             updated_at TEXT NOT NULL,
             started_at TEXT,
-            finished_at TEXT
+            finished_at TEXT,
+            params TEXT
         )""",
             f"CREATE INDEX {table}_state ON {table}(state, queue_key)",
             f"CREATE INDEX {table}_project ON {table}(project_id)"]
@@ -77,9 +79,10 @@ class SqliteJobs(JobQueue):
 
     # -- the queue ----------------------------------------------------------------------------
 
-    async def queue_job(self, *, file_id, project_id, requested_by) -> Job:
+    async def queue_job(self, *, file_id, project_id, requested_by, params=None) -> Job:
         now = iso(utcnow())
         t = self.table
+        encoded = json.dumps(params) if params else None
 
         def tx(conn):
             job = self._get(conn, file_id)
@@ -89,17 +92,17 @@ class SqliteJobs(JobQueue):
                 extra = self._new_columns(conn)
                 names = ", ".join(["file_id", *extra, "project_id", "state", "attempt",
                                    "progress", "requested_by", "queue_key", "created_at",
-                                   "updated_at"])
+                                   "updated_at", "params"])
                 values = [file_id, *extra.values(), project_id, "queued", 0, "{}",
-                          requested_by, new_id(), now, now]
+                          requested_by, new_id(), now, now, encoded]
                 conn.execute(f"INSERT INTO {t} ({names}) VALUES "
                              f"({', '.join('?' * len(values))})", values)
             else:
                 conn.execute(
                     f"UPDATE {t} SET state='queued', owner=NULL, lease_until=NULL,"
                     " progress='{}', error=NULL, requested_by=?, queue_key=?, updated_at=?,"
-                    " started_at=NULL, finished_at=NULL WHERE file_id=?",
-                    (requested_by, new_id(), now, file_id))
+                    " started_at=NULL, finished_at=NULL, params=? WHERE file_id=?",
+                    (requested_by, new_id(), now, encoded, file_id))
             return self._get(conn, file_id)
 
         return await self.db.write(tx)

@@ -179,5 +179,6 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         )""",
         "CREATE INDEX chat_file_context_project ON chat_file_context(project_id)",
     ]),
-    (7, job_table_sql("chat_import_jobs")),  # chat-history import jobs (6 is the chats')
+    (7, [*job_table_sql("chat_import_jobs"),  # chat-history import jobs (6 is the chats')
+         "ALTER TABLE pcap_jobs ADD COLUMN params TEXT"]),
 ]

@@ -79,3 +79,14 @@ async def test_kinds_do_not_share_a_queue(store):
     await store.chat_imports.queue_job(file_id=file_id, project_id="p", requested_by="u")
     assert await store.pcap.get_job(file_id) is None
     assert await store.pcap.claim_job(instance="i", now=time.time(), lease_s=5) is None
+
+
+async def test_params_travel_with_the_job(queue):
+    file_id = new_id()
+    job = await queue.queue_job(file_id=file_id, project_id="p", requested_by="u",
+                                params={"timezone": "Europe/Paris", "platform": None})
+    assert job.params == {"timezone": "Europe/Paris", "platform": None}
+    claimed = await queue.claim_job(instance="i", now=time.time(), lease_s=5)
+    assert claimed.params == job.params
+    plain = await queue.queue_job(file_id=new_id(), project_id="p", requested_by="u")
+    assert plain.params == {}
