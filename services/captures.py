@@ -19,7 +19,6 @@ import logging
 import os
 import re
 import shutil
-import threading
 from collections import OrderedDict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +27,7 @@ from ingest.pcap.dissect import Dissector
 from ingest.pcap.flows import KINDS, endpoints
 from ingest.pcap.run import Cancelled, CaptureError, IngestRun, decompress_if_gzip
 from services.container import Core
-from services.jobs import JobEvents, JobRun, JobWorker
+from services.jobs import Handoff, JobEvents, JobRun, JobWorker
 from services.quotas import spend_guest_quota
 from store.base import FileRecord, Job
 from store.errors import EventError
@@ -124,30 +123,10 @@ class PcapService(JobWorker):
             return
         resume = await self.store.last_packet_number(job.file_id)
         loop = asyncio.get_running_loop()
-        slots = threading.Semaphore(INFLIGHT)
-        failure: list[BaseException] = []
-        pending: set = set()
-
-        async def insert(rows):
-            try:
-                ok = await self.store.add_packets(job.file_id, job.attempt, rows)
-                if not ok:
-                    run.why = run.why or "lost"
-                    run.cancel.set()
-            except BaseException as exc:  # handed to the worker thread, which stops
-                failure.append(exc)
-                run.cancel.set()
-            finally:
-                slots.release()
+        handoff = Handoff(run, Cancelled, INFLIGHT)
 
         def on_batch(rows):  # worker thread
-            slots.acquire()
-            if failure or run.cancel.is_set():
-                slots.release()
-                raise Cancelled()
-            fut = asyncio.run_coroutine_threadsafe(insert(rows), loop)
-            pending.add(fut)
-            fut.add_done_callback(pending.discard)
+            handoff.send(lambda: self.store.add_packets(job.file_id, job.attempt, rows))
 
         def on_progress(progress):  # worker thread
             loop.call_soon_threadsafe(self.progress, run, progress)
@@ -164,11 +143,7 @@ class PcapService(JobWorker):
                 try:
                     result = await asyncio.to_thread(ingest.run)
                 finally:
-                    for fut in list(pending):
-                        with contextlib.suppress(BaseException):
-                            await asyncio.wrap_future(fut)
-                    if failure:  # a store error stopped the pass: that is the error
-                        raise failure[0]
+                    await handoff.drain()
                 if run.cancel.is_set():
                     raise Cancelled()
                 if inflated is not None:

@@ -17,14 +17,16 @@ import contextlib
 import logging
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from services.container import Core
 from store.base import Job, JobQueue
 from store.ids import iso
 
 log = logging.getLogger("services.jobs")
+R = TypeVar("R")
 POLL_S = 2.0
 
 
@@ -57,6 +59,57 @@ class JobRun:
         self.why = ""  # cancelled | lost | shutdown
         self.progress: dict = {}
         self.task: asyncio.Task | None = None
+
+
+class Handoff:
+    """Writes from a job's worker thread to the event loop, at most ``inflight`` ahead (the
+    parser waits instead of piling batches up in memory). A write that returns False (the
+    run lost its job) or raises stops the run: the thread's next ``send`` raises
+    ``stopped``, and ``drain`` re-raises the write's error on the loop."""
+
+    def __init__(self, run: JobRun, stopped: type[BaseException], inflight: int = 2):
+        self.run = run
+        self.stopped = stopped
+        self.loop = asyncio.get_running_loop()
+        self.slots = threading.Semaphore(inflight)
+        self.failure: list[BaseException] = []
+        self.pending: set = set()
+
+    async def _write(self, write: Callable[[], Awaitable[bool]]) -> None:
+        try:
+            if not await write():
+                self.run.why = self.run.why or "lost"
+                self.run.cancel.set()
+        except BaseException as exc:  # handed to the worker thread, which stops
+            self.failure.append(exc)
+            self.run.cancel.set()
+        finally:
+            self.slots.release()
+
+    def send(self, write: Callable[[], Awaitable[bool]]) -> None:
+        """From the worker thread: run ``write()`` on the loop, without waiting for it."""
+        self.slots.acquire()
+        if self.failure or self.run.cancel.is_set():
+            self.slots.release()
+            raise self.stopped()
+        fut = asyncio.run_coroutine_threadsafe(self._write(write), self.loop)
+        self.pending.add(fut)
+        fut.add_done_callback(self.pending.discard)
+
+    def call(self, fn: Callable[[], Coroutine[Any, Any, R]]) -> R:
+        """From the worker thread: run ``fn()`` on the loop and wait for its result."""
+        if self.failure or self.run.cancel.is_set():
+            raise self.stopped()
+        return asyncio.run_coroutine_threadsafe(fn(), self.loop).result()
+
+    async def drain(self) -> None:
+        """On the loop, once the thread is done: wait for the writes still going; the
+        caller then checks ``run.cancel`` (a lost job stops there too)."""
+        for fut in list(self.pending):
+            with contextlib.suppress(BaseException):
+                await asyncio.wrap_future(fut)
+        if self.failure:  # a store error stopped the pass: that is the error
+            raise self.failure[0]
 
 
 class JobWorker(ABC):
