@@ -22,18 +22,16 @@ import argparse
 import asyncio
 import os
 import random
-import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from bench.pcap_synth import write_capture
+from bench.server_process import PeakRss, pct, rss_kb, running_server
 from ingest.pcap.run import tshark_fields_command
 
 SEED_PACKETS = 3000
@@ -63,23 +61,6 @@ print(len(rows), time.perf_counter() - t0)
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss_kb(pid: int, field: str = "VmRSS") -> int:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def time_raw_tshark(path: Path) -> float:
     cmd = tshark_fields_command(path, taps=False)
     started = time.perf_counter()
@@ -94,40 +75,11 @@ def time_seed_loop(path: Path, total: int) -> tuple[float, float]:
     return seconds, seconds * total / count
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
 async def server_part(path: Path, total: int, rounds: int, samples: int, procs: int) -> dict:
     from tests.client import Client, unique_email
     from tests.files_helpers import upload
 
-    data_dir = Path(tempfile.mkdtemp(prefix="bench-pcap-"))
-    port = free_port()
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "DATA_DIR": str(data_dir),
-           "ENV": "test", "JWT_SECRET": secrets.token_hex(32), "BCRYPT_ROUNDS": "4",
-           "LOG_LEVEL": "WARNING", "MAX_UPLOAD_MB": "2000", "INGEST_TSHARK_PROCS": str(procs)}
-    env.pop("REDIS_URL", None)
-    env.pop("MONGO_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "server"], env=env,
-                            cwd=Path(__file__).resolve().parents[1],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    peak = {"rss": 0, "run": False}
-
-    def sampler():
-        while peak["run"]:
-            peak["rss"] = max(peak["rss"], rss_kb(proc.pid))
-            time.sleep(0.05)
-
-    try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                await asyncio.sleep(0.1)
+    async with running_server(INGEST_TSHARK_PROCS=str(procs)) as (proc, url):
         c = await Client(url).connect()
         await c.register(unique_email("bench"))
         p = await c.ok("project:create", {"name": "bench"})
@@ -140,17 +92,13 @@ async def server_part(path: Path, total: int, rounds: int, samples: int, procs: 
         assert done["summary"]["packets"] == total, done
         idle_rss = rss_kb(proc.pid)
         times = []
-        for _ in range(rounds):
-            c.forget("pcap:done")
-            peak["run"] = True
-            watcher = threading.Thread(target=sampler, daemon=True)
-            watcher.start()
-            started = time.perf_counter()
-            await c.ok("pcap:ingest", {"fileId": fid})
-            await c.wait_for("pcap:done", lambda d: d["fileId"] == fid, timeout=3600)
-            times.append(time.perf_counter() - started)
-            peak["run"] = False
-            watcher.join()
+        with PeakRss(proc.pid) as peak:
+            for _ in range(rounds):
+                c.forget("pcap:done")
+                started = time.perf_counter()
+                await c.ok("pcap:ingest", {"fileId": fid})
+                await c.wait_for("pcap:done", lambda d: d["fileId"] == fid, timeout=3600)
+                times.append(time.perf_counter() - started)
 
         rng = random.Random(7)
         packet_ms = []
@@ -177,15 +125,8 @@ async def server_part(path: Path, total: int, rounds: int, samples: int, procs: 
                 "packet_p50": pct(packet_ms, 0.5), "packet_p95": pct(packet_ms, 0.95),
                 "page_p50": pct(page_ms, 0.5), "page_p95": pct(page_ms, 0.95),
                 "filtered_p95": pct(filtered_ms, 0.95),
-                "idle_rss_mb": idle_rss / 1024, "peak_rss_mb": peak["rss"] / 1024,
+                "idle_rss_mb": idle_rss / 1024, "peak_rss_mb": peak.peak_kb / 1024,
                 "hwm_mb": rss_kb(proc.pid, "VmHWM") / 1024}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def main() -> None:
