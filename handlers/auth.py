@@ -144,8 +144,9 @@ async def refresh(services: Services, token: str) -> Signed:
 
 async def logout(services: Services, user_id: str, token: str | None) -> dict:
     if token:
-        record = await services.store.tokens.revoke_refresh_token(hash_refresh(token))
-        if record is None or record.user_id != user_id:
+        # Only the caller's own token is touched: someone else's stays valid.
+        record = await services.store.tokens.revoke_refresh_token(hash_refresh(token), user_id)
+        if record is None:
             raise EventError("bad_request", "that refresh token is not yours")
         revoked = await services.store.tokens.revoke_family(record.family_id) + 1
     else:

@@ -255,7 +255,9 @@ class TokenRepo(ABC):
         """
 
     @abstractmethod
-    async def revoke_refresh_token(self, token_hash: str) -> RefreshToken | None: ...
+    async def revoke_refresh_token(self, token_hash: str, user_id: str) -> RefreshToken | None:
+        """Revoke the token if it is ``user_id``'s (in one write: someone else's token is
+        left untouched); the token, or None when it is not theirs or does not exist."""
 
     @abstractmethod
     async def revoke_family(self, family_id: str) -> int: ...

@@ -199,9 +199,11 @@ class MongoTokens(TokenRepo):
             return _token(doc), True
         return _token(await self.col.find_one({"_id": token_hash})), False
 
-    async def revoke_refresh_token(self, token_hash):
-        return _token(await self.col.find_one_and_update(
-            {"_id": token_hash}, {"$set": {"revoked": True}}, return_document=AFTER))
+    async def revoke_refresh_token(self, token_hash, user_id):
+        doc = await self.col.find_one_and_update(
+            {"_id": token_hash, "userId": user_id}, {"$set": {"revoked": True}},
+            return_document=AFTER)
+        return _token(doc) if doc is not None else None
 
     async def revoke_family(self, family_id):
         result = await self.col.update_many({"familyId": family_id, "revoked": False},

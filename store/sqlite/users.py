@@ -180,9 +180,11 @@ class SqliteTokens(TokenRepo):
 
         return await self.db.write(tx)
 
-    async def revoke_refresh_token(self, token_hash):
+    async def revoke_refresh_token(self, token_hash, user_id):
         def tx(conn):
-            conn.execute("UPDATE refresh_tokens SET revoked=1 WHERE token_hash=?", (token_hash,))
+            if not conn.execute("UPDATE refresh_tokens SET revoked=1 WHERE token_hash=? AND"
+                                " user_id=?", (token_hash, user_id)).rowcount:
+                return None
             return _token(conn.execute("SELECT * FROM refresh_tokens WHERE token_hash=?",
                                        (token_hash,)).fetchone())
 

@@ -71,11 +71,17 @@ async def test_revoke_token(store, make_user):
     u = await make_user()
     await store.tokens.create_refresh_token(token_hash="r", user_id=u.id, family_id="f",
                                             expires_at=expiry())
-    revoked = await store.tokens.revoke_refresh_token("r")
+    other = await make_user()
+    # Someone else's token is neither revoked nor reported.
+    assert await store.tokens.revoke_refresh_token("r", other.id) is None
+    assert (await store.tokens.consume_refresh_token("r"))[1] is True
+    await store.tokens.create_refresh_token(token_hash="r2", user_id=u.id, family_id="f",
+                                            expires_at=expiry())
+    revoked = await store.tokens.revoke_refresh_token("r2", u.id)
     assert revoked.revoked is True and revoked.used_at is None
-    tok, first = await store.tokens.consume_refresh_token("r")
+    tok, first = await store.tokens.consume_refresh_token("r2")
     assert first is False and tok == revoked  # a revoked token is never consumed
-    assert await store.tokens.revoke_refresh_token("nope") is None
+    assert await store.tokens.revoke_refresh_token("nope", u.id) is None
 
 
 async def test_revoke_family(store, make_user):
@@ -83,7 +89,7 @@ async def test_revoke_family(store, make_user):
     for h, fam in (("a1", "A"), ("a2", "A"), ("a3", "A"), ("b1", "B")):
         await store.tokens.create_refresh_token(token_hash=h, user_id=u.id, family_id=fam,
                                                 expires_at=expiry())
-    await store.tokens.revoke_refresh_token("a3")
+    await store.tokens.revoke_refresh_token("a3", u.id)
     assert await store.tokens.revoke_family("A") == 2  # counts only newly revoked tokens
     assert await store.tokens.revoke_family("A") == 0
     assert await store.tokens.revoke_family("none") == 0

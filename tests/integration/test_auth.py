@@ -106,6 +106,18 @@ async def test_logout_revokes_refresh_and_makes_socket_anonymous(clients):
     assert err["code"] == "unauthorized"
 
 
+async def test_a_refused_logout_leaves_someone_elses_sign_in_alone(clients):
+    a, b = await clients(), await clients()
+    ra = await a.register(unique_email("a"))
+    await b.register(unique_email("b"))
+    refused = await b.err("auth:logout", {"refreshToken": ra["tokens"]["refreshToken"]})
+    assert refused["code"] == "bad_request"
+    # A's token still works once, and is not treated as a replay.
+    out = await a.ok("auth:refresh", {"refreshToken": ra["tokens"]["refreshToken"]})
+    assert out["user"]["id"] == ra["user"]["id"]
+    assert await a.ok("auth:refresh", {"refreshToken": out["tokens"]["refreshToken"]})
+
+
 @pytest.mark.parametrize("kind", ["garbage", "expired", "wrong_key", "alg_none"])
 async def test_bad_tokens_are_refused_at_connect(server, kind):
     now = int(time.time())
