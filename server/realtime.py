@@ -34,6 +34,44 @@ conn_log = logging.getLogger("server.connections")
 # Enough of a Socket.IO text EVENT packet to answer it without parsing its body:
 # type 2, optional "/namespace,", optional ack id, then '["event name"'.
 _HEADER = re.compile(r'2(?:(/[^,]*),)?(\d*)\["((?:[^"\\]|\\.){0,200})"')
+# Just the namespace and ack id of an EVENT packet, to answer one whose body is unusable.
+_PREFIX = re.compile(r'2(?:(/[^,]*),)?(\d{1,15})')
+MAX_DEPTH = 64  # nesting of arrays/objects in an event's payload
+# A \\uD800-\\uDFFF escape in the raw text: the only way a lone surrogate gets in.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def lone_surrogate(value: Any) -> bool:
+    """Whether a string anywhere in ``value`` (keys included) is not valid Unicode."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``value`` nests lists/dicts more than ``limit`` deep (iterative)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in item)
+    return False
 
 
 class CollabSocketServer(socketio.AsyncServer):
@@ -45,6 +83,7 @@ class CollabSocketServer(socketio.AsyncServer):
 
     event_limit: int = 1 << 20
     on_too_large: Callable[[str, int], None] | None = None
+    on_malformed: Callable[[str], None] | None = None
 
     async def _handle_eio_message(self, eio_sid, data):
         if isinstance(data, str) and len(data) > self.event_limit:
@@ -53,6 +92,32 @@ class CollabSocketServer(socketio.AsyncServer):
                 namespace, ack_id, name = header.groups()
                 await self._answer_too_large(eio_sid, namespace or "/", ack_id, name, len(data))
                 return
+        elif isinstance(data, str) and data[:1] == "2":
+            # Text EVENT packets are decoded once, here: one whose body is not a JSON array
+            # starting with the event's name, or nests too deep, gets ``bad_request``
+            # instead of no answer (python-socketio drops it with a traceback).
+            try:
+                pkt = self.packet_class(encoded_packet=data)
+                problem = "" if isinstance(pkt.data, list) and pkt.data \
+                    and isinstance(pkt.data[0], str) else \
+                    "an event packet is a JSON array: [name (a string), payload]"
+                if not problem and data.count("[") + data.count("{") > MAX_DEPTH \
+                        and too_deep(pkt.data):
+                    problem = f"the payload nests deeper than {MAX_DEPTH} levels"
+                if not problem and _SURROGATE_ESCAPE.search(data) and lone_surrogate(pkt.data):
+                    problem = "strings must be valid Unicode (found a lone surrogate)"
+            except RecursionError:
+                pkt, problem = None, f"the payload nests deeper than {MAX_DEPTH} levels"
+            except ValueError:
+                pkt, problem = None, "the event packet is not valid JSON"
+            if problem:
+                prefix = _PREFIX.match(data, 0, 256)
+                await self._answer_malformed(eio_sid, (prefix and prefix.group(1)) or "/",
+                                             prefix.group(2) if prefix else "", problem)
+                return
+            assert pkt is not None
+            await self._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data)
+            return
         elif isinstance(data, bytes) and eio_sid in self._binary_packet:
             pkt = self._binary_packet[eio_sid]
             if len(data) > self.event_limit:
@@ -63,6 +128,14 @@ class CollabSocketServer(socketio.AsyncServer):
                                              name, len(data))
                 return
         await super()._handle_eio_message(eio_sid, data)
+
+    async def _answer_malformed(self, eio_sid, namespace, ack_id, problem):
+        if self.on_malformed:
+            self.on_malformed(problem)
+        if ack_id:
+            await self._send_packet(eio_sid, self.packet_class(
+                sio_packet.ACK, namespace=namespace, id=int(ack_id),
+                data=[{"ok": False, "error": EventError("bad_request", problem).to_dict()}]))
 
     async def _answer_too_large(self, eio_sid, namespace, ack_id, name, size):
         err = EventError("too_large", f"event payload is {size} bytes; the limit is "
@@ -108,6 +181,7 @@ class Realtime:
         )
         self.sio.event_limit = settings.max_event_bytes
         self.sio.on_too_large = self._log_too_large
+        self.sio.on_malformed = self._log_malformed
         self.sockets: dict[str, SocketState] = {}
         self.sio.on("connect", self.on_connect)
         self.sio.on("disconnect", self.on_disconnect)
@@ -294,6 +368,11 @@ class Realtime:
                 if ref:
                     fields["ref"] = ref
                 log.info("event", extra={"fields": fields})
+
+    def _log_malformed(self, problem: str) -> None:
+        self.metrics.observe("<malformed>", "bad_request", 0.0)
+        log.info("event", extra={"fields": {"event": "<malformed>", "outcome": "bad_request",
+                                            "problem": problem}})
 
     def _log_too_large(self, name: str, size: int) -> None:
         self.metrics.observe("<too_large>", "too_large", 0.0)

@@ -127,3 +127,44 @@ async def test_garbage_socketio_packets_do_not_break_the_server(server, alice):
     assert (await alice.ok("auth:me"))["id"] == alice.user["id"]
     if answer is not None:
         assert answer[0]["ok"] is True
+
+
+async def test_malformed_event_packets_get_a_bad_request_answer(server, alice):
+    """Every EVENT packet whose ack id can be read is answered, whatever its body."""
+    url = server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
+    deep_ok = "[" * 60 + "]" * 60
+    deep = "[" * 70 + "]" * 70
+    frames = {
+        101: ('42101[]', "JSON array"),
+        102: ('42102{}', "JSON array"),
+        103: ('42103[["ping"]]', "JSON array"),
+        104: ('42104["ping", {', "not valid JSON"),
+        105: ('42105' + "[" * 1500 + "]" * 1500, "nests deeper"),
+        106: (f'42106["project:broadcast", {{"id": "p", "event": "e", "data": {deep}}}]',
+              "nests deeper"),
+        107: ('42107["project:create", {"name": "\\ud800"}]', "lone surrogate"),
+        108: ('42108[null, {}]', "JSON array"),
+    }
+    answers: dict[int, dict] = {}
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(url, max_msg_size=0) as ws:
+            await ws.receive()  # engine.io open
+            await ws.send_str("40")
+            await ws.receive()
+            for frame, _ in frames.values():
+                await ws.send_str(frame)
+            await ws.send_str(f'42109["project:broadcast", {{"id": "p", "event": "e", '
+                              f'"data": {deep_ok}}}]')  # decodes: answered by the handler
+            while len(answers) < len(frames) + 1:
+                msg = await asyncio.wait_for(ws.receive(), 10)
+                assert msg.type == aiohttp.WSMsgType.TEXT, msg
+                if msg.data.startswith("43"):
+                    ack = int(msg.data[2:5])
+                    answers[ack] = json.loads(msg.data[5:])[0]
+    for ack, (_, needle) in frames.items():
+        assert answers[ack]["ok"] is False, (ack, answers[ack])
+        assert answers[ack]["error"]["code"] == "bad_request", (ack, answers[ack])
+        assert needle in answers[ack]["error"]["message"], (ack, answers[ack])
+    # 60 levels is within the limit: it reached the handler (which wants a signed-in caller).
+    assert answers[109]["error"]["code"] == "unauthorized"
+    assert (await alice.ok("auth:me"))["id"] == alice.user["id"]
