@@ -17,9 +17,11 @@ from pydantic import BaseModel, ValidationError
 
 from handlers import auth, files, tables
 from handlers.base import bad_payload
+from handlers.scopes import ImportedChat
 from ingest.csv_tables import write_csv
-from server.keys import METRICS, SETTINGS, services_of
+from server.keys import METRICS, REALTIME, SETTINGS, services_of
 from server.realtime import client_ip
+from services import chat_export
 from store.errors import EventError, Unauthorized
 
 log = logging.getLogger("server.http")
@@ -109,7 +111,7 @@ async def rest_register(request: web.Request) -> web.Response:
 
 async def rest_login(request: web.Request) -> web.Response:
     p = await read_payload(request, auth.Credentials)
-    ip = client_ip(request, request.app[SETTINGS].trust_proxy)
+    ip = client_ip(request, request.app[REALTIME].proxies)
     user, tokens = await auth.login(services_of(request.app), p.email, p.password, ip)
     return ok(auth.session(user, tokens))
 
@@ -232,6 +234,28 @@ async def _write_csv_slice(response, header, records) -> None:
             await response.write(piece.encode("utf-8"))
 
 
+async def export_chat(request: web.Request) -> web.StreamResponse:
+    """An imported chat as JSON, CSV, Markdown or text (project viewers), streamed."""
+    services = services_of(request.app)
+    user_id = bearer_user_id(request)
+    fmt = request.match_info["fmt"]
+    if fmt not in chat_export.FORMATS:
+        raise EventError("bad_request", f"export as one of {sorted(chat_export.FORMATS)}")
+    chat, _ = await ImportedChat("id", "viewer").load(services.store, user_id,
+                                                      request.match_info["chat_id"])
+    response = web.StreamResponse(headers={
+        "Content-Type": f"{chat_export.FORMATS[fmt]}; charset=utf-8",
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(chat.name)}.{fmt}",
+        "Cache-Control": "private, no-cache",
+        "X-Content-Type-Options": "nosniff",
+    })
+    await response.prepare(request)
+    async for piece in chat_export.render(services.store, chat, fmt):
+        await response.write(piece.encode("utf-8"))
+    await response.write_eof()
+    return response
+
+
 async def console(request: web.Request) -> web.FileResponse:
     return web.FileResponse(WEB_DIR / "index.html")
 
@@ -247,5 +271,6 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/projects/{project_id}/files", upload)
     app.router.add_get("/api/files/{file_id}", download)
     app.router.add_get("/api/tables/{table_id}/export.csv", export_table)
+    app.router.add_get("/api/chats/{chat_id}/export.{fmt}", export_chat)
     app.router.add_get("/", console)
     app.router.add_static("/static/", WEB_DIR, follow_symlinks=False)

@@ -8,6 +8,7 @@ unexpected one gets ``internal`` with a reference id that is also in the log lin
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import re
 import time
@@ -156,6 +157,7 @@ class Realtime:
     services: Services
 
     def __init__(self, settings: Settings, events: Iterable[EventSpec], metrics: Metrics):
+        self.proxies = proxy_networks(settings)
         self.metrics = metrics
         self.events: dict[str, EventSpec] = {}
         for spec in events:
@@ -214,7 +216,7 @@ class Realtime:
 
     async def on_connect(self, sid: str, environ: dict, auth: Any = None):
         request = environ.get("aiohttp.request")
-        ip = client_ip(request, self.services.settings.trust_proxy) if request else "?"
+        ip = client_ip(request, self.proxies) if request else "?"
         state = SocketState(sid=sid, ip=ip)
         token = auth.get("token") if isinstance(auth, dict) else None
         if token:
@@ -402,15 +404,34 @@ class Realtime:
         return [s for s in self.sockets.values() if s.user_id == user_id]
 
 
-def client_ip(request, trust_proxy: bool) -> str:
-    if trust_proxy:
-        forwarded = request.headers.get("X-Forwarded-For")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
-        real = request.headers.get("X-Real-IP")
-        if real:
-            return real.strip()
-    return request.remote or "?"
+Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+
+def proxy_networks(settings: Settings) -> Networks:
+    return tuple(ipaddress.ip_network(c, strict=False) for c in settings.trusted_proxies)
+
+
+def _trusted(address: str, networks: Networks) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def client_ip(request, networks: Networks) -> str:
+    """The client's address: the peer's, unless the peer is a trusted proxy; then the
+    rightmost X-Forwarded-For hop that is not a trusted proxy (hops left of it are whatever
+    the client chose to send, so they are never believed)."""
+    remote = request.remote or "?"
+    if not networks or not _trusted(remote, networks):
+        return remote
+    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",")
+            if h.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, networks):
+            return hop
+    return hops[0] if hops else remote
 
 
 def _json_type(value: Any) -> str:

@@ -5,6 +5,7 @@ fixes a deployment in one pass instead of one restart per typo.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import socket
@@ -90,7 +91,9 @@ class Settings:
     login_max_failures: int = _env("LOGIN_MAX_FAILURES", 10, doc="per account per window")
     login_max_attempts_ip: int = _env("LOGIN_MAX_ATTEMPTS_IP", 60, doc="per IP per window")
     login_window_s: float = _env("LOGIN_WINDOW_S", 900.0)
-    trust_proxy: bool = _env("TRUST_PROXY", False, doc="take the client IP from X-Forwarded-For")
+    trusted_proxies: tuple[str, ...] = _env(
+        "TRUSTED_PROXIES", (), doc="comma-separated CIDRs of reverse proxies; the client is "
+        "the rightmost X-Forwarded-For hop outside them")
     presence_ttl_s: float = _env("PRESENCE_TTL_S", 30.0,
                                  doc="a silent instance's users vanish after this")
     bcrypt_rounds: int = _env("BCRYPT_ROUNDS", 12, doc="password hashing cost")
@@ -129,6 +132,11 @@ class Settings:
 
     def _problems(self) -> list[str]:
         out = []
+        for cidr in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                out.append(f"TRUSTED_PROXIES: {cidr!r} is not an address or CIDR")
         if self.env not in ("dev", "test", "production"):
             out.append(f"ENV={self.env!r}: must be dev, test or production")
         if self.production and not self.secrets_key:

@@ -542,6 +542,9 @@ http {{
 
         location / {{
             proxy_pass http://app;
+            # The instances trust X-Forwarded-For from 127.0.0.2 only (TRUSTED_PROXIES):
+            # nginx, not the tests, which connect from 127.0.0.1 like any other client.
+            proxy_bind 127.0.0.2;
             proxy_http_version 1.1;
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection $connection_upgrade;

@@ -109,7 +109,9 @@ def test_each_instance_is_built_here_and_configured_for_production(config):
         assert settings.anthropic_model == Settings().anthropic_model
         assert env["MONGO_URL"].startswith("mongodb://mongo")
         assert env["REDIS_URL"].startswith("redis://redis")
-        assert env["TRUST_PROXY"] in ("1", "true")
+        # Only nginx's fixed address is trusted for X-Forwarded-For.
+        nginx_ip = services["nginx"]["networks"]["default"]["ipv4_address"]
+        assert settings.trusted_proxies == (f"{nginx_ip}/32",)
         assert env["HOST"] == "0.0.0.0"
         ids.add(env["INSTANCE_ID"])
         assert svc["depends_on"] == {"mongo": {"condition": "service_healthy"},

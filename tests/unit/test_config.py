@@ -26,11 +26,11 @@ def test_production_without_jwt_secret_refuses():
 def test_every_wrong_value_is_reported_at_once():
     with pytest.raises(ConfigError) as info:
         Settings.from_env({"PORT": "eighty", "ACCESS_TOKEN_MINUTES": "-1", "ENV": "staging",
-                           "REDIS_URL": "localhost:6379", "TRUST_PROXY": "maybe",
+                           "REDIS_URL": "localhost:6379", "TRUSTED_PROXIES": "10.0.0.0/8,proxy",
                            "JWT_SECRET": "short"})
     text = "\n".join(info.value.problems)
     for needle in ("PORT='eighty'", "ACCESS_TOKEN_MINUTES", "ENV='staging'", "REDIS_URL",
-                   "TRUST_PROXY", "at least 32"):
+                   "TRUSTED_PROXIES: 'proxy'", "at least 32"):
         assert needle in text
 
 
