@@ -5,10 +5,10 @@ checks) → act (the store) → emit (pushes). No envelopes, no broad ``except``
 """
 from __future__ import annotations
 
-from handlers import auth, chat, files, misc, pcap, projects, rows, tables, ticker
+from handlers import auth, chat, chats, files, misc, pcap, projects, rows, tables, ticker
 from handlers.base import EventSpec
 
-DOMAINS = [auth, projects, files, tables, rows, ticker, chat, pcap, misc]
+DOMAINS = [auth, projects, files, tables, rows, ticker, chat, pcap, chats, misc]
 
 
 def all_events() -> list[EventSpec]:

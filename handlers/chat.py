@@ -26,11 +26,13 @@ from services.replies import (
     push_conversation,
     room,
 )
+from store import base as model
 from store.base import Conversation, FileRecord, role_at_least
 from store.errors import BadRequest, Conflict, Forbidden, NotFound
 
 Id = Field(min_length=1, max_length=64)
 MAX_ATTACHMENTS = 20
+MAX_CHATS = 5
 MAX_PROJECT_FILES = 50
 MAX_CONTENT = 32_000
 
@@ -80,6 +82,7 @@ class SendPayload(Payload):
     content: str = Field(min_length=1, max_length=MAX_CONTENT)
     attachments: list[str] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
     includeProjectFiles: bool = False
+    chats: list[str] = Field(default_factory=list, max_length=MAX_CHATS)
 
     @field_validator("content")
     @classmethod
@@ -131,6 +134,20 @@ async def _attachments(ctx, conv: Conversation, p: SendPayload) -> tuple[list[Fi
                 break
             cursor = page.next_cursor
     return files, omitted
+
+
+async def _chats(ctx, conv: Conversation, p: SendPayload) -> list[model.ImportedChat]:
+    """The imported chats the reply is grounded in: the caller's to read, in the
+    conversation's project."""
+    if p.chats and conv.project_id is None:
+        raise BadRequest("imported chats can ground replies in a project's conversation only")
+    chats = []
+    for chat_id in dict.fromkeys(p.chats):
+        chat, _ = await scopes.ImportedChat("id", "viewer").load(ctx.store, ctx.user_id, chat_id)
+        if chat.project_id != conv.project_id:
+            raise NotFound("chat not found", {"chatId": chat_id})
+        chats.append(chat)
+    return chats
 
 
 # -- conversations ------------------------------------------------------------------------
@@ -235,14 +252,16 @@ async def on_leave(ctx, p: IdPayload):
               "conversation:updated"))
 async def on_send(ctx, p: SendPayload):
     """Send a message (project editors; a private conversation's owner), optionally with
-    attached files or all the project's files as context. The ack holds the stored message
-    and the reply's id; the reply streams to the conversation's room. ``conflict`` while a
-    reply is generating; guests spend one of ``remainingMessages`` (``forbidden`` with
-    reason ``guest_limit`` at zero)."""
+    attached files, all the project's files, or imported ``chats`` (their participants,
+    activity and the messages closest to the question) as context. The ack holds the
+    stored message and the reply's id; the reply streams to the conversation's room.
+    ``conflict`` while a reply is generating; guests spend one of ``remainingMessages``
+    (``forbidden`` with reason ``guest_limit`` at zero)."""
     files: list[FileRecord] = []
     omitted: list[dict] = []
     remaining = None
-    if p.attachments or p.includeProjectFiles or ctx.state.is_guest:
+    chats: list[model.ImportedChat] = []
+    if p.attachments or p.includeProjectFiles or p.chats or ctx.state.is_guest:
         # Files are checked against the conversation's project, and a guest's message is
         # spent only once it may be sent: these need the conversation first. A plain
         # message is authorized by the write itself, one store round trip sooner.
@@ -251,6 +270,7 @@ async def on_send(ctx, p: SendPayload):
             raise Conflict("a reply is still being generated in this conversation",
                            {"messageId": conv.generating_id})
         files, omitted = await _attachments(ctx, conv, p)
+        chats = await _chats(ctx, conv, p)
         if ctx.state.is_guest:
             remaining = await spend_guest_quota(ctx.store, ctx.user_id, "remaining_messages")
     chat = engine(ctx)
@@ -262,7 +282,7 @@ async def on_send(ctx, p: SendPayload):
         authorize=partial(SEND.check, user_id=ctx.user_id))
     if exchange.displaced is not None:
         await chat.report_failed(exchange.displaced)
-    chat.begin(exchange.conversation, exchange, files, omitted)
+    chat.begin(exchange.conversation, exchange, files, omitted, chats)
     out = {"message": message_view(exchange.user), "replyId": exchange.reply.id,
            "reply": message_view(exchange.reply)}
     if remaining is not None and remaining >= 0:

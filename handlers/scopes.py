@@ -105,6 +105,19 @@ class Table(Scope):
 
 
 @dataclass(frozen=True)
+class ImportedChat(Scope):
+    """A chat imported from another platform (``chat:*``)."""
+
+    kind: ClassVar[str] = "chat"
+
+    async def load(self, store, user_id, ident) -> tuple[model.ImportedChat, str]:
+        chat = await store.chats.get_chat(ident)
+        if chat is None:
+            raise NotFound(f"{self.kind} not found")
+        return chat, await self._in_project(store, user_id, chat.project_id)
+
+
+@dataclass(frozen=True)
 class _FileBased(Scope):
     """A scope whose resource is found through an uploaded file."""
 

@@ -207,15 +207,31 @@ def _not_utf8(head: bytes, position: int) -> CsvError:
                     f"save it as UTF-8 and upload again", {"line": line})
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """A value as a spreadsheet may safely open it: text that a spreadsheet would run as a
+    formula (starting with = + - @ tab or CR) gets a leading apostrophe (OWASP CSV
+    injection); numbers stay numbers."""
+    if value is None:
+        return ""
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def write_csv(header: list[str] | None, records) -> Iterator[str]:
-    """Export: CSV text piece by piece (the header line if given, then one line per record)."""
+    """Export: CSV text piece by piece (the header line if given, then one line per record),
+    every cell through ``csv_cell``."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     if header is not None:
-        writer.writerow(header)
+        writer.writerow([csv_cell(h) for h in header])
     for record in records:
-        writer.writerow(["" if v is None else ("true" if v is True else "false" if v is False
-                                                 else v) for v in record])
+        writer.writerow([csv_cell(v) for v in record])
         if buffer.tell() > 64 * 1024:
             yield buffer.getvalue()
             buffer.seek(0)

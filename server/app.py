@@ -25,6 +25,7 @@ from services.ai import make_provider
 from services.bus import Bus, RedisBus
 from services.captures import PcapService
 from services.cascade import attach_project_cascade
+from services.chat_imports import ChatImportService
 from services.clock import Clock, SystemClock
 from services.config import Settings, resolve_jwt_secret, resolve_secrets_key
 from services.container import Core, Hooks, Services
@@ -92,7 +93,8 @@ def create_app(settings: Settings | None = None, *, open_storage: StoreOpener | 
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_services_ctx)
     # Engines start in this order once the container exists and stop in reverse.
-    for pick in (lambda s: s.locks, lambda s: s.ticker, lambda s: s.pcap, lambda s: s.chat):
+    for pick in (lambda s: s.locks, lambda s: s.ticker, lambda s: s.pcap, lambda s: s.chat,
+                 lambda s: s.imports):
         app.cleanup_ctx.append(_engine_ctx(pick))
     app.cleanup_ctx.append(_presence_ctx)
     return app
@@ -168,7 +170,10 @@ def build_services(settings: Settings, opening: _Opening, realtime: Realtime,
     locks.attach(core.hooks)
     chat.attach()
     pcap.attach()
-    return Services.with_engines(core, locks=locks, ticker=ticker, pcap=pcap, chat=chat)
+    imports = ChatImportService(core)
+    imports.attach()
+    return Services.with_engines(core, locks=locks, ticker=ticker, pcap=pcap, chat=chat,
+                                 imports=imports)
 
 
 async def _services_ctx(app: web.Application) -> AsyncIterator[None]:

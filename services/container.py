@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the engines import this module for Core
     from redis.asyncio import Redis
 
     from services.captures import PcapService
+    from services.chat_imports import ChatImportService
     from services.locks import LockService
     from services.replies import ReplyEngine
     from services.ticker import Ticker
@@ -73,9 +74,10 @@ class Services(Core):
     ticker: Ticker
     pcap: PcapService
     chat: ReplyEngine
+    imports: ChatImportService
 
     @classmethod
     def with_engines(cls, core: Core, *, locks: LockService, ticker: Ticker, pcap: PcapService,
-                     chat: ReplyEngine) -> Services:
+                     chat: ReplyEngine, imports: ChatImportService) -> Services:
         base: dict[str, Any] = {f.name: getattr(core, f.name) for f in fields(Core)}
-        return cls(**base, locks=locks, ticker=ticker, pcap=pcap, chat=chat)
+        return cls(**base, locks=locks, ticker=ticker, pcap=pcap, chat=chat, imports=imports)

@@ -30,7 +30,14 @@ from services.container import Core
 from services.gateway import emit_elsewhere, emit_everywhere, emit_here
 from services.leader import Leader
 from services.reply_context import ContextBuilder
-from store.base import ChatMessage, Conversation, Exchange, FileRecord, HistoryTurn
+from store.base import (
+    ChatMessage,
+    Conversation,
+    Exchange,
+    FileRecord,
+    HistoryTurn,
+    ImportedChat,
+)
 from store.ids import iso
 
 log = logging.getLogger("handlers.chat")
@@ -99,6 +106,7 @@ class LiveReply:
     files: list[FileRecord]
     omitted: list[dict] = field(default_factory=list)
     history: list[HistoryTurn] = field(default_factory=list)
+    chats: list[ImportedChat] = field(default_factory=list)
     task: asyncio.Task | None = None
     parts: list[str] = field(default_factory=list)
     index: int = -1
@@ -211,12 +219,13 @@ class ReplyEngine:
     # -- what handlers call ---------------------------------------------------------------
 
     def begin(self, conversation: Conversation, exchange: Exchange, files: list[FileRecord],
-              omitted: list[dict]) -> LiveReply:
+              omitted: list[dict], chats: list[ImportedChat] | None = None) -> LiveReply:
         """Start generating ``exchange.reply``."""
         user = exchange.user
         live = LiveReply(conversation, user, exchange.reply, files, omitted,
                          [*exchange.history,
-                          HistoryTurn(user.id, user.role, user.status, user.content)])
+                          HistoryTurn(user.id, user.role, user.status, user.content)],
+                         chats=list(chats or ()))
         self.live[exchange.reply.id] = live
         live.task = asyncio.create_task(self._run(live), name=f"reply-{exchange.reply.id}")
         return live
@@ -358,14 +367,22 @@ class ReplyEngine:
         turns = [Turn(m.role, m.content) for m in live.history
                  if m.status in ("complete", "cancelled") and m.content]
         history, dropped = fit_history(turns, s.chat_history_tokens)
+        # Files and imported chats share the context budget, half each when both are there.
+        share = s.chat_context_tokens // (2 if live.files and live.chats else 1)
         items, omitted = ([], []) if not live.files else \
-            await self.context.build(live.files, s.chat_context_tokens)
+            await self.context.build(live.files, share)
+        if live.chats:
+            chat_items, chat_omitted = await self.context.build_chats(
+                live.chats, live.user.content, s.chat_context_tokens - sum(i.tokens
+                                                                           for i in items))
+            items, omitted = [*items, *chat_items], [*omitted, *chat_omitted]
         omitted = [*live.omitted, *omitted]
         metadata["history"] = {"sent": len(history), "dropped": dropped,
                                "budgetTokens": s.chat_history_tokens}
         metadata["context"] = {
             "budgetTokens": s.chat_context_tokens,
-            "included": [{"fileId": i.file_id, "name": i.name, "kind": i.kind,
+            "included": [{("chatId" if i.kind == "chat" else "fileId"): i.file_id,
+                          "name": i.name, "kind": i.kind,
                           "tokens": i.tokens, "truncated": i.truncated,
                           **({"source": i.data["source"]} if "source" in i.data else {})}
                          for i in items],

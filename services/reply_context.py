@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,7 +19,8 @@ from pathlib import Path
 from ingest.profile import CaptureError, CsvError, capture_stats, profile_csv, text_excerpt
 from services.ai import ContextItem, estimate_tokens
 from services.container import Core
-from store.base import FileRecord
+from store.base import ChatHit, FileRecord, ImportedChat
+from store.ids import iso
 
 log = logging.getLogger("handlers.chat")
 CACHE_SIZE = 256
@@ -96,6 +98,34 @@ def render(kind: str, record: FileRecord, data: dict, *, compact: bool = False) 
     return f'File "{record.name}": {record.mime}, {record.size} bytes (contents not readable)'
 
 
+STOP_WORDS = frozenset("""a an and are as at be by did do does for from had has have how i in is it
+its me most of on or our that the their them they this to was we were what when where which
+who whom why with wrote write writes you your chat chats message messages""".split())
+RELEVANT = 8  # messages a chat contributes as the ones closest to the question
+
+
+def keywords(question: str, most: int = 5) -> list[str]:
+    """The question's words worth searching for: longest first, no stop words."""
+    words = {w for w in re.findall(r"\w{3,}", question.lower()) if w not in STOP_WORDS}
+    return sorted(words, key=lambda w: (-len(w), w))[:most]
+
+
+def render_chat(chat: ImportedChat, data: dict, *, compact: bool = False) -> str:
+    people = ", ".join(f"{p['name']} ({p['messages']})" for p in data["participants"][:20])
+    lines = [f'Imported {chat.platform} chat "{chat.name}": {data["messageCount"]} messages '
+             f'from {data["firstTime"]} to {data["lastTime"]}; participants (messages): '
+             f"{people}"]
+    if data["activity"]:
+        lines.append("Messages per month: " + ", ".join(
+            f"{month} {count}" for month, count in data["activity"][-(6 if compact else 36):]))
+    hits = data["relevant"][:3 if compact else RELEVANT]
+    if hits:
+        lines.append("Messages most relevant to the question:")
+        lines += [f"[{h['time']}] {h['author']}: {h['text'][:300 if compact else 1000]}"
+                  for h in hits]
+    return "\n".join(lines)
+
+
 class ContextBuilder:
     def __init__(self, core: Core):
         self.core = core
@@ -127,6 +157,43 @@ class ContextBuilder:
             left -= tokens
             items.append(ContextItem(record.id, record.name, kind, text, data, tokens, truncated))
         return items, omitted
+
+    async def build_chats(self, chats: Sequence[ImportedChat], question: str, budget: int
+                          ) -> tuple[list[ContextItem], list[dict]]:
+        """Imported chats as grounding: who wrote how much, activity per month, and the
+        messages the search index finds closest to the question."""
+        items: list[ContextItem] = []
+        omitted: list[dict] = []
+        left = budget
+        for chat in chats:
+            data = await self.chat_data(chat, question)
+            text, truncated = render_chat(chat, data), False
+            if estimate_tokens(text) > left:
+                text, truncated = render_chat(chat, data, compact=True), True
+            if estimate_tokens(text) > left:
+                omitted.append({"chatId": chat.id, "name": chat.name, "reason": "budget"})
+                continue
+            tokens = estimate_tokens(text)
+            left -= tokens
+            items.append(ContextItem(chat.id, chat.name, "chat", text, data, tokens, truncated))
+        return items, omitted
+
+    async def chat_data(self, chat: ImportedChat, question: str) -> dict:
+        store = self.core.store.chats
+        relevant: dict[str, ChatHit] = {}
+        for word in keywords(question):
+            page = await store.search(chat.project_id, word, chat_id=chat.id, limit=RELEVANT)
+            for hit in page.items:
+                relevant.setdefault(hit.message_id, hit)
+        best = sorted(relevant.values(), key=lambda h: (-h.score, h.time))[:RELEVANT]
+        return {"platform": chat.platform, "messageCount": chat.message_count,
+                "systemCount": chat.system_count, "firstTime": iso(chat.first_time),
+                "lastTime": iso(chat.last_time),
+                "participants": [{"name": p.name, "messages": p.messages}
+                                 for p in chat.participants],
+                "activity": await store.activity(chat.id, bucket="month"),
+                "relevant": [{"time": iso(h.time), "author": h.author, "text": h.text}
+                             for h in sorted(best, key=lambda h: h.time)]}
 
     async def file_data(self, record: FileRecord) -> tuple[str, dict]:
         key = f"{record.id}:{record.sha256}"

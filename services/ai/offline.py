@@ -16,6 +16,10 @@ from services.clock import Clock, SystemClock
 MODEL = "offline-analyst"
 INTRO = "**Offline analyst** (built in, not an AI model): "
 INTENTS = {
+    "writers": r"who (wrote|writes|sent|posted|talked)|most (messages|active)|"
+               r"most often|chattiest|participants?|members?",
+    "when": r"\bwhen\b|busiest|activity|over time|per month|which (month|day|year)|period",
+    "count": r"how many|number of|count",
     "missing": r"missing|null|empty|blank|\bnan\b|incomplete|gaps?\b",
     "talkers": r"talker|endpoint|top hosts?|top ips?|busiest|chattiest|who (talks|sends)",
     "protocols": r"protocol|services?\b|ports?\b",
@@ -156,6 +160,35 @@ def _pcap(item: ContextItem, wanted: list[str]) -> list[str]:
     return out
 
 
+# -- imported chats -----------------------------------------------------------------------
+
+def _chat(item: ContextItem, wanted: list[str]) -> list[str]:
+    d = item.data
+    people = d["participants"]
+    out = [f"**{item.name}** is a {d['platform']} chat with {n(d['messageCount'])} messages "
+           f"from {len(people)} participants, from {d['firstTime'] or '—'} to "
+           f"{d['lastTime'] or '—'}"
+           + (f" ({n(d['systemCount'])} system notices besides)." if d["systemCount"]
+              else ".")]
+    summary = "summary" in wanted
+    if people and {"writers", "talkers", "count"} & set(wanted) or summary and people:
+        top = people[0]
+        share = 100 * top["messages"] / d["messageCount"] if d["messageCount"] else 0
+        out.append(f"{top['name']} wrote the most: {n(top['messages'])} messages "
+                   f"({share:.0f}%).")
+        out += [f"- {p['name']}: {n(p['messages'])}" for p in people[:10]]
+    activity = d.get("activity") or []
+    if activity and ("when" in wanted or summary):
+        busiest = max(activity, key=lambda a: (a[1], a[0]))
+        out.append(f"The busiest month was {busiest[0]} with {n(busiest[1])} messages; "
+                   "per month: " + ", ".join(f"{m} {n(c)}" for m, c in activity[-12:]) + ".")
+    hits = d.get("relevant") or []
+    if hits:
+        out.append("Messages that match the question best:")
+        out += [f"- {h['time']} {h['author']}: “{h['text'][:200]}”" for h in hits[:5]]
+    return out
+
+
 # -- the rest -----------------------------------------------------------------------------
 
 def _text(item: ContextItem) -> list[str]:
@@ -190,6 +223,7 @@ def compose(request: ChatRequest) -> str:
     for item in request.context:
         lines = (_csv(item, wanted, question) if item.kind == "csv"
                  else _pcap(item, wanted) if item.kind == "pcap"
+                 else _chat(item, wanted) if item.kind == "chat"
                  else _text(item) if item.kind == "text" else _other(item))
         if item.truncated:
             lines.append("(Its details were cut to fit the context budget.)")

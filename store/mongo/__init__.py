@@ -13,6 +13,7 @@ from pymongo import AsyncMongoClient
 from store.base import Store
 from store.mongo.chat import MongoChat, create_chat_indexes
 from store.mongo.files import MongoFiles, create_file_indexes
+from store.mongo.imported_chats import MongoImportedChats, create_imported_chat_indexes
 from store.mongo.jobs import MongoJobs, create_job_indexes
 from store.mongo.pcap import MongoPcap, create_pcap_indexes
 from store.mongo.projects import MongoProjects, create_project_indexes
@@ -41,6 +42,7 @@ class MongoStore(Store):
         self.pcap = MongoPcap(self.db)
         self.chat_imports = MongoJobs(self.db["chat_import_jobs"])
         self.chat = MongoChat(self.db)
+        self.chats = MongoImportedChats(self.db)
 
     @classmethod
     async def open(cls, url: str, db_name: str) -> MongoStore:
@@ -61,6 +63,7 @@ class MongoStore(Store):
         await create_pcap_indexes(self.db)
         await create_job_indexes(self.db["chat_import_jobs"])
         await create_chat_indexes(self.db)
+        await create_imported_chat_indexes(self.db)
 
     async def ping(self) -> None:
         await self.client.admin.command("ping")

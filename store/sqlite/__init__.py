@@ -7,6 +7,7 @@ from store.base import Store
 from store.sqlite.chat import SqliteChat
 from store.sqlite.db import Database
 from store.sqlite.files import SqliteFiles
+from store.sqlite.imported_chats import SqliteImportedChats
 from store.sqlite.jobs import SqliteJobs
 from store.sqlite.pcap import SqlitePcap
 from store.sqlite.projects import SqliteProjects
@@ -28,6 +29,7 @@ class SqliteStore(Store):
         self.pcap = SqlitePcap(db)
         self.chat_imports = SqliteJobs(db, "chat_import_jobs")
         self.chat = SqliteChat(db)
+        self.chats = SqliteImportedChats(db)
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:

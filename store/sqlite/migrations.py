@@ -179,6 +179,52 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         )""",
         "CREATE INDEX chat_file_context_project ON chat_file_context(project_id)",
     ]),
+    (6, [  # imported chats (store/sqlite/imported_chats.py)
+        """CREATE TABLE imported_chats (
+            num INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            project_id TEXT NOT NULL,
+            file_id TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            indexed INTEGER NOT NULL DEFAULT 0,
+            name TEXT NOT NULL,
+            platform TEXT NOT NULL,
+            participants TEXT NOT NULL DEFAULT '[]',
+            message_count INTEGER NOT NULL DEFAULT 0,
+            system_count INTEGER NOT NULL DEFAULT 0,
+            first_time INTEGER,
+            last_time INTEGER,
+            imported_by TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX imported_chats_project ON imported_chats(project_id, state, id)",
+        "CREATE INDEX imported_chats_file ON imported_chats(file_id, attempt)",
+        # key = chat num << 32 | seq: a chat's lines are one rowid range.
+        """CREATE TABLE chat_lines (
+            key INTEGER PRIMARY KEY,
+            time INTEGER NOT NULL,
+            author TEXT NOT NULL,
+            author_id TEXT,
+            text TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            source_id TEXT,
+            reply_source TEXT,
+            reply_to INTEGER,
+            extra TEXT
+        )""",
+        "CREATE INDEX chat_lines_author ON chat_lines(author)",
+        """CREATE TABLE chat_days (
+            chat INTEGER NOT NULL,
+            day INTEGER NOT NULL,
+            messages INTEGER NOT NULL,
+            first_key INTEGER NOT NULL,
+            last_key INTEGER NOT NULL,
+            PRIMARY KEY (chat, day)
+        ) WITHOUT ROWID""",
+        "CREATE VIRTUAL TABLE chat_fts USING fts5(text, content='chat_lines',"
+        " content_rowid='key', tokenize='unicode61 remove_diacritics 2')",
+    ]),
     (7, [*job_table_sql("chat_import_jobs"),  # chat-history import jobs (6 is the chats')
          "ALTER TABLE pcap_jobs ADD COLUMN params TEXT"]),
 ]

@@ -6,7 +6,8 @@ import pytest
 from tests.client import Client
 from tests.cluster.harness import Cluster
 
-FAST = {"BCRYPT_ROUNDS": "4", "PRESENCE_TTL_S": "3", "LOG_LEVEL": "INFO", "TRUSTED_PROXIES": "127.0.0.2/32"}
+FAST = {"BCRYPT_ROUNDS": "4", "PRESENCE_TTL_S": "3", "LOG_LEVEL": "INFO",
+        "TRUSTED_PROXIES": "127.0.0.2/32"}
 
 
 @pytest.fixture(scope="module")

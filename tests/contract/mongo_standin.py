@@ -33,6 +33,19 @@ the index name in ``errmsg``). Still missing in mongomock: positional projection
 (``"members.$"``), ``array_filters``, ``$mergeObjects`` in pipeline updates, ``$replaceWith``
 (``$replaceRoot`` works).
 
+Also missing in mongomock, so done here as the server does it: ``$text`` (in an aggregate's
+first ``$match``, as MongoDB requires there) with ``{$meta: "textScore"}`` in the later stages,
+and a final ``$merge`` stage. ``$text`` follows the server's parser and matcher
+(src/mongo/db/fts): terms are ORed through the index, every "phrase" must be a case- and
+diacritics-insensitive substring of an indexed field, ``-term`` / ``-"phrase"`` exclude; a
+compound text index needs equality on its prefix fields; one text index per collection. Its
+score is version 2+ scoring: per query term found, weight × Σ 1/2^k over the term's
+occurrences × (0.5 × occurrences / tokens + 0.5), × 1.1 when the field is exactly the term.
+Approximations: tokens split at white space, punctuation other than ``_`` and the
+Pattern_Syntax ranges; case folding is ``str.lower`` and diacritics are the combining marks
+of NFD; only ``default_language: "none"`` (no stemming, no stop words) is offered, and
+``$caseSensitive`` / ``$diacriticSensitive`` must stay false.
+
 ``StandinGridFSBucket`` does the same for GridFS: the AsyncGridFSBucket subset
 ``store.blobs.gridfs`` calls, over pymongo's sync GridFSBucket on the mongomock database.
 """
@@ -40,6 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -384,7 +398,7 @@ class StandinCollection:
     async def aggregate(self, pipeline, **kwargs) -> StandinCommandCursor:
         await asyncio.sleep(0)
         stages = _send_pipeline(pipeline)
-        docs = _run(lambda: list(self._collection.aggregate(stages, **kwargs)), command=True)
+        docs = _run(lambda: _aggregate(self._collection, stages, kwargs), command=True)
         return StandinCommandCursor([_receive(d) for d in docs])
 
     # -- writes --
@@ -500,6 +514,8 @@ class StandinCollection:
 
     async def create_index(self, keys, **kwargs) -> str:
         await asyncio.sleep(0)
+        if any(kind == "text" for _, kind in _index_list(keys)):
+            return _create_text_index(self._collection, _index_list(keys), kwargs)
         if "partialFilterExpression" in kwargs:
             kwargs["partialFilterExpression"] = _send(kwargs["partialFilterExpression"])
         return self._collection.create_index(_index_list(keys), **kwargs)
@@ -507,6 +523,310 @@ class StandinCollection:
     async def index_information(self) -> dict:
         await asyncio.sleep(0)
         return self._collection.index_information()
+
+
+# -- $text and $merge ---------------------------------------------------------------------
+
+TEXT_SCORE = "__standinTextScore"
+INDEX_NOT_FOUND, INDEX_OPTIONS_CONFLICT, NO_TEXT_SCORE = 27, 85, 40218
+CODE_NAMES.update({INDEX_NOT_FOUND: "IndexNotFound",
+                   INDEX_OPTIONS_CONFLICT: "IndexOptionsConflict"})
+
+#: Pattern_Syntax outside ASCII (Unicode PropList), delimiters of the text tokenizer.
+_PATTERN_SYNTAX = ((0xA1, 0xA7), (0xA9, 0xA9), (0xAB, 0xAC), (0xAE, 0xAE), (0xB0, 0xB1),
+                   (0xB6, 0xB6), (0xBB, 0xBB), (0xBF, 0xBF), (0xD7, 0xD7), (0xF7, 0xF7),
+                   (0x2010, 0x2027), (0x2030, 0x203E), (0x2041, 0x2053), (0x2055, 0x205E),
+                   (0x2190, 0x245F), (0x2500, 0x2775), (0x2794, 0x2BFF), (0x2E00, 0x2E7F),
+                   (0x3001, 0x3003), (0x3008, 0x3020), (0x3030, 0x3030), (0xFD3E, 0xFD3F),
+                   (0xFE45, 0xFE46))
+
+
+def _text_delimiter(ch: str) -> bool:
+    cp = ord(ch)
+    if ch.isspace():
+        return True
+    if cp < 128:
+        return not ch.isalnum() and ch != "_"
+    if unicodedata.category(ch) in ("Pd", "Ps", "Pe", "Pi", "Pf", "Po"):
+        return True
+    return any(lo <= cp <= hi for lo, hi in _PATTERN_SYNTAX)
+
+
+def _text_fold(text: str) -> str:
+    return "".join(ch for ch in unicodedata.normalize("NFD", text.lower())
+                   if unicodedata.category(ch) != "Mn")
+
+
+def _text_tokens(text: str) -> list[str]:
+    tokens, current = [], []
+    for ch in text:
+        if _text_delimiter(ch):
+            if current:
+                tokens.append("".join(current))
+                current = []
+        else:
+            current.append(ch)
+    if current:
+        tokens.append("".join(current))
+    return [t for t in (_text_fold(t) for t in tokens) if t]
+
+
+def _text_index(collection: mongomock.Collection) -> dict | None:
+    return getattr(collection._store, "standin_text_index", None)
+
+
+def _create_text_index(collection: mongomock.Collection, keys: list, options: dict) -> str:
+    options = dict(options)
+    name = options.pop("name", "_".join(f"{k}_{v}" for k, v in keys))
+    language = options.pop("default_language", "english")
+    weights = options.pop("weights", {})
+    if options:
+        raise NotImplementedError(f"text index options {sorted(options)} are not emulated")
+    if language != "none":
+        raise NotImplementedError("the stand-in's $text does not stem: use "
+                                  "default_language='none'")
+    fields = [k for k, kind in keys if kind == "text"]
+    spec = {"name": name, "key": keys, "language": language,
+            "weights": {f: weights.get(f, 1) for f in fields},
+            "prefix": [k for k, _ in keys[:[kind for _, kind in keys].index("text")]]}
+    existing = _text_index(collection)
+    if existing is not None:
+        if existing == spec:
+            return name
+        raise OperationFailure(
+            f"An equivalent index already exists with a different name and options, or only "
+            f"one text index per collection is allowed: {existing['name']}",
+            INDEX_OPTIONS_CONFLICT, {"ok": 0.0, "code": INDEX_OPTIONS_CONFLICT,
+                                     "codeName": CODE_NAMES[INDEX_OPTIONS_CONFLICT]})
+    collection._store.create_index(name, {"key": keys})
+    collection._store.standin_text_index = spec
+    return name
+
+
+def _parse_text_search(search: str) -> tuple[set, set, list, list]:
+    """FTSQueryImpl::parse: (positive terms, negated terms, positive phrases, negated
+    phrases)."""
+    positive: set[str] = set()
+    negated: set[str] = set()
+    phrases: list[str] = []
+    negated_phrases: list[str] = []
+    in_phrase = in_negation = False
+    quote = 0
+    previous_space = True
+    i, n = 0, len(search)
+    while i < n:
+        ch = search[i]
+        if ch == '"':
+            if in_phrase:
+                (negated_phrases if in_negation else phrases).append(search[quote + 1:i])
+                in_negation = in_phrase = False
+            else:
+                in_phrase, quote = True, i
+            previous_space = False
+            i += 1
+        elif ch == "-":
+            if not in_phrase and previous_space:
+                in_negation = True
+            previous_space = False
+            i += 1
+        elif ch.isspace():
+            previous_space = True
+            i += 1
+        else:
+            end = i
+            while end < n and search[end] not in '"-' and not search[end].isspace():
+                end += 1
+            if not (in_phrase and in_negation):
+                (negated if in_negation else positive).update(_text_tokens(search[i:end]))
+            if in_negation and not in_phrase:
+                in_negation = False
+            previous_space = False
+            i = end
+    return positive - negated, negated, phrases, negated_phrases
+
+
+def _field_values(doc: dict, path: str) -> list[str]:
+    try:
+        value = mongomock_helpers.get_value_by_dot(doc, path)
+    except KeyError:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+def _text_score(doc: dict, spec: dict, terms: set) -> float:
+    """FTSSpec::scoreDocument (_scoreStringV2), summed over the query's terms."""
+    scores: dict[str, float] = {}
+    for field, weight in spec["weights"].items():
+        for raw in _field_values(doc, field):
+            tokens = _text_tokens(raw)
+            counts: dict[str, int] = {}
+            freq: dict[str, float] = {}
+            for token in tokens:
+                counts[token] = counts.get(token, 0) + 1
+                freq[token] = freq.get(token, 0.0) + 1 / 2 ** (counts[token] - 1)
+            for term, count in counts.items():
+                coeff = 0.5 * count / len(tokens) + 0.5
+                adjustment = 1.1 if raw.lower() == term else 1.0
+                scores[term] = scores.get(term, 0.0) + weight * freq[term] * coeff * adjustment
+    return sum(score for term, score in scores.items() if term in terms)
+
+
+def _text_matches(doc: dict, spec: dict, query: tuple) -> bool:
+    """FTSMatcher::matches, after the index found the document through a positive term."""
+    positive, negated, phrases, negated_phrases = query
+    values = [v for field in spec["weights"] for v in _field_values(doc, field)]
+    tokens = {t for v in values for t in _text_tokens(v)}
+    if not tokens & positive or tokens & negated:
+        return False
+    folded = [_text_fold(v) for v in values]
+    if not all(any(_text_fold(p) in v for v in folded) for p in phrases):
+        return False
+    return not any(any(_text_fold(p) in v for v in folded) for p in negated_phrases)
+
+
+def _uses_text_score(value: Any) -> bool:
+    if isinstance(value, dict):
+        if value.get("$meta") == "textScore":
+            return True
+        return any(_uses_text_score(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_uses_text_score(v) for v in value)
+    return False
+
+
+def _with_text_score(value: Any) -> Any:
+    """``{$meta: "textScore"}`` read from the hidden score field (descending in a sort)."""
+    if isinstance(value, dict):
+        if value == {"$meta": "textScore"}:
+            return "$" + TEXT_SCORE
+        if "$sort" in value and len(value) == 1:
+            return {"$sort": {(TEXT_SCORE if v == {"$meta": "textScore"} else k): (
+                -1 if v == {"$meta": "textScore"} else v) for k, v in value["$sort"].items()}}
+        return {k: _with_text_score(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_text_score(v) for v in value]
+    return value
+
+
+def _text_stage(collection: mongomock.Collection, match: dict, stages: list,
+                kwargs: dict) -> list[dict]:
+    match = dict(match)
+    text = match.pop("$text")
+    if not isinstance(text, dict) or not isinstance(text.get("$search"), str):
+        raise OperationFailure("$search required and must be a string", BAD_VALUE)
+    if text.get("$caseSensitive") or text.get("$diacriticSensitive") \
+            or set(text) - {"$search", "$language", "$caseSensitive", "$diacriticSensitive"}:
+        raise NotImplementedError("the stand-in's $text is case- and diacritics-insensitive")
+    spec = _text_index(collection)
+    if spec is None:
+        raise OperationFailure("text index required for $text query", INDEX_NOT_FOUND,
+                               {"ok": 0.0, "code": INDEX_NOT_FOUND,
+                                "codeName": CODE_NAMES[INDEX_NOT_FOUND]})
+    for field in spec["prefix"]:
+        value = match.get(field, {"$exists": True})
+        if isinstance(value, dict) and set(value) != {"$eq"}:
+            raise OperationFailure(
+                "error processing query: planner returned error :: caused by :: failed to use "
+                "text index to satisfy $text query (if text index is compound, are equality "
+                "predicates given for all prefix fields?)", BAD_VALUE)
+    query = _parse_text_search(text["$search"])
+    found = [(doc, _text_score(doc, spec, query[0]))
+             for doc in collection.find(match) if _text_matches(doc, spec, query)]
+    if not stages:
+        return [doc for doc, _ in found]
+    scratch = collection.database[f"__standin_text_{ObjectId()}"]
+    try:
+        if found:
+            scratch.insert_many([{**doc, TEXT_SCORE: score} for doc, score in found])
+        out = list(scratch.aggregate(_with_text_score(stages), **kwargs))
+    finally:
+        scratch.drop()
+    for doc in out:
+        doc.pop(TEXT_SCORE, None)
+    return out
+
+
+def _merge(collection: mongomock.Collection, docs: list[dict], spec: Any) -> None:
+    """The ``$merge`` stage (target in the same database; no pipeline for whenMatched)."""
+    if isinstance(spec, str):
+        spec = {"into": spec}
+    into = spec["into"]
+    if isinstance(into, dict):
+        if into.get("db", collection.database.name) != collection.database.name:
+            raise NotImplementedError("the stand-in merges within one database")
+        into = into["coll"]
+    on = spec.get("on", "_id")
+    fields = [on] if isinstance(on, str) else list(on)
+    matched, not_matched = spec.get("whenMatched", "merge"), spec.get("whenNotMatched",
+                                                                      "insert")
+    if not isinstance(matched, str):
+        raise NotImplementedError("the stand-in's $merge takes no whenMatched pipeline")
+    target = collection.database[into]
+    if fields != ["_id"] and not any(
+            index.get("unique") and sorted(k for k, _ in index["key"]) == sorted(fields)
+            for index in target._store.indexes.values()):
+        raise OperationFailure("Cannot find index to verify that join fields will be unique",
+                               51183)
+    for doc in docs:
+        key = {}
+        for field in fields:
+            value = doc.get(field)
+            if value is None or isinstance(value, list):
+                raise OperationFailure("$merge write error: 'on' field cannot be missing, null, "
+                                       "undefined or an array", 51132)
+            key[field] = value
+        existing = target.find_one(key)
+        if existing is None:
+            if not_matched == "insert":
+                target.insert_one(dict(doc))
+            elif not_matched == "fail":
+                raise OperationFailure("$merge could not find a matching document in the target "
+                                       "collection for at least one document in the source "
+                                       "collection", 13113)
+        elif matched == "merge":
+            target.update_one({"_id": existing["_id"]},
+                              {"$set": {k: v for k, v in doc.items() if k != "_id"}})
+        elif matched == "replace":
+            target.replace_one({"_id": existing["_id"]},
+                               {k: v for k, v in doc.items() if k != "_id"})
+        elif matched == "fail":
+            raise _duplicate(target, "_id_", {"_id": 1}, {"_id": existing["_id"]})
+
+
+def _aggregate(collection: mongomock.Collection, stages: list[dict], kwargs: dict) -> list:
+    stages = list(stages)
+    merge = None
+    if stages and "$merge" in stages[-1]:
+        merge = stages.pop()["$merge"]
+    for i, stage in enumerate(stages):
+        if "$merge" in stage:
+            raise OperationFailure("$merge can only be the final stage in the pipeline", 40601)
+        if i and "$match" in stage and _has_text(stage["$match"]):
+            raise OperationFailure("$match with $text is only allowed as the first pipeline "
+                                   "stage", 17313)
+    if stages and "$match" in stages[0] and "$text" in stages[0]["$match"]:
+        docs = _text_stage(collection, stages[0]["$match"], stages[1:], kwargs)
+    else:
+        if _uses_text_score(stages):
+            raise OperationFailure("query requires text score metadata, but it is not "
+                                   "available", NO_TEXT_SCORE)
+        docs = list(collection.aggregate(stages, **kwargs))
+    if merge is not None:
+        _merge(collection, docs, merge)
+        return []
+    return docs
+
+
+def _has_text(flt: Any) -> bool:
+    if isinstance(flt, dict):
+        return "$text" in flt or any(_has_text(v) for v in flt.values())
+    if isinstance(flt, list):
+        return any(_has_text(v) for v in flt)
+    return False
 
 
 class StandinDatabase:

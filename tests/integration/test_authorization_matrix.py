@@ -54,6 +54,7 @@ from pydantic import ValidationError
 from handlers import all_events
 from handlers.base import EventSpec
 from handlers.scopes import InRoom, Scope
+from ingest.chats.model import ParsedMessage
 from server.keys import services_of
 from store.base import Column, role_at_least
 from store.ids import iso, new_id, utcnow
@@ -68,6 +69,7 @@ EVENTS: list[EventSpec] = all_events()
 SPECS: dict[str, EventSpec] = {spec.name: spec for spec in EVENTS}
 PASSWORD = "correct horse"
 CSV = b"name,n\nada,1\nbob,2\n"
+WHATSAPP = b"12/03/2024, 09:16 - Ana: hello\n12/03/2024, 09:17 - Bo: hi Ana\n"
 
 # The callers, in the order their calls are made (refusals first, see ``_run_scoped``), and
 # their role in P (the own project). Nobody but Q's owner is a member of Q.
@@ -93,6 +95,8 @@ class Res:
     capture: str = ""  # an ingested capture (job done, stats stored)
     conversation: str = ""  # created by the project's owner, idle
     generating: str = ""  # a reply generating (in a conversation of its own)
+    chat: str = ""  # an imported chat (published)
+    export: str = ""  # a WhatsApp export file, not imported yet
     member: str = ""  # a viewer of the project who is none of the callers
     outsider_email: str = ""  # a registered user who is not a member
 
@@ -170,6 +174,15 @@ SAMPLES: dict[str, Sample] = {
     "pcap:packets": lambda r: {"fileId": r.capture, "limit": 5},
     "pcap:packet": lambda r: {"fileId": r.capture, "number": 1},
     "pcap:follow": lambda r: {"fileId": r.capture, "stream": "tcp", "index": 0},
+    # imported chats
+    "chat:import": lambda r: {"projectId": r.project, "fileId": r.export},
+    "chat:import:cancel": lambda r: {"fileId": r.export},
+    "chat:list": lambda r: {"projectId": r.project},
+    "chat:get": lambda r: {"id": r.chat},
+    "chat:messages": lambda r: {"chatId": r.chat},
+    "chat:rename": lambda r: {"id": r.chat, "name": "Renamed"},
+    "chat:delete": lambda r: {"id": r.chat},
+    "chat:search": lambda r: {"projectId": r.project, "query": "hello"},
 }
 
 # The reviewed policy: who may call each event — "anyone", "signed in", or the project role a
@@ -201,6 +214,9 @@ POLICY: dict[str, str] = {
     "pcap:protocols": "viewer", "pcap:conversations": "viewer", "pcap:endpoints": "viewer",
     "pcap:io": "viewer", "pcap:sizes": "viewer", "pcap:packets": "viewer",
     "pcap:packet": "viewer", "pcap:follow": "viewer",
+    "chat:import": "editor", "chat:import:cancel": "editor", "chat:list": "viewer",
+    "chat:get": "viewer", "chat:messages": "viewer", "chat:rename": "editor",
+    "chat:delete": "editor", "chat:search": "viewer",
     "ping": "anyone",
 }
 PROJECT_ROLES = ("viewer", "editor", "owner")
@@ -415,7 +431,22 @@ class World:
             busy.id, author_id=owner, content="hi", attachments=[], instance="elsewhere",
             lease_until=utcnow() + timedelta(days=1))
         self.generating.add(exchange.reply.id)
-        return Res(self, project=pid, table=table.id, row=row.id, file=fid,
+        export = new_id()
+        writer = await self.services.blobs.create(export)
+        await writer.write(WHATSAPP)
+        await writer.commit()
+        await store.files.create_file(file_id=export, project_id=pid, name="chat.txt",
+                                      size=len(WHATSAPP), mime="text/plain",
+                                      sha256=hashlib.sha256(WHATSAPP).hexdigest(),
+                                      uploader_id=owner, storage_key=export)
+        chat_id = await store.chats.begin_chat(project_id=pid, file_id=fid, attempt=1,
+                                               name="Imported", platform="whatsapp",
+                                               imported_by=owner)
+        await store.chats.add_lines(chat_id, 1, 1, [ParsedMessage(
+            time=utcnow(), author="Ana", text="hello there")])
+        await store.chats.publish_chats(fid, 1)
+        return Res(self, project=pid, table=table.id, row=row.id, file=fid, chat=chat_id,
+                   export=export,
                    capture=self.captures[target], conversation=conv.id,
                    generating=exchange.reply.id, member=self.ids["member"],
                    outsider_email=self.outsider_email)
@@ -439,14 +470,15 @@ class World:
     def busy(self) -> bool:
         conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=15)
         try:
-            jobs = conn.execute("SELECT COUNT(*) FROM pcap_jobs WHERE state IN "
-                                "('queued', 'running')").fetchone()[0]
+            jobs = sum(conn.execute(f"SELECT COUNT(*) FROM {table} WHERE state IN "
+                                    "('queued', 'running')").fetchone()[0]
+                       for table in ("pcap_jobs", "chat_import_jobs"))
             generating = {r[0] for r in conn.execute(
                 "SELECT id FROM chat_messages WHERE status = 'generating'")}
         finally:
             conn.close()
         return bool(jobs or generating - self.generating or self.services.chat.live
-                    or self.services.pcap.running)
+                    or self.services.pcap.running or self.services.imports.running)
 
     async def quiesce(self, timeout: float = 30) -> None:
         """Until what allowed calls started in the background (replies, ingests) is done
@@ -690,7 +722,7 @@ def test_every_event_has_a_valid_sample():
             return "r" * 43
 
     ids = {f: new_id() for f in ("project", "table", "row", "file", "capture", "conversation",
-                                 "generating", "member")}
+                                 "generating", "chat", "export", "member")}
     res = Res(cast(World, _Stub()), outsider_email="outsider@example.com", **ids)
     bad = []
     for spec in EVENTS:

@@ -6,5 +6,6 @@ import projects from './projects.js';
 import tables from './tables.js';
 import chat from './chat.js';
 import pcap from './pcap.js';
+import imports from './imports.js';
 
-export default [auth, activity, projects, tables, chat, pcap];
+export default [auth, activity, projects, tables, chat, pcap, imports];

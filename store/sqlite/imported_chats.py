@@ -1,0 +1,654 @@
+"""Imported chats (chat-history import) on SQLite, with FTS5 full-text search.
+
+Layout:
+
+- ``imported_chats``: one row per chat. ``num`` (AUTOINCREMENT, never reused) is the chat's
+  small integer key; ``state`` is hidden → visible, or deleting while its lines are purged;
+  ``indexed`` is the highest seq whose line is in ``chat_fts`` (0: none).
+- ``chat_lines``: one row per message, ``key = num << 32 | seq`` as the rowid, so a chat is
+  one contiguous rowid range: paging by seq is a range scan, and the line id
+  ``"<chat id>.<seq>"`` needs no index of its own. Times are integer milliseconds (UTC).
+  The only secondary index is ``(author, key)``: an author-filtered page is a range scan.
+- ``chat_fts``: FTS5 over ``chat_lines.text`` (external content, rowid = key, tokenizer
+  ``unicode61 remove_diacritics 2``: case- and diacritics-insensitive). Only published
+  chats are indexed, so a failed import is dropped without touching the index.
+- ``chat_days``: per chat and UTC day, the messages (kind "message") and the first and last
+  key of the day's lines: ``activity`` reads it, and a ``since``/``until`` filter starts and
+  ends its scan at those keys instead of at the chat's ends.
+
+Bulk work runs as set-based statements in transactions of at most ``CHUNK`` lines, so a
+million-line publish or delete never holds the one writer for long: ``publish_chats``
+indexes ``INSERT … SELECT`` chunk by chunk (recording ``indexed`` in the same transaction),
+resolves replies with one ``UPDATE … FROM``, counts with ``GROUP BY`` and flips every chat
+of the import visible in one last transaction. Deleting marks the chats ``deleting`` (gone
+for readers at once) and then purges lines and index entries chunk by chunk; every chunk
+removes a line and its index entry together, so an interrupted purge simply resumes.
+
+Search ranks with ``bm25`` (then newest first) over the newest ``SEARCH_WINDOW`` matching
+lines: bm25 must score every candidate, so a very common word would otherwise cost time in
+proportion to its matches. The window (lowest and highest matching key) and the offset
+travel in the opaque cursor, so the pages of one search are stable and bounded.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import sqlite3
+import unicodedata
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from store.base import (
+    ChatHit,
+    ChatLine,
+    ChatParticipant,
+    ImportedChat,
+    ImportedChatRepo,
+    Page,
+    ParsedMessage,
+)
+from store.errors import BadRequest, Conflict, NotFound
+from store.ids import iso, new_id, parse_iso, utcnow
+from store.sqlite.db import Database
+
+SEQ_BITS = 32
+MAX_SEQ = (1 << SEQ_BITS) - 1
+#: Lines per transaction of the bulk steps (indexing, purging).
+CHUNK = 50_000
+#: Search ranks at most this many matches (the newest); pages go no further.
+SEARCH_WINDOW = 5_000
+MAX_LINES_PAGE = 1000
+MAX_HITS_PAGE = 100
+MAX_QUERY_TERMS = 32
+SNIPPET_TOKENS = 16
+MARK_OPEN, MARK_CLOSE, ELLIPSIS = "«", "»", "…"
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH_DAY = date(1970, 1, 1)
+MS = timedelta(milliseconds=1)
+DAY_MS = 86_400_000
+
+_BAD_CURSOR = "cursor is not one this server gave out"
+
+
+# -- conversions --------------------------------------------------------------------------
+
+def to_ms(dt: datetime) -> int:
+    """Milliseconds since the epoch (floor); a naive datetime is taken as UTC."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return (dt - EPOCH) // MS
+
+
+def ceil_ms(dt: datetime) -> int:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return -((EPOCH - dt) // MS)
+
+
+def from_ms(ms: int) -> datetime:
+    return EPOCH + ms * MS
+
+
+def _day(ms: int) -> int:
+    return ms // DAY_MS
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _extra(m: ParsedMessage) -> str | None:
+    if not (m.attachments or m.reactions or m.edited or m.deleted):
+        return None
+    extra: dict[str, Any] = {}
+    if m.attachments:
+        extra["a"] = m.attachments
+    if m.reactions:
+        extra["r"] = m.reactions
+    if m.edited:
+        extra["e"] = 1
+    if m.deleted:
+        extra["d"] = 1
+    return _dumps(extra)
+
+
+def line_id(chat_id: str, seq: int) -> str:
+    return f"{chat_id}.{seq}"
+
+
+def split_line_id(message_id: str) -> tuple[str, int] | None:
+    chat_id, dot, seq = message_id.rpartition(".")
+    if not dot or not chat_id or not seq.isdigit() or len(seq) > 10:
+        return None
+    n = int(seq)
+    return (chat_id, n) if 1 <= n <= MAX_SEQ else None
+
+
+def encode_cursor(values: list) -> str:
+    return base64.urlsafe_b64encode(_dumps(values).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, kind: str, size: int) -> list[int]:
+    """A cursor made by ``encode_cursor([kind, int, …])``: its ``size`` integers."""
+    try:
+        raw = cursor.encode("ascii")
+        values = json.loads(base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4)))
+    except (ValueError, TypeError, UnicodeError, binascii.Error):
+        raise BadRequest(_BAD_CURSOR) from None
+    if (not isinstance(values, list) or len(values) != size + 1 or values[0] != kind
+            or not all(type(v) is int and 0 <= v < 1 << 63 for v in values[1:])):
+        raise BadRequest(_BAD_CURSOR)
+    return values[1:]
+
+
+def _limit(limit: int, most: int) -> int:
+    if not isinstance(limit, int) or limit < 1:
+        raise BadRequest("limit must be a positive integer")
+    return min(limit, most)
+
+
+# -- the search query ---------------------------------------------------------------------
+
+def _searchable(text: str) -> bool:
+    # unicode61 makes tokens of letters, numbers and characters outside the BMP (emoji).
+    return any(ch.isalnum() or ord(ch) > 0xFFFF for ch in text)
+
+
+def parse_query(query: str) -> list[tuple[str, bool]]:
+    """The user's query as (text, prefix) terms: each "quoted phrase" is one term, every
+    other whitespace-separated word another; a trailing ``*`` makes its last token a
+    prefix. Nothing else is syntax: operators and stray characters are plain text, and a
+    term without a letter or digit is dropped. BadRequest when nothing is left."""
+    if not isinstance(query, str):
+        raise BadRequest("query must be a string")
+    query = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in query)
+    terms: list[tuple[str, bool]] = []
+    i, n = 0, len(query)
+    while i < n:
+        ch = query[i]
+        if ch.isspace():
+            i += 1
+            continue
+        if ch == '"':
+            end = query.find('"', i + 1)
+            end = n if end < 0 else end
+            text, i = query[i + 1:end], end + 1
+            prefix = i < n and query[i] == "*"
+        else:
+            end = i
+            while end < n and not query[end].isspace() and query[end] != '"':
+                end += 1
+            chunk, i = query[i:end], end
+            text = chunk.rstrip("*")
+            prefix = text != chunk
+        while i < n and query[i] == "*":
+            i += 1
+        if _searchable(text):
+            terms.append((text, prefix))
+    if not terms:
+        raise BadRequest("the query has nothing to search for")
+    if len(terms) > MAX_QUERY_TERMS:
+        raise BadRequest(f"the query has more than {MAX_QUERY_TERMS} terms")
+    return terms
+
+
+def fts_expression(query: str) -> str:
+    """An FTS5 MATCH expression: every term a quoted string (so FTS5 syntax typed by the
+    user is just text), ANDed; a prefix term is the string followed by ``*``."""
+    return " ".join('"' + text.replace('"', '""') + '"' + ("*" if prefix else "")
+                    for text, prefix in parse_query(query))
+
+
+# -- rows ---------------------------------------------------------------------------------
+
+_CHAT_COLS = ("num, id, project_id, file_id, attempt, state, indexed, name, platform,"
+              " participants, message_count, system_count, first_time, last_time,"
+              " imported_by, created_at")
+_LINE_COLS = "key, time, author, author_id, text, kind, reply_to, source_id, extra"
+
+
+def _chat(r: sqlite3.Row) -> ImportedChat:
+    return ImportedChat(
+        id=r["id"], project_id=r["project_id"], file_id=r["file_id"], name=r["name"],
+        platform=r["platform"],
+        participants=tuple(ChatParticipant(name, n) for name, n in json.loads(r["participants"])),
+        message_count=r["message_count"], system_count=r["system_count"],
+        first_time=None if r["first_time"] is None else from_ms(r["first_time"]),
+        last_time=None if r["last_time"] is None else from_ms(r["last_time"]),
+        imported_by=r["imported_by"], created_at=parse_iso(r["created_at"]))
+
+
+def _line(chat_id: str, r: sqlite3.Row) -> ChatLine:
+    extra = json.loads(r["extra"]) if r["extra"] else {}
+    reply = r["reply_to"]
+    return ChatLine(
+        id=line_id(chat_id, r["key"] & MAX_SEQ), chat_id=chat_id, seq=r["key"] & MAX_SEQ,
+        time=from_ms(r["time"]), author=r["author"], author_id=r["author_id"], text=r["text"],
+        kind=r["kind"], reply_to=None if reply is None else line_id(chat_id, reply & MAX_SEQ),
+        source_id=r["source_id"], attachments=tuple(extra.get("a", ())),
+        reactions=tuple(extra.get("r", ())), edited=bool(extra.get("e")),
+        deleted=bool(extra.get("d")))
+
+
+def _chat_row(conn, where: str, *args) -> sqlite3.Row | None:
+    return conn.execute(f"SELECT {_CHAT_COLS} FROM imported_chats WHERE {where}",
+                        args).fetchone()
+
+
+def _newer_attempt(conn, file_id: str, attempt: int) -> bool:
+    return conn.execute("SELECT 1 FROM imported_chats WHERE file_id=? AND attempt>? LIMIT 1",
+                        (file_id, attempt)).fetchone() is not None
+
+
+def _bounds(num: int) -> tuple[int, int]:
+    return num << SEQ_BITS, (num << SEQ_BITS) | MAX_SEQ
+
+
+# -- publishing steps (each one transaction) ------------------------------------------------
+
+def _publishable(conn, file_id: str, attempt: int) -> list[int] | None:
+    """The import's hidden chats, or None when a newer attempt owns the file."""
+    if _newer_attempt(conn, file_id, attempt):
+        return None
+    return [r[0] for r in conn.execute(
+        "SELECT num FROM imported_chats WHERE file_id=? AND attempt=? AND state='hidden'"
+        " ORDER BY num", (file_id, attempt))]
+
+
+def _ours(conn, num: int, attempt: int) -> sqlite3.Row | None:
+    row = _chat_row(conn, "num=?", num)
+    if row is None or row["state"] != "hidden" or row["attempt"] != attempt \
+            or _newer_attempt(conn, row["file_id"], attempt):
+        return None
+    return row
+
+
+def _index_step(conn, num: int, attempt: int) -> bool | None:
+    """Index the lines of the next CHUNK seqs of a hidden chat; True when every line is.
+    None: the chat is no longer this attempt's to publish."""
+    row = _ours(conn, num, attempt)
+    if row is None:
+        return None
+    lo, hi = _bounds(num)
+    first = conn.execute("SELECT min(key) FROM chat_lines WHERE key BETWEEN ? AND ?",
+                         (lo | (row["indexed"] + 1), hi)).fetchone()[0]
+    if first is None:
+        return True
+    end = min(first + CHUNK - 1, hi)
+    conn.execute("INSERT INTO chat_fts (rowid, text) SELECT key, text FROM chat_lines"
+                 " WHERE key BETWEEN ? AND ?", (first, end))
+    conn.execute("UPDATE imported_chats SET indexed=? WHERE num=?", (end & MAX_SEQ, num))
+    return end == hi
+
+
+def _finish_step(conn, num: int, attempt: int) -> bool:
+    """Replies, counts, participants and days of a hidden chat whose lines are indexed."""
+    if _ours(conn, num, attempt) is None:
+        return False
+    lo, hi = _bounds(num)
+    conn.execute(
+        "UPDATE chat_lines SET reply_to=src.key FROM"
+        " (SELECT source_id, min(key) AS key FROM chat_lines WHERE key BETWEEN ?1 AND ?2"
+        "  AND source_id IS NOT NULL GROUP BY source_id) AS src"
+        " WHERE chat_lines.key BETWEEN ?1 AND ?2 AND chat_lines.reply_source IS NOT NULL"
+        " AND chat_lines.reply_source=src.source_id", (lo, hi))
+    authors: dict[str, int] = {}
+    messages = system = 0
+    first = last = None
+    for author, kind, n, t0, t1 in conn.execute(
+            "SELECT author, kind, count(*), min(time), max(time) FROM chat_lines"
+            " WHERE key BETWEEN ? AND ? GROUP BY author, kind", (lo, hi)):
+        if kind == "message":
+            authors[author] = authors.get(author, 0) + n
+            messages += n
+        elif kind == "system":
+            system += n
+        first = t0 if first is None else min(first, t0)
+        last = t1 if last is None else max(last, t1)
+    participants = sorted(authors.items(), key=lambda a: (-a[1], a[0]))
+    conn.execute("UPDATE imported_chats SET participants=?, message_count=?, system_count=?,"
+                 " first_time=?, last_time=? WHERE num=?",
+                 (_dumps(participants), messages, system, first, last, num))
+    conn.execute("DELETE FROM chat_days WHERE chat=?", (num,))
+    conn.execute(
+        "INSERT INTO chat_days (chat, day, messages, first_key, last_key)"
+        " SELECT ?1, CASE WHEN time >= 0 THEN time / ?4 ELSE (time - ?4 + 1) / ?4 END AS d,"
+        " sum(kind='message'), min(key), max(key) FROM chat_lines"
+        " WHERE key BETWEEN ?2 AND ?3 GROUP BY d", (num, lo, hi, DAY_MS))
+    return True
+
+
+def _show(conn, file_id: str, attempt: int, nums: list[int]) -> list[ImportedChat]:
+    """Flip the import's chats visible at once (or none, if the import lost the file)."""
+    if _newer_attempt(conn, file_id, attempt):
+        return []
+    marks = ",".join("?" * len(nums))
+    conn.execute(f"UPDATE imported_chats SET state='visible' WHERE num IN ({marks})"
+                 " AND state='hidden' AND attempt=?", (*nums, attempt))
+    return [_chat(r) for r in conn.execute(
+        f"SELECT {_CHAT_COLS} FROM imported_chats WHERE file_id=? AND attempt=?"
+        " AND state='visible' ORDER BY num", (file_id, attempt))]
+
+
+# -- deleting --------------------------------------------------------------------------------
+
+def _doom(conn, where: str, args: tuple, states: tuple[str, ...]) -> tuple[list, list[int]]:
+    """Mark the chats matching ``where`` deleting (gone for readers); returns the rows of
+    those that were not already, and the nums of every chat to purge."""
+    marks = ",".join("?" * len(states))
+    rows = conn.execute(f"SELECT {_CHAT_COLS} FROM imported_chats WHERE ({where})"
+                        f" AND state IN ({marks})", (*args, *states)).fetchall()
+    if rows:
+        conn.execute(f"UPDATE imported_chats SET state='deleting' WHERE num IN"
+                     f" ({','.join('?' * len(rows))})", [r["num"] for r in rows])
+    doomed = [r["num"] for r in conn.execute(
+        f"SELECT num FROM imported_chats WHERE ({where}) AND state='deleting'", args)]
+    return [r for r in rows if r["state"] != "deleting"], doomed
+
+
+def _purge_step(conn, num: int) -> bool:
+    """Remove the next CHUNK seqs of a deleting chat, lines and index entries together;
+    the chat row goes with the last of them. True when the chat is gone."""
+    row = conn.execute("SELECT indexed, state FROM imported_chats WHERE num=?",
+                       (num,)).fetchone()
+    if row is None:
+        return True
+    if row["state"] != "deleting":
+        return True  # not ours to purge
+    lo, hi = _bounds(num)
+    first = conn.execute("SELECT min(key) FROM chat_lines WHERE key BETWEEN ? AND ?",
+                         (lo, hi)).fetchone()[0]
+    if first is None:
+        conn.execute("DELETE FROM chat_days WHERE chat=?", (num,))
+        conn.execute("DELETE FROM imported_chats WHERE num=?", (num,))
+        return True
+    end = min(first + CHUNK - 1, hi)
+    indexed_end = min(end, lo | row["indexed"])
+    if indexed_end >= first:
+        conn.execute("INSERT INTO chat_fts (chat_fts, rowid, text) SELECT 'delete', key, text"
+                     " FROM chat_lines WHERE key BETWEEN ? AND ?", (first, indexed_end))
+    conn.execute("DELETE FROM chat_lines WHERE key BETWEEN ? AND ?", (first, end))
+    return False
+
+
+class SqliteImportedChats(ImportedChatRepo):
+    def __init__(self, db: Database):
+        self.db = db
+
+    # -- import ---------------------------------------------------------------------------
+
+    async def begin_chat(self, *, project_id, file_id, attempt, name, platform,
+                         imported_by) -> str:
+        chat_id = new_id()
+        now = iso(utcnow())
+
+        def tx(conn):
+            if _newer_attempt(conn, file_id, attempt):
+                raise Conflict("a newer import of this file is under way")
+            conn.execute(
+                "INSERT INTO imported_chats (id, project_id, file_id, attempt, state, name,"
+                " platform, imported_by, created_at) VALUES (?,?,?,?,'hidden',?,?,?,?)",
+                (chat_id, project_id, file_id, attempt, name, platform, imported_by, now))
+            return chat_id
+
+        return await self.db.write(tx)
+
+    async def add_lines(self, chat_id, attempt, first_seq,
+                        messages: Sequence[ParsedMessage]) -> bool:
+        if not isinstance(first_seq, int) or first_seq < 1 \
+                or first_seq + len(messages) - 1 > MAX_SEQ:
+            raise BadRequest(f"seq must be between 1 and {MAX_SEQ}")
+
+        def tx(conn):
+            row = conn.execute("SELECT num, state, attempt, indexed FROM imported_chats"
+                               " WHERE id=?", (chat_id,)).fetchone()
+            if row is None or row["state"] != "hidden" or row["attempt"] != attempt \
+                    or row["indexed"]:
+                return False
+            base = (row["num"] << SEQ_BITS) + first_seq
+            conn.executemany(
+                "INSERT OR REPLACE INTO chat_lines (key, time, author, author_id, text, kind,"
+                " source_id, reply_source, extra) VALUES (?,?,?,?,?,?,?,?,?)",
+                [(base + i, to_ms(m.time), m.author, m.author_id, m.text, m.kind, m.source_id,
+                  m.reply_source, _extra(m)) for i, m in enumerate(messages)])
+            return True
+
+        return await self.db.write(tx)
+
+    async def publish_chats(self, file_id, attempt) -> list[ImportedChat]:
+        nums = await self.db.write(_publishable, file_id, attempt)
+        if nums is None:
+            return []
+        for num in nums:
+            while True:
+                done = await self.db.write(_index_step, num, attempt)
+                if done is None:
+                    return []
+                if done:
+                    break
+            if not await self.db.write(_finish_step, num, attempt):
+                return []
+        return await self.db.write(_show, file_id, attempt, nums)
+
+    async def discard_import(self, file_id) -> None:
+        await self._delete("file_id=?", (file_id,), ("hidden",))
+
+    async def _delete(self, where: str, args: tuple,
+                      states: tuple[str, ...]) -> list[ImportedChat]:
+        rows, doomed = await self.db.write(_doom, where, args, states)
+        for num in doomed:
+            while not await self.db.write(_purge_step, num):
+                pass
+        return [_chat(r) for r in rows]
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def get_chat(self, chat_id) -> ImportedChat | None:
+        def read(conn):
+            row = _chat_row(conn, "id=? AND state='visible'", chat_id)
+            return _chat(row) if row else None
+
+        return await self.db.read(read)
+
+    async def list_chats(self, project_id, *, cursor=None, limit=50) -> Page[ImportedChat]:
+        limit = _limit(limit, MAX_LINES_PAGE)
+
+        def read(conn):
+            where, args = "project_id=? AND state='visible'", [project_id]
+            if cursor:
+                where += " AND id<?"
+                args.append(str(cursor))
+            rows = conn.execute(f"SELECT {_CHAT_COLS} FROM imported_chats WHERE {where}"
+                                " ORDER BY id DESC LIMIT ?", (*args, limit + 1)).fetchall()
+            items = [_chat(r) for r in rows[:limit]]
+            return Page(items, items[-1].id if len(rows) > limit else None)
+
+        return await self.db.read(read)
+
+    async def list_lines(self, chat_id, *, cursor=None, limit=100, author=None, since=None,
+                         until=None, around=None) -> Page[ChatLine]:
+        limit = _limit(limit, MAX_LINES_PAGE)
+        after = decode_cursor(cursor, "l", 1)[0] if cursor else None
+        target = None
+        if around is not None and after is None:
+            target = split_line_id(str(around))
+            if target is None or target[0] != chat_id:
+                raise NotFound("message not found")
+
+        def read(conn):
+            row = conn.execute("SELECT num FROM imported_chats WHERE id=? AND state='visible'",
+                               (chat_id,)).fetchone()
+            if row is None:
+                if target is not None:
+                    raise NotFound("message not found")
+                return Page([], None)
+            num = row[0]
+            lo, hi = _bounds(num)
+            where, args = ["key BETWEEN ? AND ?"], [lo + 1, hi]
+            if author is not None:
+                where.append("author=?")
+                args.append(author)
+            if since is not None:
+                t = ceil_ms(since)
+                start = conn.execute("SELECT min(first_key) FROM chat_days WHERE chat=?"
+                                     " AND day>=?", (num, _day(t))).fetchone()[0]
+                where.append("key>=? AND time>=?")
+                args += [hi + 1 if start is None else start, t]
+            if until is not None:
+                t = to_ms(until)
+                end = conn.execute("SELECT max(last_key) FROM chat_days WHERE chat=?"
+                                   " AND day<=?", (num, _day(t))).fetchone()[0]
+                where.append("key<=? AND time<=?")
+                args += [lo if end is None else end, t]
+            cond = " AND ".join(where)
+            select = f"SELECT {_LINE_COLS} FROM chat_lines WHERE {cond}"
+            if target is not None:
+                key = lo | target[1]
+                if conn.execute("SELECT 1 FROM chat_lines WHERE key=?",
+                                (key,)).fetchone() is None:
+                    raise NotFound("message not found")
+                before = conn.execute(f"{select} AND key<? ORDER BY key DESC LIMIT ?",
+                                      (*args, key, limit // 2)).fetchall()
+                rest = limit - len(before)
+                rows = conn.execute(f"{select} AND key>=? ORDER BY key LIMIT ?",
+                                    (*args, key, rest + 1)).fetchall()
+                more = len(rows) > rest
+                rows = before[::-1] + rows[:rest]
+            else:
+                rows = conn.execute(f"{select} AND key>? ORDER BY key LIMIT ?",
+                                    (*args, lo | min(after or 0, MAX_SEQ), limit + 1)).fetchall()
+                more = len(rows) > limit
+                rows = rows[:limit]
+            items = [_line(chat_id, r) for r in rows]
+            return Page(items, encode_cursor(["l", items[-1].seq]) if more and items else None)
+
+        return await self.db.read(read)
+
+    async def search(self, project_id, query, *, chat_id=None, author=None, since=None,
+                     until=None, cursor=None, limit=20) -> Page[ChatHit]:
+        expression = fts_expression(query)
+        limit = _limit(limit, MAX_HITS_PAGE)
+        window = decode_cursor(cursor, "s", 3) if cursor else None
+        if window is not None and not (window[0] <= SEARCH_WINDOW and window[1] <= window[2]):
+            raise BadRequest(_BAD_CURSOR)
+
+        def read(conn):
+            where, args = ["chat_fts MATCH ?"], [expression]
+            chats: dict[int, str] = {}
+            if chat_id is not None:
+                row = conn.execute("SELECT num, id FROM imported_chats WHERE id=? AND"
+                                   " project_id=? AND state='visible'",
+                                   (chat_id, project_id)).fetchone()
+                if row is None:
+                    return Page([], None)
+                chats[row[0]] = row[1]
+                lo, hi = _bounds(row[0])
+                where.append("f.rowid BETWEEN ? AND ?")
+                args += [lo, hi]
+            else:
+                where.append("(f.rowid >> 32) IN (SELECT num FROM imported_chats"
+                             " WHERE project_id=? AND state='visible')")
+                args.append(project_id)
+            join = ""
+            if author is not None or since is not None or until is not None:
+                join = " JOIN chat_lines l ON l.key=f.rowid"
+                if author is not None:
+                    where.append("l.author=?")
+                    args.append(author)
+                if since is not None:
+                    where.append("l.time>=?")
+                    args.append(ceil_ms(since))
+                if until is not None:
+                    where.append("l.time<=?")
+                    args.append(to_ms(until))
+            cond = " AND ".join(where)
+            if window is None:
+                offset = 0
+                floor, ceil = conn.execute(
+                    f"SELECT min(k), max(k) FROM (SELECT f.rowid AS k FROM chat_fts f{join}"
+                    f" WHERE {cond} ORDER BY f.rowid DESC LIMIT ?)",
+                    (*args, SEARCH_WINDOW)).fetchone()
+                if floor is None:
+                    return Page([], None)
+            else:
+                offset, floor, ceil = window
+            if offset >= SEARCH_WINDOW:
+                return Page([], None)
+            rows = conn.execute(
+                f"WITH c AS MATERIALIZED (SELECT f.rowid AS k, bm25(chat_fts) AS s"
+                f" FROM chat_fts f{join} WHERE {cond} AND f.rowid BETWEEN ? AND ?)"
+                " SELECT c.k, c.s, l.time, l.author, l.text FROM c"
+                " JOIN chat_lines l ON l.key=c.k ORDER BY c.s, l.time DESC, c.k DESC"
+                " LIMIT ? OFFSET ?",
+                (*args, floor, ceil, min(limit, SEARCH_WINDOW - offset) + 1, offset)).fetchall()
+            page = rows[:limit]
+            more = len(rows) > limit and offset + limit < SEARCH_WINDOW
+            if not page:
+                return Page([], None)
+            keys = [r[0] for r in page]
+            snippets = dict(conn.execute(
+                f"SELECT rowid, snippet(chat_fts, 0, ?, ?, ?, ?) FROM chat_fts"
+                f" WHERE chat_fts MATCH ? AND rowid IN ({','.join('?' * len(keys))})",
+                (MARK_OPEN, MARK_CLOSE, ELLIPSIS, SNIPPET_TOKENS, expression, *keys)))
+            missing = {k >> SEQ_BITS for k in keys} - chats.keys()
+            if missing:
+                chats.update(conn.execute(
+                    f"SELECT num, id FROM imported_chats WHERE num IN"
+                    f" ({','.join('?' * len(missing))})", list(missing)).fetchall())
+            items = [ChatHit(chat_id=chats[k >> SEQ_BITS],
+                             message_id=line_id(chats[k >> SEQ_BITS], k & MAX_SEQ),
+                             author=a, time=from_ms(t), text=text,
+                             snippet=snippets.get(k, text), score=-s if s else 0.0)
+                     for k, s, t, a, text in page]
+            return Page(items, encode_cursor(["s", offset + limit, floor, ceil])
+                        if more else None)
+
+        return await self.db.read(read)
+
+    async def activity(self, chat_id, *, bucket="month") -> list[tuple[str, int]]:
+        if bucket not in ("day", "month"):
+            raise BadRequest('bucket must be "day" or "month"')
+
+        def read(conn):
+            return conn.execute(
+                "SELECT d.day, d.messages FROM chat_days d JOIN imported_chats c"
+                " ON c.num=d.chat WHERE c.id=? AND c.state='visible' AND d.messages>0"
+                " ORDER BY d.day", (chat_id,)).fetchall()
+
+        out: list[tuple[str, int]] = []
+        for day, n in await self.db.read(read):
+            label = (EPOCH_DAY + timedelta(days=day)).isoformat()
+            if bucket == "month":
+                label = label[:7]
+                if out and out[-1][0] == label:
+                    out[-1] = (label, out[-1][1] + n)
+                    continue
+            out.append((label, n))
+        return out
+
+    # -- changes --------------------------------------------------------------------------
+
+    async def rename_chat(self, chat_id, name) -> ImportedChat | None:
+        def tx(conn):
+            conn.execute("UPDATE imported_chats SET name=? WHERE id=? AND state='visible'",
+                         (name, chat_id))
+            row = _chat_row(conn, "id=? AND state='visible'", chat_id)
+            return _chat(row) if row else None
+
+        return await self.db.write(tx)
+
+    async def delete_chat(self, chat_id) -> ImportedChat | None:
+        gone = await self._delete("id=?", (chat_id,), ("hidden", "visible"))
+        return gone[0] if gone else None
+
+    async def delete_file_chats(self, file_id) -> list[str]:
+        return [c.id for c in await self._delete("file_id=?", (file_id,),
+                                                 ("hidden", "visible"))]
+
+    async def delete_project_chats(self, project_id) -> list[str]:
+        return [c.id for c in await self._delete("project_id=?", (project_id,),
+                                                 ("hidden", "visible"))]
+
