@@ -157,3 +157,36 @@ async def test_guest_imports_are_limited_and_cancel_keeps_nothing(clients, serve
     assert refused["code"] == "forbidden" and refused["details"]["reason"] == "guest_limit"
     # Importing the same file again replaced the earlier chats: one chat, not two.
     assert len((await g.ok("chat:list", {"projectId": p["id"]}))["items"]) == 1
+
+
+async def test_a_reply_grounded_in_an_imported_chat(clients, server):
+    from tests.chat_helpers import finished
+
+    c, p = await project_with_owner(clients)
+    [chat] = await imported(server, c, p, WHATSAPP.encode(), "WhatsApp Chat with Zoë.txt")
+    conv = await c.ok("conversation:create", {"projectId": p["id"]})
+    await c.ok("conversation:join", {"id": conv["id"]})
+    ack = await c.ok("message:send", {"conversationId": conv["id"], "chats": [chat["id"]],
+                                      "content": "Who wrote the most messages about the "
+                                                 "quarterly report, and when?"})
+    event, done = await finished(c, ack["replyId"])
+    assert event == "message:done", done
+    text = done["message"]["content"]
+    # The offline analyst answers from the real figures: counts, the busiest month, and
+    # the message the search index found for "quarterly report".
+    assert "4 messages from 2 participants" in text, text
+    assert "busiest month was 2024-03 with 4 messages" in text, text
+    assert "the quarterly report is ready" in text, text
+    included = done["message"]["metadata"]["context"]["included"]
+    assert included == [{"chatId": chat["id"], "name": chat["name"], "kind": "chat",
+                         "tokens": included[0]["tokens"], "truncated": False}]
+
+    private = await c.ok("conversation:create", {})
+    err = await c.err("message:send", {"conversationId": private["id"], "content": "hi",
+                                       "chats": [chat["id"]]})
+    assert err["code"] == "bad_request"
+    other = await c.ok("project:create", {"name": "Other"})
+    elsewhere = await c.ok("conversation:create", {"projectId": other["id"]})
+    err = await c.err("message:send", {"conversationId": elsewhere["id"], "content": "hi",
+                                       "chats": [chat["id"]]})
+    assert err["code"] == "not_found"
