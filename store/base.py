@@ -711,7 +711,8 @@ class ImportedChatRepo(ABC):
     @abstractmethod
     async def begin_chat(self, *, project_id: str, file_id: str, attempt: int, name: str,
                          platform: str, imported_by: str) -> str:
-        """A new hidden chat; its id."""
+        """A new hidden chat; its id. ``conflict`` when a newer attempt has begun chats of
+        ``file_id`` (a stale writer)."""
 
     @abstractmethod
     async def add_lines(self, chat_id: str, attempt: int, first_seq: int,
@@ -723,7 +724,8 @@ class ImportedChatRepo(ABC):
     async def publish_chats(self, file_id: str, attempt: int) -> list[ImportedChat]:
         """Finish ``attempt``'s hidden chats of ``file_id``: count participants and kinds,
         resolve ``reply_source`` to ``reply_to`` within each chat, index for search, and
-        make them visible. Returns them in the order they were begun."""
+        make them visible. Returns them in the order they were begun (again on a repeated
+        call); nothing, publishing nothing, when a newer attempt has begun chats of the file."""
 
     @abstractmethod
     async def discard_import(self, file_id: str) -> None:
@@ -745,7 +747,8 @@ class ImportedChatRepo(ABC):
                          around: str | None = None) -> Page[ChatLine]:
         """Messages oldest first, keyset-paged by seq; filtered by author (exact) and time
         (inclusive). ``around`` (a message id) starts the page ``limit // 2`` messages before
-        that message."""
+        that message (``not_found`` when it is not one of the chat's); ``cursor`` wins over
+        it. A cursor this server did not give out is a BadRequest."""
 
     @abstractmethod
     async def search(self, project_id: str, query: str, *, chat_id: str | None = None,
@@ -754,8 +757,9 @@ class ImportedChatRepo(ABC):
                      limit: int = 20) -> Page[ChatHit]:
         """Full-text search over a project's visible chats: words (all must match),
         "quoted phrases", prefix* terms, case- and diacritics-insensitive; ranked by
-        relevance, then newest first; keyset-paged. A query with nothing searchable raises
-        BadRequest."""
+        relevance, then newest first; paged by an opaque cursor, stable and bounded (the
+        pages of one search reach a few thousand hits at most). A query with nothing
+        searchable, or a cursor this server did not give out, raises BadRequest."""
 
     @abstractmethod
     async def rename_chat(self, chat_id: str, name: str) -> ImportedChat | None: ...

@@ -52,7 +52,7 @@ from store.mongo import common
 
 MAX_SEQ = (1 << 32) - 1
 #: Pages of one search reach at most this many hits.
-SEARCH_WINDOW = 5_000
+SEARCH_WINDOW = 2_000
 MAX_LINES_PAGE = 1000
 MAX_HITS_PAGE = 100
 MAX_QUERY_TERMS = 32
@@ -80,10 +80,22 @@ async def create_imported_chat_indexes(db: Any) -> None:
 
 # -- folding: MongoDB's text-index tokens, approximately ----------------------------------
 
+#: Pattern_Syntax outside ASCII (Unicode PropList): delimiters of MongoDB's tokenizer.
+_PATTERN_SYNTAX = ((0xA1, 0xA7), (0xA9, 0xA9), (0xAB, 0xAC), (0xAE, 0xAE), (0xB0, 0xB1),
+                   (0xB6, 0xB6), (0xBB, 0xBB), (0xBF, 0xBF), (0xD7, 0xD7), (0xF7, 0xF7),
+                   (0x2010, 0x2027), (0x2030, 0x203E), (0x2041, 0x2053), (0x2055, 0x205E),
+                   (0x2190, 0x245F), (0x2500, 0x2775), (0x2794, 0x2BFF), (0x2E00, 0x2E7F),
+                   (0x3001, 0x3003), (0x3008, 0x3020), (0x3030, 0x3030), (0xFD3E, 0xFD3F),
+                   (0xFE45, 0xFE46))
+
+
 def _fold_table() -> dict[int, int | None]:
-    """Delimiters (white space, punctuation but ``_``, ASCII symbols) become spaces and
-    combining marks vanish (BMP; the rest of Unicode is rarely either)."""
+    """Delimiters (white space, dashes, quotation marks, punctuation but ``_``,
+    Pattern_Syntax) become spaces and combining marks vanish (BMP; beyond it, characters
+    are rarely either)."""
     table: dict[int, int | None] = {}
+    for lo, hi in _PATTERN_SYNTAX:
+        table.update(dict.fromkeys(range(lo, hi + 1), 0x20))
     for cp in range(0x10000):
         ch = chr(cp)
         cat = unicodedata.category(ch)
@@ -100,9 +112,15 @@ _SPLIT = {cp: v for cp, v in _FOLD.items() if v is not None}  # keeps lengths: f
 _TOKEN = re.compile(r"\S+")
 
 
+_ASCII_TOKEN = re.compile(r"[a-z0-9_]+")
+
+
 def fold(text: str) -> str:
     """``text``'s tokens, lowercased and without diacritics, joined by single spaces."""
-    return " ".join(unicodedata.normalize("NFD", text.lower()).translate(_FOLD).split())
+    text = text.lower()
+    if text.isascii():
+        return " ".join(_ASCII_TOKEN.findall(text))
+    return " ".join(unicodedata.normalize("NFD", text).translate(_FOLD).split())
 
 
 def _searchable(text: str) -> bool:

@@ -4,30 +4,38 @@ Layout:
 
 - ``imported_chats``: one row per chat. ``num`` (AUTOINCREMENT, never reused) is the chat's
   small integer key; ``state`` is hidden → visible, or deleting while its lines are purged;
-  ``indexed`` is the highest seq whose line is in ``chat_fts`` (0: none).
+  ``publishing`` stops ``add_lines`` once ``publish_chats`` has started; ``indexed`` is the
+  highest seq whose line is in ``chat_fts``, ``chat_days`` and ``chat_author_keys`` (0: none).
 - ``chat_lines``: one row per message, ``key = num << 32 | seq`` as the rowid, so a chat is
   one contiguous rowid range: paging by seq is a range scan, and the line id
   ``"<chat id>.<seq>"`` needs no index of its own. Times are integer milliseconds (UTC).
-  The only secondary index is ``(author, key)``: an author-filtered page is a range scan.
+  No secondary index: ``add_lines`` is a plain append (``executemany``).
 - ``chat_fts``: FTS5 over ``chat_lines.text`` (external content, rowid = key, tokenizer
-  ``unicode61 remove_diacritics 2``: case- and diacritics-insensitive). Only published
-  chats are indexed, so a failed import is dropped without touching the index.
+  ``unicode61 remove_diacritics 2``: case- and diacritics-insensitive; ``columnsize=0``:
+  no per-line size rows, bm25 re-tokenizes the lines it ranks). Only chats being published
+  are indexed, so a failed import is dropped without touching the index.
+- ``chat_author_keys`` (chat, author, key): the author filter's index, written at publish
+  in sorted order (an index maintained row by row on append would double its cost).
 - ``chat_days``: per chat and UTC day, the messages (kind "message") and the first and last
   key of the day's lines: ``activity`` reads it, and a ``since``/``until`` filter starts and
   ends its scan at those keys instead of at the chat's ends.
 
-Bulk work runs as set-based statements in transactions of at most ``CHUNK`` lines, so a
-million-line publish or delete never holds the one writer for long: ``publish_chats``
-indexes ``INSERT … SELECT`` chunk by chunk (recording ``indexed`` in the same transaction),
-resolves replies with one ``UPDATE … FROM``, counts with ``GROUP BY`` and flips every chat
-of the import visible in one last transaction. Deleting marks the chats ``deleting`` (gone
-for readers at once) and then purges lines and index entries chunk by chunk; every chunk
-removes a line and its index entry together, so an interrupted purge simply resumes.
+Bulk work is set-based SQL in transactions of at most ``CHUNK`` lines, so a million-line
+publish or delete never holds the one writer for long: ``publish_chats`` fills the search
+index, days and author keys with ``INSERT … SELECT`` chunk by chunk (recording ``indexed``
+in the same transaction), resolves replies with one ``UPDATE`` from a keyed temporary
+table, counts participants with one ``GROUP BY`` (on a reader: the lines no longer change)
+and flips every chat of the import visible in one last transaction. Deleting marks the
+chats ``deleting`` (gone for readers at once), then purges lines with their index entries
+chunk by chunk; each chunk removes a line and its index entry together, so an interrupted
+purge simply resumes.
 
 Search ranks with ``bm25`` (then newest first) over the newest ``SEARCH_WINDOW`` matching
-lines: bm25 must score every candidate, so a very common word would otherwise cost time in
+lines: bm25 scores every candidate, so a very common word would otherwise cost time in
 proportion to its matches. The window (lowest and highest matching key) and the offset
-travel in the opaque cursor, so the pages of one search are stable and bounded.
+travel in the opaque cursor, so the pages of one search are stable and bounded, even while
+other imports change the index's statistics. The user's query never reaches FTS5 as
+syntax: every term is a quoted string (see ``fts_expression``).
 """
 from __future__ import annotations
 
@@ -58,7 +66,7 @@ MAX_SEQ = (1 << SEQ_BITS) - 1
 #: Lines per transaction of the bulk steps (indexing, purging).
 CHUNK = 50_000
 #: Search ranks at most this many matches (the newest); pages go no further.
-SEARCH_WINDOW = 5_000
+SEARCH_WINDOW = 2_000
 MAX_LINES_PAGE = 1000
 MAX_HITS_PAGE = 100
 MAX_QUERY_TERMS = 32
@@ -121,7 +129,7 @@ def line_id(chat_id: str, seq: int) -> str:
 
 def split_line_id(message_id: str) -> tuple[str, int] | None:
     chat_id, dot, seq = message_id.rpartition(".")
-    if not dot or not chat_id or not seq.isdigit() or len(seq) > 10:
+    if not dot or not chat_id or not (seq.isascii() and seq.isdigit()) or len(seq) > 10:
         return None
     n = int(seq)
     return (chat_id, n) if 1 <= n <= MAX_SEQ else None
@@ -208,6 +216,7 @@ _CHAT_COLS = ("num, id, project_id, file_id, attempt, state, indexed, name, plat
               " participants, message_count, system_count, first_time, last_time,"
               " imported_by, created_at")
 _LINE_COLS = "key, time, author, author_id, text, kind, reply_to, source_id, extra"
+_LINE_COLS_L = ", ".join(f"l.{c}" for c in _LINE_COLS.split(", "))
 
 
 def _chat(r: sqlite3.Row) -> ImportedChat:
@@ -253,9 +262,12 @@ def _publishable(conn, file_id: str, attempt: int) -> list[int] | None:
     """The import's hidden chats, or None when a newer attempt owns the file."""
     if _newer_attempt(conn, file_id, attempt):
         return None
-    return [r[0] for r in conn.execute(
+    nums = [r[0] for r in conn.execute(
         "SELECT num FROM imported_chats WHERE file_id=? AND attempt=? AND state='hidden'"
         " ORDER BY num", (file_id, attempt))]
+    conn.execute("UPDATE imported_chats SET publishing=1 WHERE file_id=? AND attempt=?"
+                 " AND state='hidden'", (file_id, attempt))  # no more add_lines
+    return nums
 
 
 def _ours(conn, num: int, attempt: int) -> sqlite3.Row | None:
@@ -267,8 +279,8 @@ def _ours(conn, num: int, attempt: int) -> sqlite3.Row | None:
 
 
 def _index_step(conn, num: int, attempt: int) -> bool | None:
-    """Index the lines of the next CHUNK seqs of a hidden chat; True when every line is.
-    None: the chat is no longer this attempt's to publish."""
+    """Index the lines of the next CHUNK seqs of a hidden chat: search index, days, author
+    keys. True when every line is; None when the chat is no longer this attempt's."""
     row = _ours(conn, num, attempt)
     if row is None:
         return None
@@ -280,21 +292,48 @@ def _index_step(conn, num: int, attempt: int) -> bool | None:
     end = min(first + CHUNK - 1, hi)
     conn.execute("INSERT INTO chat_fts (rowid, text) SELECT key, text FROM chat_lines"
                  " WHERE key BETWEEN ? AND ?", (first, end))
+    conn.execute(
+        "INSERT INTO chat_days (chat, day, messages, first_key, last_key)"
+        " SELECT ?1, CASE WHEN time >= 0 THEN time / ?4 ELSE (time - ?4 + 1) / ?4 END AS d,"
+        " sum(kind='message'), min(key), max(key) FROM chat_lines"
+        " WHERE key BETWEEN ?2 AND ?3 GROUP BY d"
+        " ON CONFLICT (chat, day) DO UPDATE SET messages=messages+excluded.messages,"
+        " first_key=min(first_key, excluded.first_key),"
+        " last_key=max(last_key, excluded.last_key)", (num, first, end, DAY_MS))
+    conn.execute("INSERT INTO chat_author_keys (chat, author, key) SELECT ?, author, key"
+                 " FROM chat_lines WHERE key BETWEEN ? AND ? ORDER BY author, key",
+                 (num, first, end))
     conn.execute("UPDATE imported_chats SET indexed=? WHERE num=?", (end & MAX_SEQ, num))
     return end == hi
 
 
-def _finish_step(conn, num: int, attempt: int) -> bool:
-    """Replies, counts, participants and days of a hidden chat whose lines are indexed."""
+def _replies_step(conn, num: int, attempt: int) -> bool:
+    """``reply_to`` = the first line of the same chat whose ``source_id`` is the line's
+    ``reply_source``: the ids answered are collected once into a keyed temporary table
+    (first line wins), then one UPDATE sets every reply from it."""
     if _ours(conn, num, attempt) is None:
         return False
     lo, hi = _bounds(num)
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS chat_reply_src"
+                 " (source_id TEXT PRIMARY KEY, key INTEGER NOT NULL) WITHOUT ROWID")
+    conn.execute("DELETE FROM temp.chat_reply_src")
     conn.execute(
-        "UPDATE chat_lines SET reply_to=src.key FROM"
-        " (SELECT source_id, min(key) AS key FROM chat_lines WHERE key BETWEEN ?1 AND ?2"
-        "  AND source_id IS NOT NULL GROUP BY source_id) AS src"
-        " WHERE chat_lines.key BETWEEN ?1 AND ?2 AND chat_lines.reply_source IS NOT NULL"
-        " AND chat_lines.reply_source=src.source_id", (lo, hi))
+        "INSERT OR IGNORE INTO temp.chat_reply_src (source_id, key)"
+        " SELECT source_id, key FROM chat_lines WHERE key BETWEEN ?1 AND ?2 AND source_id IN"
+        " (SELECT reply_source FROM chat_lines WHERE key BETWEEN ?1 AND ?2"
+        "  AND reply_source IS NOT NULL) ORDER BY key", (lo, hi))
+    conn.execute(
+        "UPDATE chat_lines SET reply_to=(SELECT key FROM temp.chat_reply_src"
+        " WHERE source_id=chat_lines.reply_source) WHERE key BETWEEN ? AND ?"
+        " AND reply_source IN (SELECT source_id FROM temp.chat_reply_src)", (lo, hi))
+    conn.execute("DELETE FROM temp.chat_reply_src")
+    return True
+
+
+def _tally(conn, num: int) -> tuple:
+    """Participants (kind "message", most first), counts and first/last time of a chat:
+    one GROUP BY, run by a reader (the lines of a chat being published no longer change)."""
+    lo, hi = _bounds(num)
     authors: dict[str, int] = {}
     messages = system = 0
     first = last = None
@@ -309,15 +348,14 @@ def _finish_step(conn, num: int, attempt: int) -> bool:
         first = t0 if first is None else min(first, t0)
         last = t1 if last is None else max(last, t1)
     participants = sorted(authors.items(), key=lambda a: (-a[1], a[0]))
+    return _dumps(participants), messages, system, first, last
+
+
+def _set_tally(conn, num: int, attempt: int, tally: tuple) -> bool:
+    if _ours(conn, num, attempt) is None:
+        return False
     conn.execute("UPDATE imported_chats SET participants=?, message_count=?, system_count=?,"
-                 " first_time=?, last_time=? WHERE num=?",
-                 (_dumps(participants), messages, system, first, last, num))
-    conn.execute("DELETE FROM chat_days WHERE chat=?", (num,))
-    conn.execute(
-        "INSERT INTO chat_days (chat, day, messages, first_key, last_key)"
-        " SELECT ?1, CASE WHEN time >= 0 THEN time / ?4 ELSE (time - ?4 + 1) / ?4 END AS d,"
-        " sum(kind='message'), min(key), max(key) FROM chat_lines"
-        " WHERE key BETWEEN ?2 AND ?3 GROUP BY d", (num, lo, hi, DAY_MS))
+                 " first_time=?, last_time=? WHERE num=?", (*tally, num))
     return True
 
 
@@ -350,18 +388,23 @@ def _doom(conn, where: str, args: tuple, states: tuple[str, ...]) -> tuple[list,
 
 
 def _purge_step(conn, num: int) -> bool:
-    """Remove the next CHUNK seqs of a deleting chat, lines and index entries together;
-    the chat row goes with the last of them. True when the chat is gone."""
+    """Remove the next CHUNK seqs of a deleting chat, lines and index entries together, and
+    up to CHUNK of its author keys; the chat row goes with the last of them. True when the
+    chat is gone."""
     row = conn.execute("SELECT indexed, state FROM imported_chats WHERE num=?",
                        (num,)).fetchone()
-    if row is None:
+    if row is None or row["state"] != "deleting":
         return True
-    if row["state"] != "deleting":
-        return True  # not ours to purge
     lo, hi = _bounds(num)
+    authors = conn.execute(
+        "DELETE FROM chat_author_keys WHERE (chat, author, key) IN"
+        " (SELECT chat, author, key FROM chat_author_keys WHERE chat=? LIMIT ?)",
+        (num, CHUNK)).rowcount
     first = conn.execute("SELECT min(key) FROM chat_lines WHERE key BETWEEN ? AND ?",
                          (lo, hi)).fetchone()[0]
     if first is None:
+        if authors:
+            return False
         conn.execute("DELETE FROM chat_days WHERE chat=?", (num,))
         conn.execute("DELETE FROM imported_chats WHERE num=?", (num,))
         return True
@@ -403,10 +446,10 @@ class SqliteImportedChats(ImportedChatRepo):
             raise BadRequest(f"seq must be between 1 and {MAX_SEQ}")
 
         def tx(conn):
-            row = conn.execute("SELECT num, state, attempt, indexed FROM imported_chats"
+            row = conn.execute("SELECT num, state, attempt, publishing FROM imported_chats"
                                " WHERE id=?", (chat_id,)).fetchone()
             if row is None or row["state"] != "hidden" or row["attempt"] != attempt \
-                    or row["indexed"]:
+                    or row["publishing"]:
                 return False
             base = (row["num"] << SEQ_BITS) + first_seq
             conn.executemany(
@@ -429,7 +472,10 @@ class SqliteImportedChats(ImportedChatRepo):
                     return []
                 if done:
                     break
-            if not await self.db.write(_finish_step, num, attempt):
+            if not await self.db.write(_replies_step, num, attempt):
+                return []
+            tally = await self.db.read(_tally, num)
+            if not await self.db.write(_set_tally, num, attempt, tally):
                 return []
         return await self.db.write(_show, file_id, attempt, nums)
 
@@ -487,39 +533,47 @@ class SqliteImportedChats(ImportedChatRepo):
                 return Page([], None)
             num = row[0]
             lo, hi = _bounds(num)
-            where, args = ["key BETWEEN ? AND ?"], [lo + 1, hi]
+            # Keyed on k: the line's key, or (author filter) the author key's. The key range
+            # is one BETWEEN (SQLite would range-scan on one bound of several).
+            source, k = "chat_lines l", "l.key"
+            where, args = [], []
             if author is not None:
-                where.append("author=?")
-                args.append(author)
+                source, k = "chat_author_keys a JOIN chat_lines l ON l.key=a.key", "a.key"
+                where, args = ["a.chat=? AND a.author=?"], [num, author]
+            low, high = lo + 1, hi
             if since is not None:
                 t = ceil_ms(since)
                 start = conn.execute("SELECT min(first_key) FROM chat_days WHERE chat=?"
                                      " AND day>=?", (num, _day(t))).fetchone()[0]
-                where.append("key>=? AND time>=?")
-                args += [hi + 1 if start is None else start, t]
+                low = max(low, hi + 1 if start is None else start)
+                where.append("l.time>=?")
+                args.append(t)
             if until is not None:
                 t = to_ms(until)
                 end = conn.execute("SELECT max(last_key) FROM chat_days WHERE chat=?"
                                    " AND day<=?", (num, _day(t))).fetchone()[0]
-                where.append("key<=? AND time<=?")
-                args += [lo if end is None else end, t]
-            cond = " AND ".join(where)
-            select = f"SELECT {_LINE_COLS} FROM chat_lines WHERE {cond}"
+                high = min(high, lo if end is None else end)
+                where.append("l.time<=?")
+                args.append(t)
+            select = f"SELECT {_LINE_COLS_L} FROM {source} WHERE " + " AND ".join(
+                [*where, f"{k} BETWEEN ? AND ?"])
             if target is not None:
                 key = lo | target[1]
                 if conn.execute("SELECT 1 FROM chat_lines WHERE key=?",
                                 (key,)).fetchone() is None:
                     raise NotFound("message not found")
-                before = conn.execute(f"{select} AND key<? ORDER BY key DESC LIMIT ?",
-                                      (*args, key, limit // 2)).fetchall()
+                before = conn.execute(f"{select} ORDER BY {k} DESC LIMIT ?",
+                                      (*args, low, min(high, key - 1), limit // 2)).fetchall()
                 rest = limit - len(before)
-                rows = conn.execute(f"{select} AND key>=? ORDER BY key LIMIT ?",
-                                    (*args, key, rest + 1)).fetchall()
+                rows = conn.execute(f"{select} ORDER BY {k} LIMIT ?",
+                                    (*args, max(low, key), high, rest + 1)).fetchall()
                 more = len(rows) > rest
                 rows = before[::-1] + rows[:rest]
             else:
-                rows = conn.execute(f"{select} AND key>? ORDER BY key LIMIT ?",
-                                    (*args, lo | min(after or 0, MAX_SEQ), limit + 1)).fetchall()
+                if after:
+                    low = max(low, (lo | min(after, MAX_SEQ)) + 1)
+                rows = conn.execute(f"{select} ORDER BY {k} LIMIT ?",
+                                    (*args, low, high, limit + 1)).fetchall()
                 more = len(rows) > limit
                 rows = rows[:limit]
             items = [_line(chat_id, r) for r in rows]
@@ -538,6 +592,7 @@ class SqliteImportedChats(ImportedChatRepo):
         def read(conn):
             where, args = ["chat_fts MATCH ?"], [expression]
             chats: dict[int, str] = {}
+            low, high = 0, (1 << 63) - 1  # one rowid range: FTS5 seeks on one of each bound
             if chat_id is not None:
                 row = conn.execute("SELECT num, id FROM imported_chats WHERE id=? AND"
                                    " project_id=? AND state='visible'",
@@ -545,32 +600,35 @@ class SqliteImportedChats(ImportedChatRepo):
                 if row is None:
                     return Page([], None)
                 chats[row[0]] = row[1]
-                lo, hi = _bounds(row[0])
-                where.append("f.rowid BETWEEN ? AND ?")
-                args += [lo, hi]
+                low, high = _bounds(row[0])
+                scope, scope_args = "chat=?", [row[0]]
             else:
+                scope = ("chat IN (SELECT num FROM imported_chats WHERE project_id=?"
+                         " AND state='visible')")
+                scope_args = [project_id]
                 where.append("(f.rowid >> 32) IN (SELECT num FROM imported_chats"
                              " WHERE project_id=? AND state='visible')")
                 args.append(project_id)
+            if author is not None:  # the author's keys, from the index built at publish
+                where.append(f"+f.rowid IN (SELECT key FROM chat_author_keys WHERE {scope}"
+                             f" AND author=?)")
+                args += [*scope_args, author]
             join = ""
-            if author is not None or since is not None or until is not None:
+            if since is not None or until is not None:
                 join = " JOIN chat_lines l ON l.key=f.rowid"
-                if author is not None:
-                    where.append("l.author=?")
-                    args.append(author)
                 if since is not None:
                     where.append("l.time>=?")
                     args.append(ceil_ms(since))
                 if until is not None:
                     where.append("l.time<=?")
                     args.append(to_ms(until))
-            cond = " AND ".join(where)
+            cond = " AND ".join([*where, "f.rowid BETWEEN ? AND ?"])
             if window is None:
                 offset = 0
                 floor, ceil = conn.execute(
                     f"SELECT min(k), max(k) FROM (SELECT f.rowid AS k FROM chat_fts f{join}"
                     f" WHERE {cond} ORDER BY f.rowid DESC LIMIT ?)",
-                    (*args, SEARCH_WINDOW)).fetchone()
+                    (*args, low, high, SEARCH_WINDOW)).fetchone()
                 if floor is None:
                     return Page([], None)
             else:
@@ -579,11 +637,12 @@ class SqliteImportedChats(ImportedChatRepo):
                 return Page([], None)
             rows = conn.execute(
                 f"WITH c AS MATERIALIZED (SELECT f.rowid AS k, bm25(chat_fts) AS s"
-                f" FROM chat_fts f{join} WHERE {cond} AND f.rowid BETWEEN ? AND ?)"
+                f" FROM chat_fts f{join} WHERE {cond})"
                 " SELECT c.k, c.s, l.time, l.author, l.text FROM c"
                 " JOIN chat_lines l ON l.key=c.k ORDER BY c.s, l.time DESC, c.k DESC"
                 " LIMIT ? OFFSET ?",
-                (*args, floor, ceil, min(limit, SEARCH_WINDOW - offset) + 1, offset)).fetchall()
+                (*args, max(low, floor), min(high, ceil),
+                 min(limit, SEARCH_WINDOW - offset) + 1, offset)).fetchall()
             page = rows[:limit]
             more = len(rows) > limit and offset + limit < SEARCH_WINDOW
             if not page:

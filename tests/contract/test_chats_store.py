@@ -184,6 +184,15 @@ async def test_lines_keep_every_field(store):
             b.deleted) == (2, None, None, (), (), False, False)
 
 
+async def test_a_batch_sent_again_replaces_its_lines(store):
+    chat_id = await begin(store)
+    assert await store.chats.add_lines(chat_id, 1, 1, [msg(1, text="one"), msg(2, text="two")])
+    assert await store.chats.add_lines(chat_id, 1, 2, [msg(2, text="TWO"), msg(3, text="3")])
+    await store.chats.publish_chats("f1", 1)
+    assert [line.text for line in await all_lines(store, chat_id)] == ["one", "TWO", "3"]
+    assert texts((await store.chats.search("p1", "two")).items) == ["TWO"]
+
+
 async def test_add_lines_rejects_bad_seq(store):
     chat_id = await begin(store)
     with pytest.raises(BadRequest):
@@ -231,7 +240,8 @@ async def test_list_lines_around_a_message(store):
     assert [line.seq for line in end.items] == list(range(25, 31)) and end.next_cursor is None
     bob = await store.chats.list_lines(chat.id, around=f"{chat.id}.15", limit=4, author="Bob")
     assert [line.seq for line in bob.items] == [12, 14, 16, 18]
-    for bad in (f"{chat.id}.99", f"{new_id()}.1", "garbage", f"{chat.id}.x"):
+    for bad in (f"{chat.id}.99", f"{new_id()}.1", "garbage", f"{chat.id}.x", f"{chat.id}.²",
+                f"{chat.id}.0", chat.id):
         with pytest.raises(NotFound):
             await store.chats.list_lines(chat.id, around=bad)
 
@@ -352,6 +362,25 @@ async def test_search_window_bounds_the_pages(store, monkeypatch):
     assert 10 <= len(hits) <= 30 and len({h.message_id for h in hits}) == len(hits)
 
 
+async def test_a_cursor_of_another_search_is_harmless(store):
+    await corpus(store)
+    page = await store.chats.search("p1", "meet*", limit=1)
+    assert page.next_cursor is not None
+    other = await store.chats.search("p1", "quick", cursor=page.next_cursor, limit=1)
+    assert all("quick" in h.text.lower() for h in other.items)
+
+
+async def test_limits(store):
+    chat = await corpus(store)
+    for call in (store.chats.list_lines(chat.id, limit=0),
+                 store.chats.search("p1", "quick", limit=0),
+                 store.chats.list_chats("p1", limit=-1)):
+        with pytest.raises(BadRequest):
+            await call
+    assert len((await store.chats.list_lines(chat.id, limit=10**9)).items) == 8
+    assert len((await store.chats.search("p1", "the", limit=10**9)).items) == 4
+
+
 @pytest.mark.parametrize("query", ["", "   ", "*", '"', '""', "* ** ***", "- + ( ) :", "\x00"])
 async def test_search_needs_something_to_search(store, query):
     await corpus(store)
@@ -419,7 +448,11 @@ async def test_delete_file_and_project_chats(store):
     assert await store.chats.delete_file_chats("fa") == []
     assert not await store.chats.add_lines(hidden, 2, 2, [msg(2)])
     assert texts(await all_hits(store, "p1", "alpha")) == ["alpha two"]
-    assert await store.chats.delete_project_chats("p1") == [b.id]
+    importing = await begin(store, file_id="fc")
+    await store.chats.add_lines(importing, 1, 1, [msg(1, text="alpha importing")])
+    assert sorted(await store.chats.delete_project_chats("p1")) == sorted([b.id, importing])
+    assert not await store.chats.add_lines(importing, 1, 2, [msg(2)])
+    assert await store.chats.publish_chats("fc", 1) == []
     assert (await store.chats.search("p1", "alpha")).items == []
     assert texts(await all_hits(store, "p2", "alpha")) == ["alpha three"]
     assert await store.chats.get_chat(c.id) == c
