@@ -72,9 +72,10 @@ async def running_server(**env_extra: str) -> AsyncIterator[tuple[subprocess.Pop
            "LOG_LEVEL": "WARNING", "MAX_UPLOAD_MB": "2000", **env_extra}
     env.pop("REDIS_URL", None)
     env.pop("MONGO_URL", None)
+    log = open(data_dir.with_suffix(".log"), "w+")
     proc = subprocess.Popen([sys.executable, "-m", "server"], env=env,
                             cwd=Path(__file__).resolve().parents[1],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=log)
     try:
         for _ in range(200):
             try:
@@ -83,6 +84,12 @@ async def running_server(**env_extra: str) -> AsyncIterator[tuple[subprocess.Pop
             except OSError:
                 await asyncio.sleep(0.1)
         yield proc, f"http://127.0.0.1:{port}"
+    except BaseException:
+        log.flush()
+        log.seek(0)
+        tail = log.read()[-4000:]
+        print(f"--- server log (exit code {proc.poll()}) ---\n{tail}", file=sys.stderr)
+        raise
     finally:
         proc.terminate()
         try:
@@ -90,3 +97,5 @@ async def running_server(**env_extra: str) -> AsyncIterator[tuple[subprocess.Pop
         except subprocess.TimeoutExpired:
             proc.kill()
         shutil.rmtree(data_dir, ignore_errors=True)
+        log.close()
+        Path(log.name).unlink(missing_ok=True)

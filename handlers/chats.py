@@ -129,6 +129,13 @@ async def on_import_cancel(ctx, p: FilePayload):
     return {"fileId": job.file_id, "state": "cancelled"}
 
 
+@event("chat:import:status", FilePayload, scope=File("fileId", "viewer"),
+       ack="job {fileId, state, progress, position, owner, ...} or null")
+async def on_import_status(ctx, p: FilePayload):
+    """The file's import job as it is now (e.g. after a reconnect); null if never imported."""
+    return await ctx.services.imports.view(ctx.resource.id)
+
+
 # -- browsing -----------------------------------------------------------------------------
 
 @event("chat:list", ListPayload, scope=Project("projectId", "viewer"),
@@ -196,5 +203,5 @@ async def on_search(ctx, p: SearchPayload):
             "nextCursor": page.next_cursor}
 
 
-EVENTS = [on_import, on_import_cancel, on_list, on_get, on_messages, on_rename, on_delete,
+EVENTS = [on_import, on_import_cancel, on_import_status, on_list, on_get, on_messages, on_rename, on_delete,
           on_search]

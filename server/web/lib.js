@@ -108,3 +108,24 @@ export async function act(controls, msg, fn) {
 }
 
 export function plural(n, word) { return `${n} ${word}${n === 1 ? '' : 's'}`; }
+
+/** fetch() with the signed-in user's Bearer access token, refreshed once (app.refresh) if it
+ *  had expired; a non-2xx answer becomes an AckError carrying the server's error. */
+export async function authorizedFetch(app, url, init = {}) {
+  for (let attempt = 0; ; attempt += 1) {
+    const token = app.tokens && app.tokens.accessToken;
+    if (!token) throw new AckError({ code: 'unauthorized', message: 'not signed in' });
+    const res = await fetch(url, { ...init,
+      headers: { ...(init.headers || {}), Authorization: `Bearer ${token}` } });
+    if (res.ok) return res;
+    let body = null;
+    try { body = await res.json(); } catch { /* not JSON */ }
+    const error = (body && body.error) || { code: 'internal',
+      message: `${res.status} ${res.statusText}` };
+    if (error.code === 'token_expired' && attempt === 0) {
+      await app.refresh();
+      continue;
+    }
+    throw new AckError(error, url);
+  }
+}

@@ -25,10 +25,6 @@ documents: a reader racing it may briefly see some of an import's chats before o
 """
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import math
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -49,20 +45,24 @@ from store.base import (
 from store.errors import BadRequest, Conflict, NotFound
 from store.ids import new_id
 from store.mongo import common
+from store.query import (
+    decode_cursor,
+    encode_cursor,
+    page_limit,
+    parse_query,
+)
 
 MAX_SEQ = (1 << 32) - 1
 #: Pages of one search reach at most this many hits.
 SEARCH_WINDOW = 2_000
 MAX_LINES_PAGE = 1000
 MAX_HITS_PAGE = 100
-MAX_QUERY_TERMS = 32
 SNIPPET_TOKENS = 16
 MARK_OPEN, MARK_CLOSE, ELLIPSIS = "«", "»", "…"
 DUPLICATE_KEY = 11000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
 
-_BAD_CURSOR = "cursor is not one this server gave out"
 
 
 async def create_imported_chat_indexes(db: Any) -> None:
@@ -123,44 +123,13 @@ def fold(text: str) -> str:
     return " ".join(unicodedata.normalize("NFD", text).translate(_FOLD).split())
 
 
-def _searchable(text: str) -> bool:
-    return any(ch.isalnum() or ord(ch) > 0xFFFF for ch in text)
-
-
-def parse_query(query: str) -> list[tuple[list[str], bool]]:
-    """The user's query as (folded tokens, prefix) terms: each "quoted phrase" is one term,
-    every other whitespace-separated word another; a trailing ``*`` makes the last token a
-    prefix. Nothing else is syntax. BadRequest when nothing is left to search for."""
-    if not isinstance(query, str):
-        raise BadRequest("query must be a string")
-    terms: list[tuple[list[str], bool]] = []
-    i, n = 0, len(query)
-    while i < n:
-        ch = query[i]
-        if ch.isspace() or unicodedata.category(ch) == "Cc":
-            i += 1
-            continue
-        if ch == '"':
-            end = query.find('"', i + 1)
-            end = n if end < 0 else end
-            text, i = query[i + 1:end], end + 1
-            prefix = i < n and query[i] == "*"
-        else:
-            end = i
-            while end < n and not query[end].isspace() and query[end] != '"':
-                end += 1
-            chunk, i = query[i:end], end
-            text = chunk.rstrip("*")
-            prefix = text != chunk
-        while i < n and query[i] == "*":
-            i += 1
-        tokens = fold(text).split()
-        if tokens and _searchable(text):
-            terms.append((tokens, prefix))
+def folded_query(query: str) -> list[tuple[list[str], bool]]:
+    """``parse_query``'s terms as the folded tokens the text copy holds; terms that fold to
+    nothing are dropped (BadRequest when none is left)."""
+    terms = [(fold(text).split(), prefix) for text, prefix in parse_query(query)]
+    terms = [(tokens, prefix) for tokens, prefix in terms if tokens]
     if not terms:
         raise BadRequest("the query has nothing to search for")
-    if len(terms) > MAX_QUERY_TERMS:
-        raise BadRequest(f"the query has more than {MAX_QUERY_TERMS} terms")
     return terms
 
 
@@ -210,37 +179,6 @@ def _ms_ceil(dt: datetime) -> datetime:
     return EPOCH - ((EPOCH - dt) // MS) * MS
 
 
-def _limit(limit: int, most: int) -> int:
-    if not isinstance(limit, int) or limit < 1:
-        raise BadRequest("limit must be a positive integer")
-    return min(limit, most)
-
-
-def encode_cursor(values: list) -> str:
-    raw = json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, kind: str, types: tuple[type, ...]) -> list:
-    try:
-        raw = cursor.encode("ascii")
-        values = json.loads(base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4)))
-    except (ValueError, TypeError, UnicodeError, binascii.Error):
-        raise BadRequest(_BAD_CURSOR) from None
-    if not isinstance(values, list) or len(values) != len(types) + 1 or values[0] != kind:
-        raise BadRequest(_BAD_CURSOR)
-    out = []
-    for value, want in zip(values[1:], types):
-        if want is float and type(value) in (int, float) and math.isfinite(value):
-            value = float(value)
-        elif want is int and type(value) is int and 0 <= value < 1 << 63:
-            pass
-        elif want is str and type(value) is str and len(value) <= 200:
-            pass
-        else:
-            raise BadRequest(_BAD_CURSOR)
-        out.append(value)
-    return out
 
 
 def _line_id(chat_id: str, seq: int) -> str:
@@ -439,7 +377,7 @@ class MongoImportedChats(ImportedChatRepo):
         return _chat(doc) if doc else None
 
     async def list_chats(self, project_id, *, cursor=None, limit=50) -> Page[ImportedChat]:
-        limit = _limit(limit, MAX_LINES_PAGE)
+        limit = page_limit(limit, MAX_LINES_PAGE)
         query: dict[str, Any] = {"projectId": project_id, "state": "visible"}
         if cursor:
             query["_id"] = {"$lt": str(cursor)}
@@ -449,7 +387,7 @@ class MongoImportedChats(ImportedChatRepo):
 
     async def list_lines(self, chat_id, *, cursor=None, limit=100, author=None, since=None,
                          until=None, around=None) -> Page[ChatLine]:
-        limit = _limit(limit, MAX_LINES_PAGE)
+        limit = page_limit(limit, MAX_LINES_PAGE)
         after = decode_cursor(cursor, "l", (int,))[0] if cursor else None
         if await self._visible(chat_id) is None:
             if around is not None and after is None:
@@ -488,8 +426,8 @@ class MongoImportedChats(ImportedChatRepo):
 
     async def search(self, project_id, query, *, chat_id=None, author=None, since=None,
                      until=None, cursor=None, limit=20) -> Page[ChatHit]:
-        terms = parse_query(query)
-        limit = _limit(limit, MAX_HITS_PAGE)
+        terms = folded_query(query)
+        limit = page_limit(limit, MAX_HITS_PAGE)
         after = decode_cursor(cursor, "t", (float, int, str, int)) if cursor else None
         served = after[3] if after else 0
         if served >= SEARCH_WINDOW:

@@ -39,11 +39,8 @@ syntax: every term is a quoted string (see ``fts_expression``).
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import sqlite3
-import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -59,6 +56,13 @@ from store.base import (
 )
 from store.errors import BadRequest, Conflict, NotFound
 from store.ids import iso, new_id, parse_iso, utcnow
+from store.query import (
+    BAD_CURSOR,
+    decode_cursor,
+    encode_cursor,
+    page_limit,
+    parse_query,
+)
 from store.sqlite.db import Database
 
 SEQ_BITS = 32
@@ -69,7 +73,6 @@ CHUNK = 50_000
 SEARCH_WINDOW = 2_000
 MAX_LINES_PAGE = 1000
 MAX_HITS_PAGE = 100
-MAX_QUERY_TERMS = 32
 SNIPPET_TOKENS = 16
 MARK_OPEN, MARK_CLOSE, ELLIPSIS = "«", "»", "…"
 
@@ -78,7 +81,6 @@ EPOCH_DAY = date(1970, 1, 1)
 MS = timedelta(milliseconds=1)
 DAY_MS = 86_400_000
 
-_BAD_CURSOR = "cursor is not one this server gave out"
 
 
 # -- conversions --------------------------------------------------------------------------
@@ -133,74 +135,6 @@ def split_line_id(message_id: str) -> tuple[str, int] | None:
         return None
     n = int(seq)
     return (chat_id, n) if 1 <= n <= MAX_SEQ else None
-
-
-def encode_cursor(values: list) -> str:
-    return base64.urlsafe_b64encode(_dumps(values).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, kind: str, size: int) -> list[int]:
-    """A cursor made by ``encode_cursor([kind, int, …])``: its ``size`` integers."""
-    try:
-        raw = cursor.encode("ascii")
-        values = json.loads(base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4)))
-    except (ValueError, TypeError, UnicodeError, binascii.Error):
-        raise BadRequest(_BAD_CURSOR) from None
-    if (not isinstance(values, list) or len(values) != size + 1 or values[0] != kind
-            or not all(type(v) is int and 0 <= v < 1 << 63 for v in values[1:])):
-        raise BadRequest(_BAD_CURSOR)
-    return values[1:]
-
-
-def _limit(limit: int, most: int) -> int:
-    if not isinstance(limit, int) or limit < 1:
-        raise BadRequest("limit must be a positive integer")
-    return min(limit, most)
-
-
-# -- the search query ---------------------------------------------------------------------
-
-def _searchable(text: str) -> bool:
-    # unicode61 makes tokens of letters, numbers and characters outside the BMP (emoji).
-    return any(ch.isalnum() or ord(ch) > 0xFFFF for ch in text)
-
-
-def parse_query(query: str) -> list[tuple[str, bool]]:
-    """The user's query as (text, prefix) terms: each "quoted phrase" is one term, every
-    other whitespace-separated word another; a trailing ``*`` makes its last token a
-    prefix. Nothing else is syntax: operators and stray characters are plain text, and a
-    term without a letter or digit is dropped. BadRequest when nothing is left."""
-    if not isinstance(query, str):
-        raise BadRequest("query must be a string")
-    query = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in query)
-    terms: list[tuple[str, bool]] = []
-    i, n = 0, len(query)
-    while i < n:
-        ch = query[i]
-        if ch.isspace():
-            i += 1
-            continue
-        if ch == '"':
-            end = query.find('"', i + 1)
-            end = n if end < 0 else end
-            text, i = query[i + 1:end], end + 1
-            prefix = i < n and query[i] == "*"
-        else:
-            end = i
-            while end < n and not query[end].isspace() and query[end] != '"':
-                end += 1
-            chunk, i = query[i:end], end
-            text = chunk.rstrip("*")
-            prefix = text != chunk
-        while i < n and query[i] == "*":
-            i += 1
-        if _searchable(text):
-            terms.append((text, prefix))
-    if not terms:
-        raise BadRequest("the query has nothing to search for")
-    if len(terms) > MAX_QUERY_TERMS:
-        raise BadRequest(f"the query has more than {MAX_QUERY_TERMS} terms")
-    return terms
 
 
 def fts_expression(query: str) -> str:
@@ -500,7 +434,7 @@ class SqliteImportedChats(ImportedChatRepo):
         return await self.db.read(read)
 
     async def list_chats(self, project_id, *, cursor=None, limit=50) -> Page[ImportedChat]:
-        limit = _limit(limit, MAX_LINES_PAGE)
+        limit = page_limit(limit, MAX_LINES_PAGE)
 
         def read(conn):
             where, args = "project_id=? AND state='visible'", [project_id]
@@ -516,8 +450,8 @@ class SqliteImportedChats(ImportedChatRepo):
 
     async def list_lines(self, chat_id, *, cursor=None, limit=100, author=None, since=None,
                          until=None, around=None) -> Page[ChatLine]:
-        limit = _limit(limit, MAX_LINES_PAGE)
-        after = decode_cursor(cursor, "l", 1)[0] if cursor else None
+        limit = page_limit(limit, MAX_LINES_PAGE)
+        after = decode_cursor(cursor, "l", (int,))[0] if cursor else None
         target = None
         if around is not None and after is None:
             target = split_line_id(str(around))
@@ -584,10 +518,10 @@ class SqliteImportedChats(ImportedChatRepo):
     async def search(self, project_id, query, *, chat_id=None, author=None, since=None,
                      until=None, cursor=None, limit=20) -> Page[ChatHit]:
         expression = fts_expression(query)
-        limit = _limit(limit, MAX_HITS_PAGE)
-        window = decode_cursor(cursor, "s", 3) if cursor else None
+        limit = page_limit(limit, MAX_HITS_PAGE)
+        window = decode_cursor(cursor, "s", (int, int, int)) if cursor else None
         if window is not None and not (window[0] <= SEARCH_WINDOW and window[1] <= window[2]):
-            raise BadRequest(_BAD_CURSOR)
+            raise BadRequest(BAD_CURSOR)
 
         def read(conn):
             where, args = ["chat_fts MATCH ?"], [expression]

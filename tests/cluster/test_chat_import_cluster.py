@@ -53,3 +53,36 @@ async def test_import_on_one_instance_is_seen_on_the_other(cluster, connect):
     stranger = await connect(cluster.instances[1].url, name="s@1")
     await stranger.register(unique_email("s"))
     assert (await stranger.err("chat:list", {"projectId": p["id"]}))["code"] == "not_found"
+
+
+async def test_an_import_whose_instance_is_killed_finishes_elsewhere(connect):
+    from tests.cluster.conftest import FAST, dump_logs
+    from tests.cluster.harness import Cluster
+
+    big = 400_000
+    with Cluster(n=2, extra_env={**FAST, "INGEST_LEASE_S": "3"}) as cluster:
+        a, b, p = await two_members(cluster, connect)
+        status, out = await upload(cluster.instances[0].url, a.tokens["accessToken"],
+                                   p["id"], whatsapp_export(big), "chat.txt")
+        assert status == 201, out
+        fid = out["data"]["id"]
+        await a.ok("chat:import", {"projectId": p["id"], "fileId": fid})
+        await a.wait_for("chat:import:progress", lambda d: d["fileId"] == fid, timeout=60)
+        owner = (await a.ok("chat:import:status", {"fileId": fid}))["owner"]
+        victim = [inst.name for inst in cluster.instances].index(owner)
+        watcher = b if victim == 0 else a
+        cluster.kill(victim)
+        try:
+            done = await watcher.wait_for("chat:imported", lambda d: d["fileId"] == fid,
+                                          timeout=120)
+        except TimeoutError:
+            raise AssertionError("no chat:imported after the kill\n" + dump_logs(cluster))
+        [chat] = done["chats"]
+        assert chat["messageCount"] == big  # restarted from scratch: nothing twice
+        job = await watcher.ok("chat:import:status", {"fileId": fid})
+        assert job["state"] == "done" and job["attempt"] >= 2
+        listed = await watcher.ok("chat:list", {"projectId": p["id"]})
+        assert [c["id"] for c in listed["items"]] == [chat["id"]]  # the first attempt's: gone
+        last = await watcher.ok("chat:messages", {"chatId": chat["id"], "around":
+                                                  f"{chat['id']}.{big}", "limit": 2})
+        assert last["items"][-1]["text"] == f"message {big - 1} about weather"

@@ -177,6 +177,7 @@ SAMPLES: dict[str, Sample] = {
     # imported chats
     "chat:import": lambda r: {"projectId": r.project, "fileId": r.export},
     "chat:import:cancel": lambda r: {"fileId": r.export},
+    "chat:import:status": lambda r: {"fileId": r.export},
     "chat:list": lambda r: {"projectId": r.project},
     "chat:get": lambda r: {"id": r.chat},
     "chat:messages": lambda r: {"chatId": r.chat},
@@ -214,7 +215,8 @@ POLICY: dict[str, str] = {
     "pcap:protocols": "viewer", "pcap:conversations": "viewer", "pcap:endpoints": "viewer",
     "pcap:io": "viewer", "pcap:sizes": "viewer", "pcap:packets": "viewer",
     "pcap:packet": "viewer", "pcap:follow": "viewer",
-    "chat:import": "editor", "chat:import:cancel": "editor", "chat:list": "viewer",
+    "chat:import": "editor", "chat:import:cancel": "editor", "chat:import:status": "viewer",
+    "chat:list": "viewer",
     "chat:get": "viewer", "chat:messages": "viewer", "chat:rename": "editor",
     "chat:delete": "editor", "chat:search": "viewer",
     "ping": "anyone",

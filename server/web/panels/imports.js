@@ -15,7 +15,7 @@
 // shown as <mark> (text is only ever set as text, never parsed as HTML); a result opens its
 // chat around that message. Rename, delete, and export as JSON, CSV, Markdown or text (REST,
 // Bearer token, downloaded as a file).
-import { AckError, act, field, h, messageBox } from '../lib.js';
+import { AckError, act, authorizedFetch, field, h, messageBox } from '../lib.js';
 
 export default { id: 'imports', title: 'Imported chats', slot: 'main', mount };
 
@@ -93,26 +93,7 @@ function mount(root, app) {
 
   const canWrite = () => Boolean(project && project.role !== 'viewer');
 
-  // -- REST (Bearer access token, refreshed once if it expired) ---------------------------
-
-  async function authorizedFetch(url, init = {}) {
-    for (let attempt = 0; ; attempt += 1) {
-      const token = app.tokens && app.tokens.accessToken;
-      if (!token) throw new AckError({ code: 'unauthorized', message: 'not signed in' });
-      const res = await fetch(url, { ...init,
-        headers: { ...(init.headers || {}), Authorization: `Bearer ${token}` } });
-      if (res.ok) return res;
-      let body = null;
-      try { body = await res.json(); } catch { /* not JSON */ }
-      const error = (body && body.error) || { code: 'internal',
-        message: `${res.status} ${res.statusText}` };
-      if (error.code === 'token_expired' && attempt === 0) {
-        await app.refresh();
-        continue;
-      }
-      throw new AckError(error, url);
-    }
-  }
+  // -- REST: lib.authorizedFetch (Bearer access token, refreshed once if it expired) ------
 
   /** POST the file with upload progress (XHR: fetch cannot report it). */
   function uploadOnce(file, onProgress) {
@@ -665,7 +646,7 @@ function mount(root, app) {
 
   async function exportChat(fmt) {
     const c = open.chat;
-    const res = await authorizedFetch(exportUrl(c.id, fmt));
+    const res = await authorizedFetch(app, exportUrl(c.id, fmt));
     const blob = await res.blob();
     const url = URL.createObjectURL(blob);
     const link = h('a', { href: url, download: `${c.name}.${fmt}`, hidden: true });

@@ -10,7 +10,7 @@
 // the editor is open. Rows another user holds show who holds them and cannot be edited or
 // deleted (owners may break the lock). A refused or stale edit says why (code: message) and
 // offers to reload the table.
-import { AckError, act, field, h, messageBox, plural } from '../lib.js';
+import { AckError, act, authorizedFetch, field, h, messageBox, plural } from '../lib.js';
 
 export default { id: 'tables', title: 'Tables', slot: 'main', mount };
 
@@ -244,38 +244,19 @@ function mount(root, app) {
   const importSection = h('details', { class: 'tool', 'data-testid': 'table-import-section' },
     h('summary', { 'data-testid': 'table-import-toggle' }, 'Import CSV'), importForm);
 
-  // -- REST: upload and export (Bearer access token, refreshed once if it expired) --------
-
-  async function authorizedFetch(url, init = {}) {
-    for (let attempt = 0; ; attempt += 1) {
-      const token = app.tokens && app.tokens.accessToken;
-      if (!token) throw new AckError({ code: 'unauthorized', message: 'not signed in' });
-      const res = await fetch(url, { ...init,
-        headers: { ...(init.headers || {}), Authorization: `Bearer ${token}` } });
-      if (res.ok) return res;
-      let body = null;
-      try { body = await res.json(); } catch { /* not JSON */ }
-      const error = (body && body.error) || { code: 'internal',
-        message: `${res.status} ${res.statusText}` };
-      if (error.code === 'token_expired' && attempt === 0) {
-        await app.refresh();
-        continue;
-      }
-      throw new AckError(error, url);
-    }
-  }
+  // -- REST: upload and export (lib.authorizedFetch: Bearer token, refreshed once) --------
 
   async function upload(projectId, file) {
     const form = new FormData();
     form.append('file', file, file.name);
-    const res = await authorizedFetch(`/api/projects/${encodeURIComponent(projectId)}/files`,
+    const res = await authorizedFetch(app, `/api/projects/${encodeURIComponent(projectId)}/files`,
       { method: 'POST', body: form });
     return (await res.json()).data;
   }
 
   async function exportCsv() {
     const t = table;
-    const res = await authorizedFetch(`/api/tables/${encodeURIComponent(t.id)}/export.csv`);
+    const res = await authorizedFetch(app, `/api/tables/${encodeURIComponent(t.id)}/export.csv`);
     const blob = await res.blob();
     const url = URL.createObjectURL(blob);
     const link = h('a', { href: url, download: `${t.name}.csv`, hidden: true });
