@@ -22,7 +22,7 @@ from store.base import ChatLine, FileRecord, ImportedChat
 from store.ids import iso
 
 log = logging.getLogger("services.chat_imports")
-BATCH = 2000
+BATCH = 5000
 PROGRESS_EVERY_S = 0.25  # at most 4 pushes a second
 
 

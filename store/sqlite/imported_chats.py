@@ -14,8 +14,10 @@ Layout:
   ``unicode61 remove_diacritics 2``: case- and diacritics-insensitive; ``columnsize=0``:
   no per-line size rows, bm25 re-tokenizes the lines it ranks). Only chats being published
   are indexed, so a failed import is dropped without touching the index.
-- ``chat_author_keys`` (chat, author, key): the author filter's index, written at publish
-  in sorted order (an index maintained row by row on append would double its cost).
+- ``chat_author_keys`` (chat, author, key): ``list_lines``' author filter's index (a page
+  of one author's messages is one range), written at publish in sorted order (an index
+  maintained row by row on append would double its cost). ``search`` checks the author of
+  each match by its line instead: it stops with the window, a key set would not.
 - ``chat_days``: per chat and UTC day, the messages (kind "message") and the first and last
   key of the day's lines: ``activity`` reads it, and a ``since``/``until`` filter starts and
   ends its scan at those keys instead of at the chat's ends.
@@ -535,21 +537,19 @@ class SqliteImportedChats(ImportedChatRepo):
                     return Page([], None)
                 chats[row[0]] = row[1]
                 low, high = _bounds(row[0])
-                scope, scope_args = "chat=?", [row[0]]
             else:
-                scope = ("chat IN (SELECT num FROM imported_chats WHERE project_id=?"
-                         " AND state='visible')")
-                scope_args = [project_id]
                 where.append("(f.rowid >> 32) IN (SELECT num FROM imported_chats"
                              " WHERE project_id=? AND state='visible')")
                 args.append(project_id)
-            if author is not None:  # the author's keys, from the index built at publish
-                where.append(f"+f.rowid IN (SELECT key FROM chat_author_keys WHERE {scope}"
-                             f" AND author=?)")
-                args += [*scope_args, author]
             join = ""
-            if since is not None or until is not None:
+            if author is not None or since is not None or until is not None:
+                # Each match's line by its key (the rowid): cheaper than building the
+                # author's whole key set when matches are few, and it stops with the window.
                 join = " JOIN chat_lines l ON l.key=f.rowid"
+            if author is not None:
+                where.append("l.author=?")
+                args.append(author)
+            if since is not None or until is not None:
                 if since is not None:
                     where.append("l.time>=?")
                     args.append(ceil_ms(since))
