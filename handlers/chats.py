@@ -203,5 +203,5 @@ async def on_search(ctx, p: SearchPayload):
             "nextCursor": page.next_cursor}
 
 
-EVENTS = [on_import, on_import_cancel, on_import_status, on_list, on_get, on_messages, on_rename, on_delete,
-          on_search]
+EVENTS = [on_import, on_import_cancel, on_import_status, on_list, on_get, on_messages,
+          on_rename, on_delete, on_search]

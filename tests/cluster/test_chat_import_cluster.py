@@ -76,7 +76,8 @@ async def test_an_import_whose_instance_is_killed_finishes_elsewhere(connect):
             done = await watcher.wait_for("chat:imported", lambda d: d["fileId"] == fid,
                                           timeout=120)
         except TimeoutError:
-            raise AssertionError("no chat:imported after the kill\n" + dump_logs(cluster))
+            raise AssertionError("no chat:imported after the kill\n"
+                                 + dump_logs(cluster)) from None
         [chat] = done["chats"]
         assert chat["messageCount"] == big  # restarted from scratch: nothing twice
         job = await watcher.ok("chat:import:status", {"fileId": fid})
