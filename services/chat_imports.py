@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 from functools import partial
 from pathlib import Path
+from typing import Any
 
-from ingest.chats import open_export
+from ingest.chats import worker
 from ingest.chats.model import ChatFormatError, ParsedMessage
 from services.container import Core
 from services.jobs import Handoff, JobCancelled, JobEvents, JobRun, JobWorker
@@ -104,36 +106,59 @@ class ChatImportService(JobWorker):
                 "rate": round(parsed / took, 1),
                 "etaSeconds": round(took * (1 - done) / done, 1) if done > 0 else None})
 
-        def parse(path: Path) -> None:  # worker thread
-            last = -PROGRESS_EVERY_S  # the first check reports at once
-            with open_export(path, record.name, platform=params.get("platform"),
-                             timezone=params.get("timezone") or "UTC") as export:
-                for chat in export.chats():
-                    chat_id = handoff.call(partial(
-                        store.chats.begin_chat, project_id=job.project_id,
-                        file_id=job.file_id, attempt=job.attempt, name=chat.name,
-                        platform=chat.platform, imported_by=job.requested_by))
-                    seq = 1
-                    batch: list[ParsedMessage] = []
-                    for message in chat.messages:
-                        batch.append(message)
-                        if len(batch) % PROGRESS_CHECK == 0:
-                            # Progress is paced by the clock (≤ 4/s), not by the batch size.
-                            now = clock.monotonic()
-                            if now - last >= PROGRESS_EVERY_S:
-                                last = now
-                                loop.call_soon_threadsafe(
-                                    report, counts["messages"] + len(batch), export.position,
-                                    export.size)
-                        if len(batch) >= BATCH:
-                            handoff.send(_adder(store, chat_id, job.attempt, seq, batch))
-                            seq += len(batch)
-                            counts["messages"] += len(batch)
-                            batch = []
-                    if batch:
+        def parse(path: Path) -> None:  # worker thread: reads what the child parses
+            spawn = multiprocessing.get_context("spawn")
+            receiving, sending = spawn.Pipe(duplex=False)
+            child = spawn.Process(
+                target=worker.parse_to, name=f"chat-import-{job.file_id}", daemon=True,
+                args=(sending, str(path), record.name, params.get("platform"),
+                      params.get("timezone") or "UTC", BATCH, PROGRESS_CHECK))
+            child.start()
+            sending.close()
+            last = -PROGRESS_EVERY_S  # the first progress is reported at once
+            chat_id, seq = "", 1
+            try:
+                while True:
+                    if run.cancel.is_set():
+                        raise JobCancelled()
+                    if not receiving.poll(0.2):
+                        if not child.is_alive() and not receiving.poll():
+                            raise RuntimeError(f"the parser stopped ({child.exitcode})")
+                        continue
+                    message: tuple[Any, ...] = receiving.recv()
+                    kind, body = message[0], message[1:]
+                    if kind == "chat":
+                        chat_id = handoff.call(partial(
+                            store.chats.begin_chat, project_id=job.project_id,
+                            file_id=job.file_id, attempt=job.attempt, name=body[0],
+                            platform=body[1], imported_by=job.requested_by))
+                        seq = 1
+                        continue
+                    if kind == "lines":
+                        rows, position, size = body
+                        batch = [worker.from_row(r) for r in rows]
                         handoff.send(_adder(store, chat_id, job.attempt, seq, batch))
+                        seq += len(batch)
                         counts["messages"] += len(batch)
-                counts["warnings"] = export.warnings
+                        parsed = counts["messages"]
+                    elif kind == "parsed":
+                        parsed, position, size = counts["messages"] + body[0], body[1], body[2]
+                    elif kind == "done":
+                        counts["warnings"] = body[0]
+                        return
+                    elif kind == "failed":
+                        raise ChatFormatError(*body)
+                    else:
+                        raise RuntimeError(f"the parser failed: {body[0]}")
+                    now = clock.monotonic()  # progress is paced by the clock, ≤ 4/s
+                    if now - last >= PROGRESS_EVERY_S:
+                        last = now
+                        loop.call_soon_threadsafe(report, parsed, position, size)
+            finally:
+                receiving.close()
+                if child.is_alive():
+                    child.kill()
+                child.join()
 
         async with self.core.blobs.local_copy(record.storage_key,
                                               _suffix(record.name)) as path:
