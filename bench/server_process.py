@@ -39,8 +39,21 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+def tree_rss_kb(pid: int) -> int:
+    """RSS of ``pid`` and its children (e.g. a chat import's parser process)."""
+    total = rss_kb(pid)
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as fh:
+                total += sum(rss_kb(int(child)) for child in fh.read().split())
+    except OSError:
+        pass
+    return total
+
+
 class PeakRss:
-    """Samples a process's RSS every 50 ms while running (``with PeakRss(pid) as peak``)."""
+    """Samples the RSS of a process and its children every 50 ms while running
+    (``with PeakRss(pid) as peak``)."""
 
     def __init__(self, pid: int):
         self.pid, self.peak_kb, self._run = pid, 0, False
@@ -48,7 +61,7 @@ class PeakRss:
 
     def _sample(self) -> None:
         while self._run:
-            self.peak_kb = max(self.peak_kb, rss_kb(self.pid))
+            self.peak_kb = max(self.peak_kb, tree_rss_kb(self.pid))
             time.sleep(0.05)
 
     def __enter__(self) -> PeakRss:
