@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from store.base import Store, role_at_least
+from store.base import role_at_least
 from store.errors import EventError, Forbidden, NotFound
 
 if TYPE_CHECKING:  # scopes build on project_access below
@@ -85,11 +85,6 @@ def event(name: str, model: type[BaseModel] = Empty, *, auth: bool = True, admin
         return handler
 
     return wrap
-
-
-async def require_project(store: Store, project_id: str, user_id: str, needed: str) -> str:
-    """The caller's role in ``project_id`` if it includes ``needed`` (REST and events)."""
-    return project_access(await store.projects.get_member_role(project_id, user_id), needed)
 
 
 def project_access(role: str | None, needed: str) -> str:

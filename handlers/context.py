@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from handlers.base import require_project
 from services.config import Settings
 from services.container import Services
 from services.gateway import Gateway, SocketState
@@ -45,9 +44,6 @@ class EventContext:
 
     async def authenticate(self, user: User, token_exp: float) -> None:
         await self.gateway.authenticate(self.sid, self.state, user, token_exp)
-
-    async def require_project(self, project_id: str, role: str = "viewer") -> str:
-        return await require_project(self.store, project_id, self.user_id, role)
 
     async def push_project(self, project_id: str, event: str, data: dict, *,
                            skip_self: bool = False) -> None:
