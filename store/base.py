@@ -46,6 +46,18 @@ class User:
     created_at: datetime
     updated_at: datetime
     last_login_at: datetime | None = None
+    last_seen_at: datetime | None = None  # the last sign-in, refresh or token connect
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: str  # time-ordered: the list's cursor
+    kind: str
+    actor_id: str | None
+    target_id: str | None
+    ip: str | None
+    details: dict
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -163,7 +175,7 @@ class RowFilter:
 #: Fields ``update_user`` accepts.
 USER_FIELDS = frozenset({
     "email", "username", "password_hash", "role", "is_guest", "is_active",
-    "remaining_imports", "remaining_messages", "last_login_at",
+    "remaining_imports", "remaining_messages", "last_login_at", "last_seen_at",
 })
 PROJECT_FIELDS = frozenset({"name", "description", "color"})
 QUOTA_FIELDS = frozenset({"remaining_imports", "remaining_messages"})
@@ -200,6 +212,10 @@ class UserRepo(ABC):
     @abstractmethod
     async def list_users(self, *, cursor: str | None = None, limit: int = 50,
                          q: str | None = None) -> Page[User]: ...
+
+    @abstractmethod
+    async def list_idle_guests(self, before: datetime, limit: int = 100) -> list[str]:
+        """Ids of guests not seen (or, never seen, created) since ``before``."""
 
     @abstractmethod
     async def delete_user(self, user_id: str) -> bool: ...
@@ -263,7 +279,32 @@ class TokenRepo(ABC):
     async def revoke_family(self, family_id: str) -> int: ...
 
     @abstractmethod
-    async def revoke_user_tokens(self, user_id: str) -> int: ...
+    async def revoke_user_sessions(self, user_id: str) -> list[str]:
+        """Revoke every token of the user; the families (sessions) that were live."""
+
+    @abstractmethod
+    async def session_live(self, family_id: str) -> bool:
+        """Whether the sign-in still has a token that is not revoked (logout, reuse and
+        account-wide revocation revoke the whole family)."""
+
+
+class AuditRepo(ABC):
+    """An append-only log of security events and admin actions."""
+
+    @abstractmethod
+    async def append(self, kind: str, *, actor_id: str | None = None,
+                     target_id: str | None = None, ip: str | None = None,
+                     details: dict | None = None) -> AuditEntry: ...
+
+    @abstractmethod
+    async def list_entries(self, *, cursor: str | None = None, limit: int = 50,
+                           user_id: str | None = None,
+                           kind: str | None = None) -> Page[AuditEntry]:
+        """Newest first; ``user_id`` matches the actor or the target."""
+
+    @abstractmethod
+    async def purge(self, before: datetime) -> int:
+        """Drop entries older than ``before``; how many went."""
 
 
 class FileRepo(ABC):
@@ -794,6 +835,7 @@ class Store(ABC):
     chat: ChatRepo
     chats: ImportedChatRepo
     chat_imports: JobQueue
+    audit: AuditRepo
     backend: str  # "sqlite" | "mongo", for /ready and logs
 
     @abstractmethod

@@ -11,6 +11,7 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from store.base import Store
+from store.mongo.audit import MongoAudit, create_audit_indexes
 from store.mongo.chat import MongoChat, create_chat_indexes
 from store.mongo.files import MongoFiles, create_file_indexes
 from store.mongo.imported_chats import MongoImportedChats, create_imported_chat_indexes
@@ -43,6 +44,7 @@ class MongoStore(Store):
         self.chat_imports = MongoJobs(self.db["chat_import_jobs"])
         self.chat = MongoChat(self.db)
         self.chats = MongoImportedChats(self.db)
+        self.audit = MongoAudit(self.db)
 
     @classmethod
     async def open(cls, url: str, db_name: str) -> MongoStore:
@@ -64,6 +66,7 @@ class MongoStore(Store):
         await create_job_indexes(self.db["chat_import_jobs"])
         await create_chat_indexes(self.db)
         await create_imported_chat_indexes(self.db)
+        await create_audit_indexes(self.db)
 
     async def ping(self) -> None:
         await self.client.admin.command("ping")

@@ -23,6 +23,7 @@ USER_KEYS = {
     "email": "email", "username": "username", "password_hash": "passwordHash", "role": "role",
     "is_guest": "isGuest", "is_active": "isActive", "remaining_imports": "remainingImports",
     "remaining_messages": "remainingMessages", "last_login_at": "lastLoginAt",
+    "last_seen_at": "lastSeenAt",
 }
 assert set(USER_KEYS) == USER_FIELDS
 
@@ -34,6 +35,9 @@ async def create_user_indexes(db: Any) -> None:
     await users.create_index("usernameLc", name="usernameLc_unique", unique=True)
     await tokens.create_index("familyId", name="familyId")
     await tokens.create_index("userId", name="userId")
+    # Idle guests are found by when they were last seen (created, if never).
+    await users.create_index([("isGuest", 1), ("idleSince", 1)], name="guest_idleSince",
+                             partialFilterExpression={"isGuest": True})
 
 
 def _email_is(lc: str) -> dict:
@@ -58,6 +62,7 @@ def _user(doc: dict | None) -> User | None:
         is_active=doc["isActive"], remaining_imports=doc["remainingImports"],
         remaining_messages=doc["remainingMessages"], created_at=doc["createdAt"],
         updated_at=doc["updatedAt"], last_login_at=doc.get("lastLoginAt"),
+        last_seen_at=doc.get("lastSeenAt"),
     )
 
 
@@ -83,7 +88,7 @@ class MongoUsers(UserRepo):
             "usernameLc": _lc(username), "passwordHash": password_hash, "role": role,
             "isGuest": bool(is_guest), "isActive": True, "remainingImports": remaining_imports,
             "remainingMessages": remaining_messages, "createdAt": at, "updatedAt": at,
-            "lastLoginAt": None,
+            "lastLoginAt": None, "lastSeenAt": None, "idleSince": at,
         }
         try:
             await self.col.insert_one(doc)
@@ -112,8 +117,11 @@ class MongoUsers(UserRepo):
         for key in ("isGuest", "isActive"):
             if key in values:
                 values[key] = bool(values[key])
-        if "lastLoginAt" in values:
-            values["lastLoginAt"] = ms(values["lastLoginAt"])
+        for key in ("lastLoginAt", "lastSeenAt"):
+            if key in values:
+                values[key] = ms(values[key])
+        if values.get("lastSeenAt") is not None:
+            values["idleSince"] = values["lastSeenAt"]
         if "email" in values:
             values["emailLc"] = _lc(values["email"])
         if "username" in values:
@@ -154,6 +162,10 @@ class MongoUsers(UserRepo):
         docs = await self.col.find(query).sort("_id", 1).limit(limit + 1).to_list(None)
         items = [_user(d) for d in docs[:limit]]
         return Page(items, items[-1].id if len(docs) > limit else None)
+
+    async def list_idle_guests(self, before, limit=100):
+        docs = self.col.find({"isGuest": True, "idleSince": {"$lt": ms(before)}}, {"_id": 1})
+        return [d["_id"] for d in await docs.sort("idleSince", 1).limit(limit).to_list(None)]
 
     async def delete_user(self, user_id: str) -> bool:
         # What SQLite cascades through foreign keys, done by hand; the user goes last so a
@@ -210,7 +222,14 @@ class MongoTokens(TokenRepo):
                                             {"$set": {"revoked": True}})
         return result.modified_count
 
-    async def revoke_user_tokens(self, user_id):
-        result = await self.col.update_many({"userId": user_id, "revoked": False},
-                                            {"$set": {"revoked": True}})
-        return result.modified_count
+    async def revoke_user_sessions(self, user_id):
+        # Families first, then the write: a token created between the two belongs to a
+        # sign-in that started after the revocation and stays valid.
+        families = await self.col.distinct("familyId", {"userId": user_id, "revoked": False})
+        await self.col.update_many({"userId": user_id, "familyId": {"$in": families}},
+                                   {"$set": {"revoked": True}})
+        return sorted(families)
+
+    async def session_live(self, family_id):
+        return await self.col.find_one({"familyId": family_id, "revoked": False},
+                                       {"_id": 1}) is not None

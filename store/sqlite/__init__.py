@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from store.base import Store
+from store.sqlite.audit import SqliteAudit
 from store.sqlite.chat import SqliteChat
 from store.sqlite.db import Database
 from store.sqlite.files import SqliteFiles
@@ -30,6 +31,7 @@ class SqliteStore(Store):
         self.chat_imports = SqliteJobs(db, "chat_import_jobs")
         self.chat = SqliteChat(db)
         self.chats = SqliteImportedChats(db)
+        self.audit = SqliteAudit(db)
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:

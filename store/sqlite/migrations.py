@@ -236,4 +236,21 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     ]),
     (7, [*job_table_sql("chat_import_jobs"),  # chat-history import jobs (6 is the chats')
          "ALTER TABLE pcap_jobs ADD COLUMN params TEXT"]),
+    (8, [  # sessions and accounts (issue 16): when a user was last seen, the audit log
+        "ALTER TABLE users ADD COLUMN last_seen_at TEXT",
+        "CREATE INDEX users_idle_guests ON users(coalesce(last_seen_at, created_at))"
+        " WHERE is_guest=1",
+        """CREATE TABLE audit_log (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            actor_id TEXT,
+            target_id TEXT,
+            ip TEXT,
+            details TEXT NOT NULL,
+            at TEXT NOT NULL
+        )""",
+        "CREATE INDEX audit_actor ON audit_log(actor_id, id)",
+        "CREATE INDEX audit_target ON audit_log(target_id, id)",
+        "CREATE INDEX audit_kind ON audit_log(kind, id)",
+    ]),
 ]

@@ -26,6 +26,7 @@ def _user(row: sqlite3.Row | None) -> User | None:
         is_active=bool(row["is_active"]), remaining_imports=row["remaining_imports"],
         remaining_messages=row["remaining_messages"], created_at=parse_iso(row["created_at"]),
         updated_at=parse_iso(row["updated_at"]), last_login_at=parse_iso(row["last_login_at"]),
+        last_seen_at=parse_iso(row["last_seen_at"]),
     )
 
 
@@ -78,8 +79,9 @@ class SqliteUsers(UserRepo):
         for key in ("is_guest", "is_active"):
             if key in values:
                 values[key] = int(values[key])
-        if "last_login_at" in values:
-            values["last_login_at"] = iso(values["last_login_at"])
+        for key in ("last_login_at", "last_seen_at"):
+            if key in values:
+                values[key] = iso(values[key])
         if "email" in values:
             values["email_lc"] = _lc(values["email"])
         if "username" in values:
@@ -132,6 +134,11 @@ class SqliteUsers(UserRepo):
             return Page(rows, rows[-1].id if more else None)
 
         return await self.db.read(read)
+
+    async def list_idle_guests(self, before, limit=100):
+        return await self.db.read(lambda c: [r[0] for r in c.execute(
+            "SELECT id FROM users WHERE is_guest=1 AND coalesce(last_seen_at, created_at) < ?"
+            " ORDER BY coalesce(last_seen_at, created_at) LIMIT ?", (iso(before), limit))])
 
     async def delete_user(self, user_id: str) -> bool:
         return await self.db.write(
@@ -195,7 +202,12 @@ class SqliteTokens(TokenRepo):
             "UPDATE refresh_tokens SET revoked=1 WHERE family_id=? AND revoked=0",
             (family_id,)).rowcount)
 
-    async def revoke_user_tokens(self, user_id):
-        return await self.db.write(lambda c: c.execute(
-            "UPDATE refresh_tokens SET revoked=1 WHERE user_id=? AND revoked=0",
-            (user_id,)).rowcount)
+    async def revoke_user_sessions(self, user_id):
+        return await self.db.write(lambda c: sorted({r[0] for r in c.execute(
+            "UPDATE refresh_tokens SET revoked=1 WHERE user_id=? AND revoked=0"
+            " RETURNING family_id", (user_id,))}))
+
+    async def session_live(self, family_id):
+        return await self.db.read(lambda c: c.execute(
+            "SELECT 1 FROM refresh_tokens WHERE family_id=? AND revoked=0 LIMIT 1",
+            (family_id,)).fetchone() is not None)

@@ -395,6 +395,11 @@ class StandinCollection:
         await asyncio.sleep(0)
         return _run(self._collection.count_documents, _send_filter(filter), command=True)
 
+    async def distinct(self, key: str, filter=None) -> list:
+        await asyncio.sleep(0)
+        values = _run(self._collection.distinct, key, _send_filter(filter), command=True)
+        return _receive({"values": values})["values"]  # the reply travels as one document
+
     async def aggregate(self, pipeline, **kwargs) -> StandinCommandCursor:
         await asyncio.sleep(0)
         stages = _send_pipeline(pipeline)

@@ -311,7 +311,7 @@ async def test_aggregate_groups_and_replaces_the_root(col):
 
 
 async def test_methods_outside_the_subset_are_refused(standin_col):
-    for name in ("bulk_write", "replace_one", "watch", "distinct"):
+    for name in ("bulk_write", "replace_one", "watch", "find_one_and_replace"):
         with pytest.raises(AttributeError, match="does not offer"):
             getattr(standin_col, name)
 

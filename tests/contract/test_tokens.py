@@ -98,13 +98,31 @@ async def test_revoke_family(store, make_user):
     assert (await store.tokens.consume_refresh_token("b1"))[1] is True
 
 
-async def test_revoke_user_tokens(store, make_user):
+async def test_revoke_user_sessions(store, make_user):
     u, v = await make_user(), await make_user()
-    for h, owner in (("u1", u), ("u2", u), ("v1", v)):
-        await store.tokens.create_refresh_token(token_hash=h, user_id=owner.id, family_id=h,
+    for h, owner, family in (("u1", u, "fu1"), ("u2", u, "fu2"), ("u3", u, "fu2"),
+                             ("v1", v, "fv1")):
+        await store.tokens.create_refresh_token(token_hash=h, user_id=owner.id, family_id=family,
                                                 expires_at=expiry())
-    assert await store.tokens.revoke_user_tokens(u.id) == 2
-    assert await store.tokens.revoke_user_tokens(u.id) == 0
+    assert await store.tokens.session_live("fu1") and await store.tokens.session_live("fu2")
+    assert await store.tokens.revoke_user_sessions(u.id) == ["fu1", "fu2"]
+    assert await store.tokens.revoke_user_sessions(u.id) == []
+    assert not await store.tokens.session_live("fu1")
+    assert not await store.tokens.session_live("fu2")
+    assert await store.tokens.session_live("fv1")
+    assert not await store.tokens.session_live("never")
     assert (await store.tokens.consume_refresh_token("u1"))[0].revoked is True
     assert (await store.tokens.consume_refresh_token("u2"))[1] is False
     assert (await store.tokens.consume_refresh_token("v1"))[1] is True
+
+
+async def test_session_live_follows_rotation_and_family_revocation(store, make_user):
+    u = await make_user()
+    await store.tokens.create_refresh_token(token_hash="r1", user_id=u.id, family_id="fam",
+                                            expires_at=expiry())
+    await store.tokens.consume_refresh_token("r1")  # rotated: used, not revoked
+    await store.tokens.create_refresh_token(token_hash="r2", user_id=u.id, family_id="fam",
+                                            expires_at=expiry())
+    assert await store.tokens.session_live("fam")
+    await store.tokens.revoke_family("fam")
+    assert not await store.tokens.session_live("fam")

@@ -67,12 +67,13 @@ async def test_update_fields(store, make_user):
     v = await store.users.update_user(u.id, email="New@Example.com", username="Renamed",
                                       password_hash="h2", role="admin", is_guest=False,
                                       is_active=False, remaining_imports=5, remaining_messages=None,
-                                      last_login_at=login)
+                                      last_login_at=login, last_seen_at=login)
     assert (v.email, v.username, v.password_hash, v.role) == ("New@Example.com", "Renamed", "h2",
                                                               "admin")
     assert v.is_active is False and v.remaining_imports == 5
     assert v.last_login_at == login.replace(microsecond=login.microsecond // 1000 * 1000)
     assert_utc(v.last_login_at)
+    assert v.last_seen_at == v.last_login_at
     assert v.updated_at >= u.updated_at and v.created_at == u.created_at
     assert await store.users.get_user(u.id) == v
     assert await store.users.get_user_by_email("new@example.com") == v
@@ -228,3 +229,19 @@ async def test_count_users(store, make_user):
     assert await store.users.count_users() == 4
     await store.users.delete_user(users[0].id)
     assert await store.users.count_users() == 3
+
+
+async def test_list_idle_guests_by_last_seen_else_created(store, make_user):
+    guest = {"email": None, "password_hash": None, "is_guest": True}
+    never_seen = await make_user(**guest)
+    seen_now = await make_user(**guest)
+    seen_long_ago = await make_user(**guest)
+    await make_user()  # a registered user is never an idle guest
+    await store.users.update_user(seen_now.id, last_seen_at=utcnow() + timedelta(days=1))
+    await store.users.update_user(seen_long_ago.id, last_seen_at=utcnow() - timedelta(days=60))
+
+    soon = utcnow() + timedelta(hours=1)
+    assert await store.users.list_idle_guests(soon) == [seen_long_ago.id, never_seen.id]
+    assert await store.users.list_idle_guests(soon, limit=1) == [seen_long_ago.id]
+    assert await store.users.list_idle_guests(utcnow() - timedelta(days=30)) == \
+        [seen_long_ago.id]
