@@ -82,6 +82,8 @@ async def running_server(**env_extra: str) -> AsyncIterator[tuple[subprocess.Pop
     port = free_port()
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "DATA_DIR": str(data_dir),
            "ENV": "test", "JWT_SECRET": secrets.token_hex(32), "BCRYPT_ROUNDS": "4",
+           "SIGNUPS_PER_IP": "1000000", "GUESTS_PER_IP": "1000000",
+           "ANON_SOCKETS_PER_IP": "1000000",
            "LOG_LEVEL": "WARNING", "MAX_UPLOAD_MB": "2000", **env_extra}
     env.pop("REDIS_URL", None)
     env.pop("MONGO_URL", None)

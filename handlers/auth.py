@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import timedelta
+from typing import NamedTuple
 
 from pydantic import Field, field_validator
 
@@ -15,7 +16,7 @@ from handlers.views import user_view
 from services.container import Services
 from services.security import check_password_policy, hash_refresh
 from store.base import User
-from store.errors import Conflict, EventError, Forbidden, RateLimited, Unauthorized
+from store.errors import Conflict, EventError, Forbidden, Unauthorized
 
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 USERNAME = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
@@ -60,21 +61,25 @@ class LogoutPayload(Payload):
 
 # -- the logic, shared with REST ----------------------------------------------------------
 
-async def issue_tokens(services: Services, user: User, family_id: str | None = None) -> dict:
-    access, exp = services.tokens.issue_access(user.id, user.role, user.is_guest)
+class Signed(NamedTuple):
+    user: User
+    tokens: dict  # what the client gets: accessToken, refreshToken, expiresAt, tokenType
+    session_id: str  # the refresh-token family the tokens belong to
+
+
+async def issue_tokens(services: Services, user: User, session_id: str | None = None) -> Signed:
+    session_id = session_id or secrets.token_hex(12)
+    access, exp = services.tokens.issue_access(user.id, user.role, user.is_guest, session_id)
     refresh, refresh_hash = services.tokens.new_refresh()
     await services.store.tokens.create_refresh_token(
-        token_hash=refresh_hash, user_id=user.id, family_id=family_id or secrets.token_hex(12),
+        token_hash=refresh_hash, user_id=user.id, family_id=session_id,
         expires_at=services.clock.now() + timedelta(seconds=services.tokens.refresh_seconds))
-    return {"accessToken": access, "refreshToken": refresh, "expiresAt": exp,
-            "tokenType": "Bearer"}
+    return Signed(user, {"accessToken": access, "refreshToken": refresh, "expiresAt": exp,
+                         "tokenType": "Bearer"}, session_id)
 
 
-def session(user: User, tokens: dict) -> dict:
-    return {"user": user_view(user), "tokens": tokens}
-
-
-Signed = tuple[User, dict]  # the account and its fresh tokens
+def session(signed: Signed) -> dict:
+    return {"user": user_view(signed.user), "tokens": signed.tokens}
 
 
 def _username_for(email: str | None) -> str:
@@ -85,53 +90,59 @@ def _username_for(email: str | None) -> str:
     return f"{base}-{secrets.token_hex(2)}"
 
 
-async def register(services: Services, email: str, password: str, username: str | None) -> Signed:
+async def _seen(services: Services, user: User, **also) -> User:
+    return await services.store.users.update_user(user.id, last_seen_at=services.clock.now(),
+                                                  **also)
+
+
+async def register(services: Services, email: str, password: str, username: str | None,
+                   ip: str) -> Signed:
     check_password_policy(password)
+    await services.signin.signup("register", ip)
     digest = await services.hasher.hash(password)
     user = await services.store.users.create_user(
         email=email, username=username or _username_for(email),
         password_hash=digest)
-    return user, await issue_tokens(services, user)
+    return await issue_tokens(services, await _seen(services, user))
 
 
 async def login(services: Services, email: str, password: str, ip: str) -> Signed:
-    s = services.settings
-    ip_count, ip_wait = await services.counter.hit(f"login:ip:{ip}", s.login_window_s)
-    if ip_count > s.login_max_attempts_ip:
-        raise RateLimited("too many sign-in attempts from this address",
-                          {"retryAfter": round(ip_wait, 1)})
-    account_key = f"login:acct:{email.lower()}"
-    failures, wait = await services.counter.peek(account_key, s.login_window_s)
-    if failures >= s.login_max_failures:
-        raise RateLimited("too many failed sign-ins for this account",
-                          {"retryAfter": round(wait, 1)})
+    guard = services.signin
+    await guard.before_attempt(email, ip)
     user = await services.store.users.get_user_by_email(email)
     ok = await services.hasher.verify(password, user.password_hash if user else None)
     if not ok or user is None:
-        await services.counter.hit(account_key, s.login_window_s)
+        await guard.failed(email, ip, user.id if user else None)
         raise Unauthorized("wrong email or password")
     if not user.is_active:
         raise Forbidden("this account is deactivated", {"reason": "deactivated"})
-    await services.counter.reset(account_key)
-    user = await services.store.users.update_user(user.id, last_login_at=services.clock.now())
-    return user, await issue_tokens(services, user)
+    await guard.succeeded(email, ip)
+    now = services.clock.now()
+    return await issue_tokens(services, await _seen(services, user, last_login_at=now))
 
 
-async def guest(services: Services) -> Signed:
+async def guest(services: Services, ip: str) -> Signed:
     s = services.settings
+    await services.signin.signup("guest", ip)
     user = await services.store.users.create_user(
         email=None, username=f"guest-{secrets.token_hex(4)}", password_hash=None, is_guest=True,
         remaining_imports=s.guest_imports, remaining_messages=s.guest_messages)
-    return user, await issue_tokens(services, user)
+    return await issue_tokens(services, await _seen(services, user))
 
 
-async def refresh(services: Services, token: str) -> Signed:
+async def refresh(services: Services, token: str, ip: str,
+                  caller_sid: str | None = None) -> Signed:
     record, first_use = await services.store.tokens.consume_refresh_token(hash_refresh(token))
     if record is None:
         raise Unauthorized("unknown refresh token")
     if not first_use:
-        # A replay means the token leaked (or a client raced itself): end the whole family.
+        # A replay means the token leaked (or a client raced itself): end the whole sign-in,
+        # on every instance, including the access tokens it issued.
         await services.store.tokens.revoke_family(record.family_id)
+        await services.sessions.revoke(record.user_id, [record.family_id], "reused",
+                                       spare_sid=caller_sid)
+        await services.store.audit.append("refresh_reused", target_id=record.user_id, ip=ip,
+                                          details={"session": record.family_id})
         raise Unauthorized("refresh token was already used; every session of this sign-in is "
                            "revoked, sign in again", {"reason": "reused"})
     if record.expires_at <= services.clock.now():
@@ -139,19 +150,22 @@ async def refresh(services: Services, token: str) -> Signed:
     user = await services.store.users.get_user(record.user_id)
     if user is None or not user.is_active:
         raise Unauthorized("account not found or deactivated")
-    return user, await issue_tokens(services, user, record.family_id)
+    return await issue_tokens(services, await _seen(services, user), record.family_id)
 
 
-async def logout(services: Services, user_id: str, token: str | None) -> dict:
+async def logout(services: Services, user_id: str, token: str | None) -> tuple[dict, list[str]]:
+    """Revoke in the store; returns the ack and the sessions ended, for the caller to
+    announce (after taking its own socket out of them)."""
     if token:
         # Only the caller's own token is touched: someone else's stays valid.
         record = await services.store.tokens.revoke_refresh_token(hash_refresh(token), user_id)
         if record is None:
             raise EventError("bad_request", "that refresh token is not yours")
-        revoked = await services.store.tokens.revoke_family(record.family_id) + 1
+        await services.store.tokens.revoke_family(record.family_id)
+        sessions = [record.family_id]
     else:
-        revoked = await services.store.tokens.revoke_user_tokens(user_id)
-    return {"revoked": revoked}
+        sessions = await services.store.tokens.revoke_user_sessions(user_id)
+    return {"revoked": len(sessions)}, sessions
 
 
 # -- events -------------------------------------------------------------------------------
@@ -159,7 +173,8 @@ async def logout(services: Services, user_id: str, token: str | None) -> dict:
 @event("auth:register", RegisterPayload, auth=False, ack="{user, tokens}")
 async def on_register(ctx, p: RegisterPayload):
     """Create an account; this socket is signed in as it."""
-    return await _sign_in(ctx, await register(ctx.services, p.email, p.password, p.username))
+    return await _sign_in(ctx, await register(ctx.services, p.email, p.password, p.username,
+                                              ctx.state.ip))
 
 
 @event("auth:login", Credentials, auth=False, ack="{user, tokens}")
@@ -171,21 +186,25 @@ async def on_login(ctx, p: Credentials):
 @event("auth:guest", Empty, auth=False, ack="{user, tokens}")
 async def on_guest(ctx, p: Empty):
     """Start a guest account with limited imports and messages."""
-    return await _sign_in(ctx, await guest(ctx.services))
+    return await _sign_in(ctx, await guest(ctx.services, ctx.state.ip))
 
 
 @event("auth:refresh", RefreshPayload, auth=False, ack="{user, tokens}")
 async def on_refresh(ctx, p: RefreshPayload):
     """Rotate the refresh token; this socket continues with the new access token."""
-    return await _sign_in(ctx, await refresh(ctx.services, p.refreshToken))
+    return await _sign_in(ctx, await refresh(ctx.services, p.refreshToken, ctx.state.ip,
+                                             ctx.sid))
 
 
 @event("auth:logout", LogoutPayload, ack="{revoked}")
 async def on_logout(ctx, p: LogoutPayload):
-    """Revoke the given refresh token's sign-in (or every one of the user's); the socket
-    becomes anonymous."""
-    out = await logout(ctx.services, ctx.user_id, p.refreshToken)
+    """Revoke the given refresh token's sign-in (or every one of the user's): its sockets on
+    every instance get ``auth:revoked`` and are disconnected, its access tokens refused; this
+    socket stays connected, signed out."""
+    user_id = ctx.user_id
+    out, sessions = await logout(ctx.services, user_id, p.refreshToken)
     await ctx.gateway.sign_out(ctx.sid, ctx.state)
+    await ctx.services.sessions.revoke(user_id, sessions, "logout")
     return out
 
 
@@ -211,14 +230,17 @@ async def on_upgrade(ctx, p: UpgradePayload):
     if p.username:
         changes["username"] = p.username
     user = await ctx.store.users.update_user(user.id, **changes)
-    await ctx.store.tokens.revoke_user_tokens(user.id)  # guest tokens carry guest claims
-    return await _sign_in(ctx, (user, await issue_tokens(ctx.services, user)))
+    # Guest tokens carry guest claims: every guest sign-in ends, this socket continues on
+    # the new one.
+    guest_sessions = await ctx.store.tokens.revoke_user_sessions(user.id)
+    out = await _sign_in(ctx, await issue_tokens(ctx.services, user))
+    await ctx.services.sessions.revoke(user.id, guest_sessions, "upgraded")
+    return out
 
 
 async def _sign_in(ctx, signed: Signed) -> dict:
-    user, tokens = signed
-    await ctx.authenticate(user, tokens["expiresAt"])
-    return session(user, tokens)
+    await ctx.authenticate(signed.user, signed.tokens["expiresAt"], signed.session_id)
+    return session(signed)
 
 
 EVENTS = [on_register, on_login, on_guest, on_refresh, on_logout, on_me, on_upgrade]

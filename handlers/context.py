@@ -42,8 +42,8 @@ class EventContext:
             raise Unauthorized("sign in first")
         return self.state.user_id
 
-    async def authenticate(self, user: User, token_exp: float) -> None:
-        await self.gateway.authenticate(self.sid, self.state, user, token_exp)
+    async def authenticate(self, user: User, token_exp: float, session_id: str) -> None:
+        await self.gateway.authenticate(self.sid, self.state, user, token_exp, session_id)
 
     async def push_project(self, project_id: str, event: str, data: dict, *,
                            skip_self: bool = False) -> None:

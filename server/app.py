@@ -36,6 +36,8 @@ from services.presence import MemoryPresence, Presence, RedisPresence
 from services.ratelimit import Counter, MemoryCounter, RedisCounter
 from services.replies import ReplyEngine
 from services.security import PasswordHasher, TokenService
+from services.sessions import Sessions
+from services.signin import SignInGuard
 from services.ticker import Ticker
 from store.base import Store
 from store.blobs import BlobStore
@@ -144,10 +146,13 @@ def build_services(settings: Settings, opening: _Opening, realtime: Realtime,
                    clock: Clock) -> Services:
     assert opening.store and opening.blobs and opening.bus and opening.presence \
         and opening.counter, "resources open before the services are built"
+    tokens = TokenService(resolve_jwt_secret(settings), settings.access_token_minutes,
+                          settings.refresh_token_days, clock)
+    sessions = Sessions(opening.store, opening.bus, clock, tokens.access_seconds)
+    sessions.attach()
     core = Core(
-        settings=settings, clock=clock,
-        tokens=TokenService(resolve_jwt_secret(settings), settings.access_token_minutes,
-                            settings.refresh_token_days, clock),
+        settings=settings, clock=clock, tokens=tokens, sessions=sessions,
+        signin=SignInGuard(opening.counter, clock, settings, opening.store.audit),
         hasher=PasswordHasher(settings.bcrypt_rounds),
         secrets=SecretBox(resolve_secrets_key(settings)),
         store=opening.store, blobs=opening.blobs, bus=opening.bus, presence=opening.presence,

@@ -66,12 +66,20 @@ async def read_payload(request: web.Request, model: type[BaseModel]):
         raise bad_payload(exc) from None
 
 
-def bearer_user_id(request: web.Request) -> str:
+async def bearer_user_id(request: web.Request) -> str:
+    """The caller's id from a bearer access token that is still good: its sign-in not ended,
+    its account there and active (read from the store on every request)."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("send Authorization: Bearer <access token>")
-    return services_of(request.app).tokens.verify_access(token.strip()).user_id
+    services = services_of(request.app)
+    user = await services.sessions.check(services.tokens.verify_access(token.strip()))
+    return user.id
+
+
+def _ip(request: web.Request) -> str:
+    return client_ip(request, request.app[REALTIME].proxies)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -105,27 +113,30 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def rest_register(request: web.Request) -> web.Response:
     p = await read_payload(request, auth.RegisterPayload)
-    user, tokens = await auth.register(services_of(request.app), p.email, p.password, p.username)
-    return ok(auth.session(user, tokens), status=201)
+    signed = await auth.register(services_of(request.app), p.email, p.password, p.username,
+                                 _ip(request))
+    return ok(auth.session(signed), status=201)
 
 
 async def rest_login(request: web.Request) -> web.Response:
     p = await read_payload(request, auth.Credentials)
-    ip = client_ip(request, request.app[REALTIME].proxies)
-    user, tokens = await auth.login(services_of(request.app), p.email, p.password, ip)
-    return ok(auth.session(user, tokens))
+    signed = await auth.login(services_of(request.app), p.email, p.password, _ip(request))
+    return ok(auth.session(signed))
 
 
 async def rest_refresh(request: web.Request) -> web.Response:
     p = await read_payload(request, auth.RefreshPayload)
-    user, tokens = await auth.refresh(services_of(request.app), p.refreshToken)
-    return ok(auth.session(user, tokens))
+    signed = await auth.refresh(services_of(request.app), p.refreshToken, _ip(request))
+    return ok(auth.session(signed))
 
 
 async def rest_logout(request: web.Request) -> web.Response:
-    user_id = bearer_user_id(request)
+    user_id = await bearer_user_id(request)
     p = await read_payload(request, auth.LogoutPayload)
-    return ok(await auth.logout(services_of(request.app), user_id, p.refreshToken))
+    services = services_of(request.app)
+    out, sessions = await auth.logout(services, user_id, p.refreshToken)
+    await services.sessions.revoke(user_id, sessions, "logout")
+    return ok(out)
 
 
 MULTIPART_SLACK = 64 * 1024  # headers and boundaries around the file part
@@ -133,7 +144,7 @@ MULTIPART_SLACK = 64 * 1024  # headers and boundaries around the file part
 
 async def upload(request: web.Request) -> web.Response:
     services = services_of(request.app)
-    user_id = bearer_user_id(request)
+    user_id = await bearer_user_id(request)
     limit = int(services.settings.max_upload_mb * 1024 * 1024)
     if request.content_length is not None and request.content_length > limit + MULTIPART_SLACK:
         # Refuse before reading a byte: the client can stop sending at once.
@@ -182,7 +193,7 @@ def _reason(exc: Exception) -> str:
 
 async def download(request: web.Request) -> web.StreamResponse:
     services = services_of(request.app)
-    user_id = bearer_user_id(request)
+    user_id = await bearer_user_id(request)
     record = await files.file_for(services, request.match_info["file_id"], user_id, "viewer")
     etag = f'"{record.sha256}"'
     if request.headers.get("If-None-Match") == etag:
@@ -206,7 +217,7 @@ async def download(request: web.Request) -> web.StreamResponse:
 
 async def export_table(request: web.Request) -> web.StreamResponse:
     services = services_of(request.app)
-    user_id = bearer_user_id(request)
+    user_id = await bearer_user_id(request)
     table, names, records = await tables.export_csv(services, request.match_info["table_id"],
                                                     user_id)
     response = web.StreamResponse(headers={
@@ -237,7 +248,7 @@ async def _write_csv_slice(response, header, records) -> None:
 async def export_chat(request: web.Request) -> web.StreamResponse:
     """An imported chat as JSON, CSV, Markdown or text (project viewers), streamed."""
     services = services_of(request.app)
-    user_id = bearer_user_id(request)
+    user_id = await bearer_user_id(request)
     fmt = request.match_info["fmt"]
     if fmt not in chat_export.FORMATS:
         raise EventError("bad_request", f"export as one of {sorted(chat_export.FORMATS)}")

@@ -8,6 +8,7 @@ unexpected one gets ``internal`` with a reference id that is also in the log lin
 from __future__ import annotations
 
 import asyncio
+import collections
 import ipaddress
 import logging
 import re
@@ -27,7 +28,7 @@ from services.config import Settings
 from services.container import Services
 from services.gateway import SocketState
 from store.base import User
-from store.errors import EventError, Forbidden, TokenExpired, Unauthorized
+from store.errors import EventError, Forbidden, RateLimited, TokenExpired, Unauthorized
 
 log = logging.getLogger("server.events")
 conn_log = logging.getLogger("server.connections")
@@ -37,6 +38,7 @@ conn_log = logging.getLogger("server.connections")
 _HEADER = re.compile(r'2(?:(/[^,]*),)?(\d*)\["((?:[^"\\]|\\.){0,200})"')
 # Just the namespace and ack id of an EVENT packet, to answer one whose body is unusable.
 _PREFIX = re.compile(r'2(?:(/[^,]*),)?(\d{1,15})')
+SEEN_EVERY_S = 3600  # last_seen_at is written at most this often by connects
 MAX_DEPTH = 64  # nesting of arrays/objects in an event's payload
 # A \\uD800-\\uDFFF escape in the raw text: the only way a lone surrogate gets in.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -185,6 +187,7 @@ class Realtime:
         self.sio.on_too_large = self._log_too_large
         self.sio.on_malformed = self._log_malformed
         self.sockets: dict[str, SocketState] = {}
+        self._anonymous: collections.Counter[str] = collections.Counter()  # per address
         self.sio.on("connect", self.on_connect)
         self.sio.on("disconnect", self.on_disconnect)
         self.sio.on("*", self.dispatch)
@@ -195,6 +198,7 @@ class Realtime:
         services.bus.on("project:member_removed", self._on_member_removed)
         services.bus.on("project:role_changed", self._on_role_changed)
         services.bus.on("project:closed", self._on_project_closed)
+        services.sessions.on_revoked(self._revoke_sockets)
 
     async def _on_member_removed(self, msg: dict) -> None:
         for state in self.local_sockets_of(msg["userId"]):
@@ -219,23 +223,60 @@ class Realtime:
         ip = client_ip(request, self.proxies) if request else "?"
         state = SocketState(sid=sid, ip=ip)
         token = auth.get("token") if isinstance(auth, dict) else None
-        if token:
-            try:
-                claims = self.services.tokens.verify_access(token)
-                user = await self.services.store.users.get_user(claims.user_id)
-                if user is None or not user.is_active:
-                    raise Unauthorized("account not found or deactivated")
-            except EventError as exc:
-                conn_log.info("connect refused", extra={"fields": {
-                    "sid": sid, "ip": ip, "code": exc.code}})
-                raise socketio.exceptions.ConnectionRefusedError(
-                    exc.message, {"code": exc.code, "message": exc.message}) from None
-            self.sockets[sid] = state
-            await self.authenticate(sid, state, user, claims.expires_at)
-        else:
-            self.sockets[sid] = state
+        try:
+            if token:
+                services = self.services
+                claims = services.tokens.verify_access(token)
+                user = await services.sessions.check(claims)
+                await self.authenticate(sid, state, user, claims.expires_at, claims.session_id)
+                self.sockets[sid] = state
+                seen = user.last_seen_at
+                if seen is None or (services.clock.now() - seen).total_seconds() > SEEN_EVERY_S:
+                    await services.store.users.update_user(user.id,
+                                                           last_seen_at=services.clock.now())
+            else:
+                if self._anonymous[ip] >= self.services.settings.anon_sockets_per_ip:
+                    raise RateLimited("too many sockets not signed in from this address")
+                self.sockets[sid] = state
+                self._await_sign_in(state)
+        except EventError as exc:
+            self.sockets.pop(sid, None)
+            conn_log.info("connect refused", extra={"fields": {
+                "sid": sid, "ip": ip, "code": exc.code}})
+            raise socketio.exceptions.ConnectionRefusedError(
+                exc.message, {"code": exc.code, "message": exc.message,
+                              **({"details": exc.details} if exc.details else {})}) from None
         self.metrics.sockets.inc()
         return True
+
+    def _await_sign_in(self, state: SocketState) -> None:
+        """An anonymous socket is counted against its address and closed unless it signs
+        in within AUTH_TIMEOUT_S."""
+        self._anonymous[state.ip] += 1
+        clock = self.services.clock
+        state.expiry = clock.call_later(self.services.settings.auth_timeout_s,
+                                        self._sign_in_overdue, state)
+
+    def _uncount(self, ip: str) -> None:
+        self._anonymous[ip] -= 1
+        if self._anonymous[ip] <= 0:
+            del self._anonymous[ip]
+
+    def _sign_in_overdue(self, state: SocketState) -> None:
+        if self.sockets.get(state.sid) is state and state.user_id is None:
+            conn_log.info("closing a socket that did not sign in", extra={"fields": {
+                "sid": state.sid, "ip": state.ip}})
+            asyncio.ensure_future(self.sio.disconnect(state.sid))
+
+    async def _revoke_sockets(self, user_id: str, sessions: frozenset[str], reason: str,
+                              spare_sid: str | None) -> None:
+        for state in self.local_sockets_of(user_id):
+            if state.session_id in sessions:
+                await self.sio.emit("auth:revoked", {"reason": reason}, to=state.sid)
+                if state.sid == spare_sid:
+                    await self.sign_out(state.sid, state)
+                else:
+                    await self.sio.disconnect(state.sid)
 
     async def on_disconnect(self, sid: str, reason: Any = None):
         state = self.sockets.pop(sid, None)
@@ -244,6 +285,8 @@ class Realtime:
         self.metrics.sockets.dec()
         if state.user_id:
             self.metrics.users.dec()
+        else:
+            self._uncount(state.ip)
         if state.expiry:
             state.expiry.cancel()
         for pid in await self.services.presence.drop_socket(sid):
@@ -256,8 +299,10 @@ class Realtime:
                     conn_log.exception("disconnect hook failed")
 
     async def authenticate(self, sid: str, state: SocketState, user: User,
-                           token_exp: float) -> None:
+                           token_exp: float, session_id: str) -> None:
         if state.user_id is None:
+            if state.sid in self.sockets:  # an anonymous socket signing in (not a connect)
+                self._uncount(state.ip)
             self.metrics.users.inc()
         elif state.user_id != user.id:
             await self.sio.leave_room(sid, f"user:{state.user_id}")
@@ -266,6 +311,7 @@ class Realtime:
         state.role = user.role
         state.is_guest = user.is_guest
         state.token_exp = token_exp
+        state.session_id = session_id
         await self.sio.enter_room(sid, f"user:{user.id}")
         if state.expiry:
             state.expiry.cancel()
@@ -281,7 +327,8 @@ class Realtime:
         if state.expiry:
             state.expiry.cancel()
         state.user_id, state.username, state.role, state.is_guest = None, "", "user", False
-        state.token_exp, state.expiry = 0.0, None
+        state.token_exp, state.expiry, state.session_id = 0.0, None, None
+        self._await_sign_in(state)
 
     async def join_project(self, sid: str, state: SocketState, project_id: str,
                            role: str) -> None:
@@ -337,6 +384,9 @@ class Realtime:
                     raise Unauthorized("sign in first: connect with auth.token or call auth:login")
                 if state.token_exp <= self.services.clock.time():
                     raise TokenExpired("access token expired: call auth:refresh")
+                if self.services.sessions.is_revoked(state.session_id):
+                    raise Unauthorized("this sign-in was ended; sign in again",
+                                       {"reason": "revoked"})
                 if spec.admin and state.role != "admin":
                     raise Forbidden("admins only")
             try:

@@ -88,9 +88,25 @@ class Settings:
                                     doc="largest project:broadcast data")
     broadcast_rate: float = _env("BROADCAST_RATE", 100.0, doc="per socket, messages/s")
     broadcast_burst: int = _env("BROADCAST_BURST", 200)
-    login_max_failures: int = _env("LOGIN_MAX_FAILURES", 10, doc="per account per window")
+    login_max_failures: int = _env(
+        "LOGIN_MAX_FAILURES", 10, doc="failed sign-ins per account per window (from any "
+        "address) after which each attempt waits a growing delay; never a refusal")
+    login_max_failures_ip: int = _env(
+        "LOGIN_MAX_FAILURES_IP", 5, doc="failed sign-ins per account from one address per "
+        "window; past it that address is refused for the account")
+    login_max_delay_s: float = _env("LOGIN_MAX_DELAY_S", 30.0,
+                                    doc="longest wait between attempts on a throttled account")
     login_max_attempts_ip: int = _env("LOGIN_MAX_ATTEMPTS_IP", 60, doc="per IP per window")
     login_window_s: float = _env("LOGIN_WINDOW_S", 900.0)
+    signups_per_ip: int = _env("SIGNUPS_PER_IP", 20, doc="auth:register per address per hour")
+    guests_per_ip: int = _env("GUESTS_PER_IP", 30, doc="auth:guest per address per hour")
+    auth_timeout_s: float = _env("AUTH_TIMEOUT_S", 30.0,
+                                 doc="a socket not signed in this long is closed")
+    anon_sockets_per_ip: int = _env("ANON_SOCKETS_PER_IP", 100,
+                                    doc="sockets not signed in, per address, per instance")
+    guest_ttl_days: float = _env("GUEST_TTL_DAYS", 30.0,
+                                 doc="guests not seen this long are deleted with their data")
+    audit_days: float = _env("AUDIT_DAYS", 180.0, doc="audit log entries are kept this long")
     trusted_proxies: tuple[str, ...] = _env(
         "TRUSTED_PROXIES", (), doc="comma-separated CIDRs of reverse proxies; the client is "
         "the rightmost X-Forwarded-For hop outside them")
@@ -155,7 +171,10 @@ class Settings:
                      "presence_ttl_s", "lock_lease_s", "ticker_interval_s", "chat_lease_s",
                      "anthropic_retry_max_wait_s", "anthropic_timeout_s",
                      "anthropic_reply_timeout_s", "chat_max_tokens", "chat_history_tokens",
-                     "chat_context_tokens", "ingest_concurrency", "ingest_lease_s"):
+                     "chat_context_tokens", "ingest_concurrency", "ingest_lease_s",
+                     "login_max_failures", "login_max_failures_ip", "login_max_delay_s",
+                     "signups_per_ip", "guests_per_ip", "auth_timeout_s", "anon_sockets_per_ip",
+                     "guest_ttl_days", "audit_days"):
             if getattr(self, name) <= 0:
                 out.append(f"{_env_name(name)} must be greater than 0")
         for name in ("lock_cooldown_s", "lock_grace_s", "guest_imports", "guest_messages",

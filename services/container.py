@@ -18,6 +18,8 @@ from services.gateway import Gateway
 from services.presence import Presence
 from services.ratelimit import Counter
 from services.security import PasswordHasher, TokenService
+from services.sessions import Sessions
+from services.signin import SignInGuard
 from store.base import FileRecord, Store
 from store.blobs import BlobStore
 
@@ -61,6 +63,8 @@ class Core:
     bus: Bus
     presence: Presence
     counter: Counter
+    sessions: Sessions
+    signin: SignInGuard
     gateway: Gateway
     hooks: Hooks
     redis: Redis | None = None  # set when REDIS_URL is

@@ -28,6 +28,7 @@ class SocketState:
     role: str = "user"
     is_guest: bool = False
     token_exp: float = 0.0
+    session_id: str | None = None  # the sign-in (refresh-token family) of its token
     projects: set[str] = field(default_factory=set)
     bucket: TokenBucket | None = None
     expiry: Timer | None = None
@@ -47,7 +48,7 @@ class Gateway(Protocol):
                            skip_sid: str | None = None) -> None: ...
 
     async def authenticate(self, sid: str, state: SocketState, user: User,
-                           token_exp: float) -> None: ...
+                           token_exp: float, session_id: str) -> None: ...
 
     async def sign_out(self, sid: str, state: SocketState) -> None: ...
 

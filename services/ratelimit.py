@@ -1,4 +1,5 @@
-"""Fixed-window counters for login attempts, shared by all instances through Redis."""
+"""Fixed-window counters and slot reservations for sign-in and sign-up limits, shared by
+all instances through Redis."""
 from __future__ import annotations
 
 import math
@@ -16,11 +17,19 @@ class Counter(Protocol):
 
     async def reset(self, key: str) -> None: ...
 
+    async def reserve(self, key: str, interval: float, window: float,
+                      max_wait: float) -> float:
+        """Take the next free slot of a queue where slots are ``interval`` apart, unless it
+        is more than ``max_wait`` seconds away; returns the seconds until it (taken or
+        not). The queue is forgotten ``window`` seconds after the last slot taken."""
+        ...
+
 
 class MemoryCounter:
     def __init__(self, clock: Clock):
         self.clock = clock
         self._windows: dict[str, tuple[float, int]] = {}
+        self._slots: dict[str, tuple[float, float]] = {}  # key -> (next free, forget at)
 
     async def hit(self, key: str, window: float) -> tuple[int, float]:
         """Count one event; returns (events in the window, seconds until it resets)."""
@@ -42,6 +51,31 @@ class MemoryCounter:
 
     async def reset(self, key: str) -> None:
         self._windows.pop(key, None)
+        self._slots.pop(key, None)
+
+    async def reserve(self, key: str, interval: float, window: float,
+                      max_wait: float) -> float:
+        now = self.clock.monotonic()
+        free, _ = self._slots.get(key, (now, now))
+        free = max(free, now)
+        if free - now > max_wait:
+            return free - now
+        self._slots[key] = (free + interval, now + window)
+        if len(self._slots) > 100_000:
+            self._slots = {k: v for k, v in self._slots.items() if v[1] > now}
+        return free - now
+
+
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local free = tonumber(redis.call('GET', KEYS[1]) or '0')
+if free < now then free = now end
+if free - now <= tonumber(ARGV[3]) then
+  redis.call('SET', KEYS[1], free + tonumber(ARGV[1]), 'PX', tonumber(ARGV[2]))
+end
+return free - now
+"""
 
 
 class RedisCounter:
@@ -67,7 +101,16 @@ class RedisCounter:
         return int(count or 0), max(ttl, 0) / 1000
 
     async def reset(self, key: str) -> None:
-        await self.redis.delete(self.prefix + key)
+        await self.redis.delete(self.prefix + key, self.prefix + "slot:" + key)
+
+    async def reserve(self, key: str, interval: float, window: float,
+                      max_wait: float) -> float:
+        # One script: read the next free slot and move it on atomically, in Redis' own time
+        # so every instance queues on the same clock.
+        wait = await self.redis.eval(_RESERVE, 1, self.prefix + "slot:" + key,
+                                     math.ceil(interval * 1000), math.ceil(window * 1000),
+                                     math.ceil(max_wait * 1000))
+        return int(wait) / 1000
 
 
 class TokenBucket:

@@ -26,6 +26,7 @@ class AccessClaims:
     role: str
     is_guest: bool
     expires_at: float
+    session_id: str  # the refresh-token family this token was issued with
 
 
 class TokenService:
@@ -40,11 +41,13 @@ class TokenService:
         self.refresh_seconds = refresh_days * 86400
         self.clock = clock or SystemClock()
 
-    def issue_access(self, user_id: str, role: str, is_guest: bool) -> tuple[str, float]:
+    def issue_access(self, user_id: str, role: str, is_guest: bool,
+                     session_id: str) -> tuple[str, float]:
         now = self.clock.time()
         exp = now + self.access_seconds
-        token = jwt.encode({"sub": user_id, "role": role, "guest": is_guest, "iat": int(now),
-                            "exp": exp, "typ": "access"}, self._secret, algorithm=ALGORITHM)
+        token = jwt.encode({"sub": user_id, "sid": session_id, "role": role, "guest": is_guest,
+                            "iat": int(now), "exp": exp, "typ": "access"}, self._secret,
+                           algorithm=ALGORITHM)
         return token, exp
 
     def verify_access(self, token: object) -> AccessClaims:
@@ -53,7 +56,8 @@ class TokenService:
         try:
             # Pinning algorithms rejects alg=none and any key-confusion trick.
             claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM],
-                                options={"require": ["exp", "sub"], "verify_exp": False,
+                                options={"require": ["exp", "sub", "sid"],
+                                         "verify_exp": False,
                                          "verify_iat": False, "verify_nbf": False})
             self._check_times(claims, self.clock.time())
         except jwt.ExpiredSignatureError:
@@ -63,7 +67,8 @@ class TokenService:
         if claims.get("typ") != "access":
             raise Unauthorized("not an access token")
         return AccessClaims(str(claims["sub"]), str(claims.get("role", "user")),
-                            bool(claims.get("guest", False)), float(claims["exp"]))
+                            bool(claims.get("guest", False)), float(claims["exp"]),
+                            str(claims["sid"]))
 
     @staticmethod
     def _check_times(claims: dict, now: float) -> None:

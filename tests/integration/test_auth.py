@@ -121,7 +121,7 @@ async def test_a_refused_logout_leaves_someone_elses_sign_in_alone(clients):
 @pytest.mark.parametrize("kind", ["garbage", "expired", "wrong_key", "alg_none"])
 async def test_bad_tokens_are_refused_at_connect(server, kind):
     now = int(time.time())
-    claims = {"sub": "x", "typ": "access", "exp": now + 600, "iat": now}
+    claims = {"sub": "x", "sid": "f", "typ": "access", "exp": now + 600, "iat": now}
     token = {
         "garbage": "not.a.jwt",
         "expired": jwt.encode({**claims, "exp": now - 5}, TEST_SECRET, algorithm="HS256"),
@@ -138,24 +138,6 @@ async def test_bad_tokens_are_refused_at_connect(server, kind):
     assert refusals and refusals[0]["data"]["code"] == expected, refusals
     assert refusals[0]["data"]["message"]
     await client.disconnect()
-
-
-async def test_login_rate_limited_per_account(tmp_path):
-    from tests.conftest import RunningServer, make_settings
-
-    srv = await RunningServer(make_settings(tmp_path, login_max_failures=3)).start()
-    c = await Client(srv.url).connect()
-    try:
-        email = unique_email()
-        await c.register(email)
-        for _ in range(3):
-            assert (await c.err("auth:login", {"email": email, "password": "bad pass!"}))[
-                "code"] == "unauthorized"
-        err = await c.err("auth:login", {"email": email, "password": "correct horse"})
-        assert err["code"] == "rate_limited" and err["details"]["retryAfter"] > 0
-    finally:
-        await c.close()
-        await srv.stop()
 
 
 async def test_rest_auth_round_trip(server):

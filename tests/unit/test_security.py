@@ -13,16 +13,20 @@ SECRET = "s" * 40
 
 def test_access_token_round_trip_and_rejections():
     svc = TokenService(SECRET, 1, 1)
-    token, exp = svc.issue_access("u1", "admin", False)
+    token, exp = svc.issue_access("u1", "admin", False, "fam1")
     claims = svc.verify_access(token)
     assert claims.user_id == "u1" and claims.role == "admin" and claims.expires_at == exp
+    assert claims.session_id == "fam1"
+    sessionless = jwt.encode({"sub": "u1", "typ": "access", "exp": time.time() + 60}, SECRET,
+                             algorithm="HS256")
     none = jwt.encode({"sub": "u1", "typ": "access", "exp": time.time() + 60}, None,
                       algorithm="none")
-    for bad in (none, token + "x", "", None, 42,
+    for bad in (none, token + "x", "", None, 42, sessionless,
                 jwt.encode({"sub": "u1", "exp": time.time() + 60}, SECRET, algorithm="HS256")):
         with pytest.raises(Unauthorized):
             svc.verify_access(bad)
-    expired = jwt.encode({"sub": "u1", "typ": "access", "exp": time.time() - 1}, SECRET,
+    expired = jwt.encode({"sub": "u1", "sid": "f", "typ": "access", "exp": time.time() - 1},
+                         SECRET,
                          algorithm="HS256")
     with pytest.raises(TokenExpired):
         svc.verify_access(expired)
