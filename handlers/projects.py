@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 from handlers.base import Empty, Payload, event, json_size
 from handlers.scopes import InRoom, Project
 from handlers.views import project_view
+from services import accounts
 from services.ratelimit import TokenBucket
 from store.errors import Conflict, EventError, Forbidden, NotFound, RateLimited
 
@@ -127,15 +128,7 @@ async def on_delete(ctx, p: IdPayload):
     project = await ctx.store.projects.get_project(p.id)
     if project is None:
         raise NotFound("project not found")
-    # Domains that own data in a project registered a hook; they go first so nothing is
-    # left pointing at a project that no longer exists.
-    for hook in ctx.services.hooks.project_deleted:
-        await hook(p.id)
-    await ctx.store.projects.delete_project(p.id)
-    await ctx.push_project(p.id, "project:deleted", {"id": p.id})
-    for member in project.members:
-        await ctx.push_user(member.user_id, "project:deleted", {"projectId": p.id, "id": p.id})
-    await ctx.services.bus.publish("project:closed", {"projectId": p.id})
+    await accounts.delete_project(ctx.services, project)
     return {"id": p.id}
 
 

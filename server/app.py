@@ -21,6 +21,7 @@ from server import http
 from server.keys import METRICS, REALTIME, SETTINGS, STORAGE, services_of
 from server.metrics import Metrics
 from server.realtime import Realtime
+from services.accounts import Housekeeping
 from services.ai import make_provider
 from services.bus import Bus, RedisBus
 from services.captures import PcapService
@@ -96,7 +97,7 @@ def create_app(settings: Settings | None = None, *, open_storage: StoreOpener | 
     app.cleanup_ctx.append(_services_ctx)
     # Engines start in this order once the container exists and stop in reverse.
     for pick in (lambda s: s.locks, lambda s: s.ticker, lambda s: s.pcap, lambda s: s.chat,
-                 lambda s: s.imports):
+                 lambda s: s.imports, lambda s: s.housekeeping):
         app.cleanup_ctx.append(_engine_ctx(pick))
     app.cleanup_ctx.append(_presence_ctx)
     return app
@@ -177,8 +178,9 @@ def build_services(settings: Settings, opening: _Opening, realtime: Realtime,
     pcap.attach()
     imports = ChatImportService(core)
     imports.attach()
+    housekeeping = Housekeeping(core, make_leader(redis, "housekeeping", iid, 120.0))
     return Services.with_engines(core, locks=locks, ticker=ticker, pcap=pcap, chat=chat,
-                                 imports=imports)
+                                 imports=imports, housekeeping=housekeeping)
 
 
 async def _services_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -162,6 +162,8 @@ async def upload(request: web.Request) -> web.Response:
                 part = candidate
                 break
             await candidate.release()
+    except ConnectionError:
+        raise EventError("bad_request", "the upload was cut off before its end") from None
     except (ValueError, aiohttp.ClientError, asyncio.IncompleteReadError,
             HttpProcessingError) as exc:
         raise EventError("bad_request", f"malformed multipart body: {_reason(exc)}") from None

@@ -26,6 +26,7 @@ from store.blobs import BlobStore
 if TYPE_CHECKING:  # the engines import this module for Core
     from redis.asyncio import Redis
 
+    from services.accounts import Housekeeping
     from services.captures import PcapService
     from services.chat_imports import ChatImportService
     from services.locks import LockService
@@ -79,9 +80,12 @@ class Services(Core):
     pcap: PcapService
     chat: ReplyEngine
     imports: ChatImportService
+    housekeeping: Housekeeping
 
     @classmethod
     def with_engines(cls, core: Core, *, locks: LockService, ticker: Ticker, pcap: PcapService,
-                     chat: ReplyEngine, imports: ChatImportService) -> Services:
+                     chat: ReplyEngine, imports: ChatImportService,
+                     housekeeping: Housekeeping) -> Services:
         base: dict[str, Any] = {f.name: getattr(core, f.name) for f in fields(Core)}
-        return cls(**base, locks=locks, ticker=ticker, pcap=pcap, chat=chat, imports=imports)
+        return cls(**base, locks=locks, ticker=ticker, pcap=pcap, chat=chat, imports=imports,
+                   housekeeping=housekeeping)

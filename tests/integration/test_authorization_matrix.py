@@ -537,9 +537,10 @@ def matrix_report(w: World) -> str:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def world(tmp_path_factory):
     # No background writer may run while a refusal is being checked: the ticker's first tick
-    # comes at start, the next in an hour; offline replies stream without pauses.
+    # comes at start, the next in an hour; offline replies stream without pauses. The
+    # anonymous caller's socket lives for the whole module: past AUTH_TIMEOUT_S's default.
     settings = make_settings(tmp_path_factory.mktemp("authz"), ticker_interval_s=3600,
-                             chat_offline_delay_ms=0)
+                             chat_offline_delay_ms=0, auth_timeout_s=3600)
     server = await RunningServer(settings).start()
     w = World(server)
     try:

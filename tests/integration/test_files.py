@@ -150,11 +150,14 @@ async def test_cut_off_body_leaves_nothing(server, monkeypatch):
     from handlers import files as file_handlers
     from store.errors import EventError
 
-    # The positive marker: the server's upload handling ended (and with what).
+    # The positive markers: the server began storing the file; its upload handling ended
+    # (and with what).
     ended = asyncio.get_running_loop().create_future()
+    started = asyncio.Event()
     save_upload = file_handlers.save_upload
 
     async def watched(*args, **kwargs):
+        started.set()
         try:
             return await save_upload(*args, **kwargs)
         except BaseException as exc:
@@ -175,6 +178,7 @@ async def test_cut_off_body_leaves_nothing(server, monkeypatch):
                 f"Content-Length: {len(body) + 500_000}\r\n\r\n").encode()
         writer.write(head + body)
         await writer.drain()
+        await asyncio.wait_for(started.wait(), 10)
         writer.close()  # the client goes away mid-upload
         failure = await asyncio.wait_for(ended, 10)
         assert isinstance(failure, EventError) and "cut off" in failure.message, failure
