@@ -61,6 +61,20 @@ class AuditEntry:
 
 
 @dataclass(frozen=True)
+class SiteCounts:
+    users: int  # guests included
+    guests: int
+    projects: int
+    conversations: int
+    messages: int
+    files: int
+    storage_bytes: int
+    active_users: int  # seen since the time asked for
+    jobs_running: int
+    jobs_queued: int
+
+
+@dataclass(frozen=True)
 class Member:
     user_id: str
     role: str
@@ -211,7 +225,17 @@ class UserRepo(ABC):
 
     @abstractmethod
     async def list_users(self, *, cursor: str | None = None, limit: int = 50,
-                         q: str | None = None) -> Page[User]: ...
+                         q: str | None = None, role: str | None = None,
+                         active: bool | None = None, guest: bool | None = None) -> Page[User]:
+        """In id order; ``q`` is a case-insensitive prefix of the email or the username."""
+
+    @abstractmethod
+    async def get_user_by_login(self, login: str) -> User | None:
+        """By email (case-insensitive) when ``login`` has an '@', else by username."""
+
+    @abstractmethod
+    async def count_admins(self) -> int:
+        """Active users with the site role ``admin``."""
 
     @abstractmethod
     async def list_idle_guests(self, before: datetime, limit: int = 100) -> list[str]:
@@ -256,6 +280,14 @@ class ProjectRepo(ABC):
     @abstractmethod
     async def count_projects(self) -> int: ...
 
+    @abstractmethod
+    async def set_owner(self, project_id: str, user_id: str) -> Project:
+        """Make ``user_id`` the project's owner (a member with role ``owner``)."""
+
+    @abstractmethod
+    async def count_memberships(self, user_ids: Sequence[str]) -> dict[str, int]:
+        """How many projects each user is a member of (absent: none)."""
+
 
 class TokenRepo(ABC):
     @abstractmethod
@@ -286,6 +318,12 @@ class TokenRepo(ABC):
     async def session_live(self, family_id: str) -> bool:
         """Whether the sign-in still has a token that is not revoked (logout, reuse and
         account-wide revocation revoke the whole family)."""
+
+
+class StatsRepo(ABC):
+    @abstractmethod
+    async def site_counts(self, active_since: datetime) -> SiteCounts:
+        """Kept by counters or indexed counts: never a scan of a big collection."""
 
 
 class AuditRepo(ABC):
@@ -836,6 +874,7 @@ class Store(ABC):
     chats: ImportedChatRepo
     chat_imports: JobQueue
     audit: AuditRepo
+    stats: StatsRepo
     backend: str  # "sqlite" | "mongo", for /ready and logs
 
     @abstractmethod

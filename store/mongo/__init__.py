@@ -18,6 +18,7 @@ from store.mongo.imported_chats import MongoImportedChats, create_imported_chat_
 from store.mongo.jobs import MongoJobs, create_job_indexes
 from store.mongo.pcap import MongoPcap, create_pcap_indexes
 from store.mongo.projects import MongoProjects, create_project_indexes
+from store.mongo.stats import MongoStats
 from store.mongo.tables import MongoTables, MongoTicks, create_table_indexes
 from store.mongo.users import MongoTokens, MongoUsers, create_user_indexes
 
@@ -45,6 +46,7 @@ class MongoStore(Store):
         self.chat = MongoChat(self.db)
         self.chats = MongoImportedChats(self.db)
         self.audit = MongoAudit(self.db)
+        self.stats = MongoStats(self.db)
 
     @classmethod
     async def open(cls, url: str, db_name: str) -> MongoStore:

@@ -104,6 +104,24 @@ class MongoProjects(ProjectRepo):
                 return _must(_project(doc))
         return _must(await self.get_project(project_id))
 
+    async def set_owner(self, project_id, user_id) -> Project:
+        await self.set_member(project_id, user_id, "owner")
+        doc = await self.col.find_one_and_update(
+            {"_id": project_id}, {"$set": {"ownerId": user_id, "updatedAt": now()}},
+            return_document=AFTER)
+        return _must(_project(doc) if doc else None)
+
+    async def count_memberships(self, user_ids) -> dict[str, int]:
+        ids = list(dict.fromkeys(user_ids))
+        if not ids:
+            return {}
+        cursor = await self.col.aggregate([
+            {"$match": {"members.userId": {"$in": ids}}},
+            {"$unwind": "$members"},
+            {"$match": {"members.userId": {"$in": ids}}},
+            {"$group": {"_id": "$members.userId", "n": {"$sum": 1}}}])
+        return {d["_id"]: int(d["n"]) async for d in cursor}
+
     async def remove_member(self, project_id, user_id) -> Project:
         doc = await self.col.find_one_and_update(
             {"_id": project_id, "members.userId": user_id},

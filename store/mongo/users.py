@@ -38,6 +38,8 @@ async def create_user_indexes(db: Any) -> None:
     # Idle guests are found by when they were last seen (created, if never).
     await users.create_index([("isGuest", 1), ("idleSince", 1)], name="guest_idleSince",
                              partialFilterExpression={"isGuest": True})
+    await users.create_index("lastSeenAt", name="lastSeenAt")
+    await users.create_index([("role", 1), ("isActive", 1)], name="role_isActive")
 
 
 def _email_is(lc: str) -> dict:
@@ -151,17 +153,29 @@ class MongoUsers(UserRepo):
             return_document=AFTER)
         return None if doc is None else doc[key]
 
-    async def list_users(self, *, cursor=None, limit=50, q=None) -> Page[User]:
+    async def list_users(self, *, cursor=None, limit=50, q=None, role=None, active=None,
+                         guest=None) -> Page[User]:
         query: dict = {}
         if cursor:
             query["_id"] = {"$gt": cursor}
         if q:
-            # Substring match on the lowercased copies, as SQLite's LIKE on the *_lc columns.
-            pattern = {"$regex": re.escape(q.lower())}
+            # An anchored, case-sensitive regex on the lowercased copies: an index range.
+            pattern = {"$regex": "^" + re.escape(q.lower())}
             query["$or"] = [{"emailLc": pattern}, {"usernameLc": pattern}]
+        for key, value in (("role", role), ("isActive", active), ("isGuest", guest)):
+            if value is not None:
+                query[key] = value
         docs = await self.col.find(query).sort("_id", 1).limit(limit + 1).to_list(None)
         items = [_user(d) for d in docs[:limit]]
         return Page(items, items[-1].id if len(docs) > limit else None)
+
+    async def get_user_by_login(self, login):
+        if "@" in login:
+            return await self.get_user_by_email(login)
+        return _user(await self.col.find_one({"usernameLc": login.lower()}))
+
+    async def count_admins(self):
+        return await self.col.count_documents({"role": "admin", "isActive": True})
 
     async def list_idle_guests(self, before, limit=100):
         docs = self.col.find({"isGuest": True, "idleSince": {"$lt": ms(before)}}, {"_id": 1})

@@ -12,6 +12,7 @@ from store.sqlite.imported_chats import SqliteImportedChats
 from store.sqlite.jobs import SqliteJobs
 from store.sqlite.pcap import SqlitePcap
 from store.sqlite.projects import SqliteProjects
+from store.sqlite.stats import SqliteStats
 from store.sqlite.tables import SqliteTables, SqliteTicks
 from store.sqlite.users import SqliteTokens, SqliteUsers
 
@@ -32,6 +33,7 @@ class SqliteStore(Store):
         self.chat = SqliteChat(db)
         self.chats = SqliteImportedChats(db)
         self.audit = SqliteAudit(db)
+        self.stats = SqliteStats(db)
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:

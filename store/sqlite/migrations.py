@@ -4,6 +4,7 @@ Never edit a released step: add a new one.
 """
 
 from store.sqlite.jobs import job_table_sql
+from store.sqlite.stats import site_counter_sql
 
 MIGRATIONS: list[tuple[int, list[str]]] = [
     (1, [
@@ -253,4 +254,5 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         "CREATE INDEX audit_target ON audit_log(target_id, id)",
         "CREATE INDEX audit_kind ON audit_log(kind, id)",
     ]),
+    (9, site_counter_sql()),  # admin:metrics without counting big tables
 ]

@@ -128,6 +128,31 @@ class SqliteProjects(ProjectRepo):
 
         return await self.db.write(tx)
 
+    async def set_owner(self, project_id, user_id) -> Project:
+        now = iso(utcnow())
+
+        def tx(conn):
+            _must(_load(conn, project_id))
+            conn.execute(
+                "INSERT INTO project_members (project_id, user_id, role, added_at)"
+                " VALUES (?,?,'owner',?)"
+                " ON CONFLICT(project_id, user_id) DO UPDATE SET role='owner'",
+                (project_id, user_id, now))
+            conn.execute("UPDATE projects SET owner_id=?, updated_at=? WHERE id=?",
+                         (user_id, now, project_id))
+            return _load(conn, project_id)
+
+        return await self.db.write(tx)
+
+    async def count_memberships(self, user_ids) -> dict[str, int]:
+        ids = list(dict.fromkeys(user_ids))
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        return await self.db.read(lambda c: dict(c.execute(
+            f"SELECT user_id, count(*) FROM project_members WHERE user_id IN ({marks})"
+            " GROUP BY user_id", ids).fetchall()))
+
     async def count_projects(self) -> int:
         return await self.db.read(
             lambda c: c.execute("SELECT count(*) FROM projects").fetchone()[0])

@@ -115,7 +115,8 @@ class SqliteUsers(UserRepo):
 
         return await self.db.write(tx)
 
-    async def list_users(self, *, cursor=None, limit=50, q=None) -> Page[User]:
+    async def list_users(self, *, cursor=None, limit=50, q=None, role=None, active=None,
+                         guest=None) -> Page[User]:
         where, args = ["1=1"], []
         if cursor:
             where.append("id > ?")
@@ -123,8 +124,11 @@ class SqliteUsers(UserRepo):
         if q:
             where.append("(email_lc LIKE ? ESCAPE '\\' OR username_lc LIKE ? ESCAPE '\\')")
             escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            pattern = "%" + escaped + "%"
-            args += [pattern, pattern]
+            args += [escaped + "%", escaped + "%"]
+        for column, value in (("role", role), ("is_active", active), ("is_guest", guest)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(int(value) if isinstance(value, bool) else value)
         sql = f"SELECT * FROM users WHERE {' AND '.join(where)} ORDER BY id LIMIT ?"
 
         def read(conn):
@@ -134,6 +138,15 @@ class SqliteUsers(UserRepo):
             return Page(rows, rows[-1].id if more else None)
 
         return await self.db.read(read)
+
+    async def get_user_by_login(self, login):
+        column = "email_lc" if "@" in login else "username_lc"
+        return await self.db.read(lambda c: _user(
+            c.execute(f"SELECT * FROM users WHERE {column}=?", (login.lower(),)).fetchone()))
+
+    async def count_admins(self):
+        return await self.db.read(lambda c: c.execute(
+            "SELECT count(*) FROM users WHERE role='admin' AND is_active=1").fetchone()[0])
 
     async def list_idle_guests(self, before, limit=100):
         return await self.db.read(lambda c: [r[0] for r in c.execute(

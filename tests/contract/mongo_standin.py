@@ -395,6 +395,10 @@ class StandinCollection:
         await asyncio.sleep(0)
         return _run(self._collection.count_documents, _send_filter(filter), command=True)
 
+    async def estimated_document_count(self) -> int:
+        await asyncio.sleep(0)
+        return _run(self._collection.estimated_document_count, command=True)
+
     async def distinct(self, key: str, filter=None) -> list:
         await asyncio.sleep(0)
         values = _run(self._collection.distinct, key, _send_filter(filter), command=True)

@@ -159,3 +159,19 @@ async def test_delete_and_count_projects(store, make_user):
     assert await store.projects.list_projects_for_user(ed.id) == []
     assert [x.id for x in await store.projects.list_projects_for_user(owner.id)] == [keep.id]
     assert await store.projects.count_projects() == 1
+
+
+async def test_set_owner_and_count_memberships(store, make_user):
+    a, b, c = await make_user(), await make_user(), await make_user()
+    p = await store.projects.create_project(owner_id=a.id, name="P")
+    await store.projects.create_project(owner_id=a.id, name="Q")
+    await store.projects.set_member(p.id, b.id, "viewer")
+    moved = await store.projects.set_owner(p.id, b.id)
+    assert moved.owner_id == b.id and moved.role_of(b.id) == "owner"
+    assert moved.role_of(a.id) == "owner"  # the previous owner stays a member until removed
+    assert await store.projects.get_project(p.id) == moved
+    again = await store.projects.set_owner(p.id, c.id)  # not a member yet: added as owner
+    assert again.owner_id == c.id and again.role_of(c.id) == "owner"
+    assert await store.projects.count_memberships([a.id, b.id, c.id, "nobody"]) == \
+        {a.id: 2, b.id: 1, c.id: 1}
+    assert await store.projects.count_memberships([]) == {}

@@ -177,25 +177,53 @@ async def test_list_users_pages_in_id_order(store, make_user):
     assert (await store.users.list_users(cursor=made[-1])).items == []
 
 
-async def test_list_users_q_matches_substrings_case_insensitively(store, make_user):
+async def test_list_users_q_matches_prefixes_case_insensitively(store, make_user):
     ana = await make_user(email="ana.silva@example.com", username="AnaS")
-    bob = await make_user(email="bob@corp.io", username="bobby_ana")
-    carl = await make_user(email="carl@example.com", username="carl")
-    guest = await make_user(email=None, username="guest_ANA")
+    bob = await make_user(email="bob@corp.io", username="Anabel")
+    carl = await make_user(email="carl@example.com", username="carl_ana")
+    guest = await make_user(email=None, username="ANAGRAM")
     ids, pages = await collect(store, q="ANA", limit=2)
     assert ids == sorted([ana.id, bob.id, guest.id]) and pages == 2
-    assert (await collect(store, q="example", limit=1))[0] == sorted([ana.id, carl.id])
+    assert (await collect(store, q="carl@", limit=1))[0] == [carl.id]
+    assert (await collect(store, q="example"))[0] == []  # not a prefix of anything
     assert (await collect(store, q="nobody"))[0] == []
     assert carl.id in (await collect(store, q=""))[0]
 
 
+async def test_list_users_filters_by_role_active_and_guest(store, make_user):
+    admin = await make_user(role="admin")
+    off = await make_user()
+    await store.users.update_user(off.id, is_active=False)
+    guest = await make_user(email=None, password_hash=None, is_guest=True)
+    plain = await make_user()
+    ids = [u.id for u in (await store.users.list_users(role="admin")).items]
+    assert ids == [admin.id]
+    ids = [u.id for u in (await store.users.list_users(active=False)).items]
+    assert ids == [off.id]
+    ids = [u.id for u in (await store.users.list_users(guest=True)).items]
+    assert ids == [guest.id]
+    ids = [u.id for u in (await store.users.list_users(guest=False, active=True,
+                                                          role="user")).items]
+    assert ids == sorted([plain.id])
+    assert await store.users.count_admins() == 1
+    await store.users.update_user(admin.id, is_active=False)
+    assert await store.users.count_admins() == 0
+
+
+async def test_get_user_by_login_is_email_or_username(store, make_user):
+    u = await make_user(email="Mixed@Example.com", username="MixedCase")
+    assert (await store.users.get_user_by_login("mixed@example.COM")).id == u.id
+    assert (await store.users.get_user_by_login("mixedcase")).id == u.id
+    assert await store.users.get_user_by_login("nobody") is None
+    assert await store.users.get_user_by_login("mixedcase@example.com") is None
+
+
 @pytest.mark.parametrize("q, expected", [
-    ("%", ["per%cent"]), ("_", ["under_score"]), (".*", ["dot.*star"]), ("a.c", []),
-    ("\\", ["back\\slash"]), ("(", ["paren(s"]), ("[a", []),
+    ("%", ["%percent"]), ("_", ["_under"]), (".*", [".*dotstar"]), ("a.c", []),
+    ("\\", ["\\back"]), ("(", ["(paren"]), ("[a", []),
 ])
 async def test_list_users_q_special_characters_are_literal(store, make_user, q, expected):
-    for name in ("per%cent", "under_score", "dot.*star", "abc", "back\\slash", "paren(s",
-                 "plain"):
+    for name in ("%percent", "_under", ".*dotstar", "abc", "\\back", "(paren", "plain"):
         await make_user(username=name)
     page = await store.users.list_users(q=q)
     assert [u.username for u in page.items] == expected
