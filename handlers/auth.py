@@ -135,6 +135,8 @@ async def refresh(services: Services, token: str, ip: str,
     record, first_use = await services.store.tokens.consume_refresh_token(hash_refresh(token))
     if record is None:
         raise Unauthorized("unknown refresh token")
+    if not first_use and record.used_at is None:  # revoked before any use: not a replay
+        raise Unauthorized("this sign-in was ended; sign in again", {"reason": "revoked"})
     if not first_use:
         # A replay means the token leaked (or a client raced itself): end the whole sign-in,
         # on every instance, including the access tokens it issued.

@@ -31,6 +31,7 @@ from services.clock import Clock, SystemClock
 from services.config import Settings, resolve_jwt_secret, resolve_secrets_key
 from services.container import Core, Hooks, Services
 from services.crypto import SecretBox
+from services.instances import InstanceRegistry
 from services.leader import make_leader
 from services.locks import LockService, MemoryLocks, RedisLocks
 from services.presence import MemoryPresence, Presence, RedisPresence
@@ -97,7 +98,7 @@ def create_app(settings: Settings | None = None, *, open_storage: StoreOpener | 
     app.cleanup_ctx.append(_services_ctx)
     # Engines start in this order once the container exists and stop in reverse.
     for pick in (lambda s: s.locks, lambda s: s.ticker, lambda s: s.pcap, lambda s: s.chat,
-                 lambda s: s.imports, lambda s: s.housekeeping):
+                 lambda s: s.imports, lambda s: s.housekeeping, lambda s: s.instances):
         app.cleanup_ctx.append(_engine_ctx(pick))
     app.cleanup_ctx.append(_presence_ctx)
     return app
@@ -179,8 +180,10 @@ def build_services(settings: Settings, opening: _Opening, realtime: Realtime,
     imports = ChatImportService(core)
     imports.attach()
     housekeeping = Housekeeping(core, make_leader(redis, "housekeeping", iid, 120.0))
+    instances = InstanceRegistry(realtime, clock, iid, redis)
     return Services.with_engines(core, locks=locks, ticker=ticker, pcap=pcap, chat=chat,
-                                 imports=imports, housekeeping=housekeeping)
+                                 imports=imports, housekeeping=housekeeping,
+                                 instances=instances)
 
 
 async def _services_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -198,6 +198,7 @@ class Realtime:
         services.bus.on("project:member_removed", self._on_member_removed)
         services.bus.on("project:role_changed", self._on_role_changed)
         services.bus.on("project:closed", self._on_project_closed)
+        services.bus.on("user:role_changed", self._on_user_role_changed)
         services.sessions.on_revoked(self._revoke_sockets)
 
     async def _on_member_removed(self, msg: dict) -> None:
@@ -210,6 +211,10 @@ class Realtime:
         for state in list(self.sockets.values()):
             if pid in state.projects:
                 await self.leave_project(state.sid, state, pid)
+
+    async def _on_user_role_changed(self, msg: dict) -> None:
+        for state in self.local_sockets_of(msg["userId"]):
+            state.role = msg["role"]
 
     async def _on_role_changed(self, msg: dict) -> None:
         for state in self.local_sockets_of(msg["userId"]):

@@ -31,17 +31,28 @@ async def delete_project(core: Core, project: Project) -> None:
     await core.bus.publish("project:closed", {"projectId": project.id})
 
 
-async def delete_account(core: Core, user_id: str, reason: str = "deleted") -> bool:
-    """The account and what only it had: its sign-ins end everywhere first, then the
-    projects it owns go with everything in them, its private conversations, its
-    memberships and tokens. False when there was no such account."""
+async def delete_account(core: Core, user_id: str, reason: str = "deleted",
+                         transfer_to: str | None = None) -> dict | None:
+    """The account and what only it had: its sign-ins end everywhere first; each project it
+    owns goes to ``transfer_to``, else to another owner among its members, else is deleted
+    with everything in it; then its private conversations, memberships and tokens. None
+    when there was no such account, else ``{projectsDeleted, projectsTransferred}``."""
     store = core.store
     if await store.users.get_user(user_id) is None:
-        return False
+        return None
     await core.sessions.revoke_user(user_id, reason)
+    deleted = transferred = 0
     for project in await store.projects.list_projects_for_user(user_id):
-        if project.owner_id == user_id:
+        if project.owner_id != user_id:
+            continue  # a membership: it goes with the user
+        heir = transfer_to or next((m.user_id for m in project.members
+                                    if m.role == "owner" and m.user_id != user_id), None)
+        if heir:
+            await store.projects.set_owner(project.id, heir)
+            transferred += 1
+        else:
             await delete_project(core, project)
+            deleted += 1
     conversations = []
     while True:
         page = await store.chat.list_conversations(project_id=None, owner_id=user_id,
@@ -53,7 +64,8 @@ async def delete_account(core: Core, user_id: str, reason: str = "deleted") -> b
             break
     if conversations:
         await core.bus.publish("chat:closed", {"conversationIds": conversations})
-    return await store.users.delete_user(user_id)  # memberships and tokens go with it
+    await store.users.delete_user(user_id)  # memberships and tokens go with it
+    return {"projectsDeleted": deleted, "projectsTransferred": transferred}
 
 
 class Housekeeping:
@@ -98,7 +110,7 @@ class Housekeeping:
             idle = await core.store.users.list_idle_guests(
                 now - timedelta(days=s.guest_ttl_days), limit=100)
             for user_id in idle:
-                gone += await delete_account(core, user_id, "expired")
+                gone += await delete_account(core, user_id, "expired") is not None
             if len(idle) < 100:
                 break
         await core.store.audit.purge(now - timedelta(days=s.audit_days))

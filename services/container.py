@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the engines import this module for Core
     from services.accounts import Housekeeping
     from services.captures import PcapService
     from services.chat_imports import ChatImportService
+    from services.instances import InstanceRegistry
     from services.locks import LockService
     from services.replies import ReplyEngine
     from services.ticker import Ticker
@@ -81,11 +82,12 @@ class Services(Core):
     chat: ReplyEngine
     imports: ChatImportService
     housekeeping: Housekeeping
+    instances: InstanceRegistry
 
     @classmethod
     def with_engines(cls, core: Core, *, locks: LockService, ticker: Ticker, pcap: PcapService,
-                     chat: ReplyEngine, imports: ChatImportService,
-                     housekeeping: Housekeeping) -> Services:
+                     chat: ReplyEngine, imports: ChatImportService, housekeeping: Housekeeping,
+                     instances: InstanceRegistry) -> Services:
         base: dict[str, Any] = {f.name: getattr(core, f.name) for f in fields(Core)}
         return cls(**base, locks=locks, ticker=ticker, pcap=pcap, chat=chat, imports=imports,
-                   housekeeping=housekeeping)
+                   housekeeping=housekeeping, instances=instances)

@@ -184,6 +184,12 @@ SAMPLES: dict[str, Sample] = {
     "chat:rename": lambda r: {"id": r.chat, "name": "Renamed"},
     "chat:delete": lambda r: {"id": r.chat},
     "chat:search": lambda r: {"projectId": r.project, "query": "hello"},
+    # admin events: a user id that does not exist, so the admin's call changes nothing
+    "admin:users": lambda r: {"q": "authz"},
+    "admin:user:update": lambda r: {"id": "no-such-user", "active": True},
+    "admin:user:delete": lambda r: {"id": "no-such-user"},
+    "admin:metrics": lambda r: {},
+    "admin:audit": lambda r: {},
 }
 
 # The reviewed policy: who may call each event — "anyone", "signed in", or the project role a
@@ -195,6 +201,8 @@ POLICY: dict[str, str] = {
     "auth:register": "anyone", "auth:login": "anyone", "auth:guest": "anyone",
     "auth:refresh": "anyone", "auth:logout": "signed in", "auth:me": "signed in",
     "auth:upgrade": "signed in",
+    "admin:users": "admin", "admin:user:update": "admin", "admin:user:delete": "admin",
+    "admin:metrics": "admin", "admin:audit": "admin",
     "project:list": "signed in", "project:create": "signed in", "project:get": "viewer",
     "project:update": "owner", "project:delete": "owner", "project:join": "viewer",
     "project:leave": "signed in", "project:member:add": "owner",

@@ -63,7 +63,8 @@ async def pair(tmp_path):
         for name in ("a", "b"):
             real = {"mongo_url": MONGO_URL, "mongo_db": db} if MONGO_URL else {}
             settings = make_settings(tmp_path / name, redis_url=redis.url,
-                                     instance_id=f"mongo-{name}", **real)
+                                     instance_id=f"mongo-{name}", ticker_interval_s=3600,
+                                     chat_offline_delay_ms=0, **real)
             servers.append(await RunningServer(settings, open_storage=open_storage).start())
         made = Pair(*servers, sync, db)
         yield made
@@ -159,3 +160,29 @@ async def test_rows_and_locks_across_instances(pair):
     await ana.wait_for("row:unlocked", lambda d: d["rowId"] == row["id"])
     history = await ana.ok("row:history", {"tableId": t["id"], "rowId": row["id"]})
     assert [(c["op"], c["version"]) for c in history] == [("add", 1), ("update", 2)]
+
+
+def documents(pair: Pair) -> dict[str, int]:
+    """Documents per collection (GridFS's included), read beside the servers."""
+    return {name: pair.sync_db[name].count_documents({})
+            for name in sorted(pair.sync_db.list_collection_names())}
+
+
+async def test_admin_deletes_a_user_and_everything_they_alone_owned(pair):
+    from server.keys import services_of
+    from tests.admin_helpers import make_admin, user_with_everything
+
+    store = services_of(pair.a.app).store
+    admin = await make_admin(lambda name: pair.client(pair.a, name), store)
+    host = await pair.client(pair.b, "host")
+    await host.register(unique_email("host"))
+    await host.ok("project:create", {"name": "host's"})
+    before = documents(pair)
+    made = await user_with_everything(pair.b.url, lambda name: pair.client(pair.b, name), host)
+    assert documents(pair) != before
+    out = await admin.ok("admin:user:delete", {"id": made["victim"].user["id"]})
+    assert (out["projectsDeleted"], out["projectsTransferred"]) == (1, 0)
+    await made["victim"].wait_for("auth:revoked")  # on the other instance
+    after = documents(pair)
+    assert after.pop("audit_log") == before.pop("audit_log", 0) + 1
+    assert {k: v for k, v in after.items() if v} == {k: v for k, v in before.items() if v}
