@@ -112,18 +112,18 @@ def handshake_origins(settings: Settings,
 
 
 def own_origin(request: web.BaseRequest, trusted_proxy: Callable[[str], bool]) -> str:
-    """scheme://host[:port] the client used to reach us.
+    """scheme://host[:port] the client used to reach us: the Host header the browser sent,
+    and the scheme of its connection.
 
-    Behind a proxy the Host header is the client's when the proxy passes it on (nginx:
-    ``proxy_set_header Host $http_host``, which keeps the port); X-Forwarded-Proto and
-    X-Forwarded-Host are believed only from a trusted proxy (TRUSTED_PROXIES) — engineio's
-    own check would take them from anyone.
+    Behind a proxy, the proxy must pass the browser's Host on (nginx: ``proxy_set_header
+    Host $http_host``, which keeps the port) and say the scheme in X-Forwarded-Proto, which
+    is believed only from a trusted proxy (TRUSTED_PROXIES; engineio's own check takes it
+    from anyone). X-Forwarded-Host is not used: nginx passes a client's own through.
     """
-    scheme, host = request.scheme, request.host
+    scheme = request.scheme
     if request.remote and trusted_proxy(request.remote):
         scheme = _first(request.headers.get("X-Forwarded-Proto")) or scheme
-        host = _first(request.headers.get("X-Forwarded-Host")) or host
-    return _normal(f"{scheme}://{host}")
+    return _normal(f"{scheme}://{request.host}")
 
 
 def _first(value: str | None) -> str:

@@ -9,9 +9,7 @@ from server.web_security import CONSOLE_CSP, DOWNLOAD_CSP, RESOURCE_CSP
 from tests.client import Client, unique_email
 from tests.conftest import RunningServer, make_settings
 from tests.files_helpers import download, upload
-
-EVIL = "http://evil.example"
-EIO_QUERY = "/socket.io/?EIO=4&transport=websocket"
+from tests.origin_helpers import EVIL, handshake, opened
 
 
 async def fetch(method: str, url: str, **kwargs) -> tuple[int, dict, bytes]:
@@ -93,28 +91,10 @@ async def test_uploads_are_never_served_as_active_content(server, name, data, se
 
 # -- Socket.IO handshakes and Origin ----------------------------------------------------------
 
-async def handshake(url: str, origin: str | None = None,
-                    headers: dict | None = None) -> int | str:
-    """A raw Engine.IO websocket handshake: the HTTP status it was refused with, or the
-    Engine.IO OPEN packet it was answered with."""
-    ws_url = url.replace("http", "ws", 1) + EIO_QUERY
-    async with aiohttp.ClientSession() as http:
-        try:
-            async with http.ws_connect(ws_url, origin=origin, headers=headers) as ws:
-                msg = await ws.receive(timeout=10)
-                return msg.data
-        except aiohttp.WSServerHandshakeError as exc:
-            return exc.status
-
-
 async def polling_handshake(url: str, origin: str) -> tuple[int, dict]:
     status, headers, _ = await fetch("GET", url + "/socket.io/?EIO=4&transport=polling",
                                      headers={"Origin": origin})
     return status, headers
-
-
-def opened(answer: int | str) -> bool:
-    return isinstance(answer, str) and answer.startswith('0{"sid"')
 
 
 async def test_handshakes_are_checked_against_the_servers_own_origin(server):
@@ -122,9 +102,13 @@ async def test_handshakes_are_checked_against_the_servers_own_origin(server):
     assert await handshake(server.url, origin=EVIL) == 400
     # Another port on the same host is another origin.
     assert await handshake(server.url, origin="http://127.0.0.1:1") == 400
-    # Forwarded headers are believed only from a trusted proxy (none configured here).
+    # X-Forwarded-Proto is believed only from a trusted proxy (none configured here), and
+    # X-Forwarded-Host from nobody.
+    https = server.url.replace("http:", "https:")
+    assert await handshake(server.url, origin=https, headers={
+        "X-Forwarded-Proto": "https"}) == 400
     assert await handshake(server.url, origin=EVIL, headers={
-        "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"}) == 400
+        "X-Forwarded-Host": "evil.example"}) == 400
     # Long-polling handshakes are checked alike; an accepted one gets its CORS header.
     assert (await polling_handshake(server.url, EVIL))[0] == 400
     status, headers = await polling_handshake(server.url, server.url)
@@ -154,11 +138,14 @@ async def test_configured_origins_and_a_trusted_proxys_forwarded_origin(configur
     assert opened(await handshake(url, origin=url))  # its own origin as well
     assert await handshake(url, origin=EVIL) == 400
     assert await handshake(url, origin="http://app.example") == 400  # scheme counts
-    # From a trusted proxy, the origin the browser used is the forwarded one.
-    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "collab.example"}
+    # From a trusted proxy (a TLS-terminating one here), the scheme is the forwarded one
+    # and the host the Host header it passed on.
+    forwarded = {"X-Forwarded-Proto": "https", "Host": "collab.example"}
     assert opened(await handshake(url, origin="https://collab.example", headers=forwarded))
     assert opened(await handshake(url, origin="https://collab.example:443", headers=forwarded))
     assert await handshake(url, origin="http://collab.example", headers=forwarded) == 400
+    assert await handshake(url, origin=EVIL, headers={
+        **forwarded, "X-Forwarded-Host": "evil.example"}) == 400
 
 
 @pytest.fixture
