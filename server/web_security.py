@@ -101,7 +101,9 @@ def handshake_origins(settings: Settings,
     if settings.env == "dev" and not configured:
         return []
 
-    def allowed(origin: str, environ: dict) -> bool:
+    def allowed(origin: str | None, environ: dict) -> bool:
+        if not origin:  # asked for the CORS headers of a request without Origin
+            return False
         origin = _normal(origin)
         if origin in configured:
             return True
