@@ -21,6 +21,7 @@ from handlers.scopes import ImportedChat
 from ingest.csv_tables import write_csv
 from server.keys import METRICS, REALTIME, SETTINGS, services_of
 from server.realtime import client_ip
+from server.web_security import DOWNLOAD_CSP, download_type
 from services import chat_export
 from store.errors import EventError, Unauthorized
 
@@ -201,11 +202,14 @@ async def download(request: web.Request) -> web.StreamResponse:
     if request.headers.get("If-None-Match") == etag:
         return web.Response(status=304, headers={"ETag": etag})
     ascii_name = record.name.encode("ascii", "replace").decode().replace('"', "'")
+    # Uploaded bytes are never rendered actively: active types go out as opaque bytes, and
+    # the sandbox policy holds should a browser display one anyway.
     response = web.StreamResponse(headers={
-        "Content-Type": record.mime,
+        "Content-Type": download_type(record.mime, record.name),
         "Content-Length": str(record.size),
         "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; "
                                f"filename*=UTF-8''{quote(record.name)}",
+        "Content-Security-Policy": DOWNLOAD_CSP,
         "ETag": etag,
         "X-Content-Type-Options": "nosniff",
         "Cache-Control": "private, no-cache",

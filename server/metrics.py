@@ -17,6 +17,14 @@ class Metrics:
                              registry=self.registry)
         self.users = Gauge("collab_authenticated_sockets", "Authenticated sockets",
                            registry=self.registry)
+        self.slow_consumers = Counter(
+            "collab_slow_consumers_dropped_total",
+            "Sockets disconnected because their send queue reached SEND_QUEUE_MAX_KB",
+            registry=self.registry)
+        self.send_queue_peak = Gauge(
+            "collab_send_queue_peak_bytes",
+            "Most bytes of messages queued for one socket on this instance since start",
+            registry=self.registry)
         self._counters: dict[tuple[str, str], Counter] = {}
         self._histograms: dict[str, Histogram] = {}
 

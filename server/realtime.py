@@ -24,6 +24,8 @@ from socketio import packet as sio_packet
 from handlers.base import EventSpec, bad_payload
 from handlers.context import EventContext
 from server.metrics import Metrics
+from server.send_queue import BoundedEngineServer
+from server.web_security import handshake_origins
 from services.config import Settings
 from services.container import Services
 from services.gateway import SocketState
@@ -87,6 +89,9 @@ class CollabSocketServer(socketio.AsyncServer):
     event_limit: int = 1 << 20
     on_too_large: Callable[[str, int], None] | None = None
     on_malformed: Callable[[str], None] | None = None
+
+    def _engineio_server_class(self):
+        return BoundedEngineServer  # per-socket send queues with a bound (server/send_queue.py)
 
     async def _handle_eio_message(self, eio_sid, data):
         if isinstance(data, str) and len(data) > self.event_limit:
@@ -169,13 +174,11 @@ class Realtime:
         manager = None
         if settings.redis_url:
             manager = socketio.AsyncRedisManager(settings.redis_url, channel="collab:sio")
-        cors: Any = list(settings.cors_origins) or None
-        if cors == ["*"]:
-            cors = "*"
         self.sio = CollabSocketServer(
             async_mode="aiohttp",
             client_manager=manager,
-            cors_allowed_origins=cors if cors is not None else [],
+            cors_allowed_origins=handshake_origins(
+                settings, lambda address: _trusted(address, self.proxies)),
             # Transport cap: above the event limit, so oversized events get an answer.
             max_http_buffer_size=max(settings.max_event_bytes * 16, 16 << 20),
             ping_interval=20,
@@ -186,6 +189,10 @@ class Realtime:
         self.sio.event_limit = settings.max_event_bytes
         self.sio.on_too_large = self._log_too_large
         self.sio.on_malformed = self._log_malformed
+        engine = self.sio.eio
+        engine.send_queue_max = settings.send_queue_max_bytes
+        engine.on_slow_consumer = self._log_slow_consumer
+        metrics.send_queue_peak.set_function(lambda: engine.peak_bytes)
         self.sockets: dict[str, SocketState] = {}
         self._anonymous: collections.Counter[str] = collections.Counter()  # per address
         self.sio.on("connect", self.on_connect)
@@ -435,6 +442,15 @@ class Realtime:
         self.metrics.observe("<too_large>", "too_large", 0.0)
         log.info("event", extra={"fields": {"event": str(name)[:100], "outcome": "too_large",
                                             "bytes": size}})
+
+    def _log_slow_consumer(self, eio_sid: str, queued: int) -> None:
+        self.metrics.slow_consumers.inc()
+        sid = self.sio.manager.sid_from_eio_sid(eio_sid, "/")
+        state = self.sockets.get(sid) if sid else None
+        conn_log.warning("slow consumer dropped", extra={"fields": {
+            "sid": sid, "user": state.user_id if state else None,
+            "ip": state.ip if state else None, "queuedBytes": queued,
+            "limit": self.sio.eio.send_queue_max}})
 
     # -- authorization and pushes ---------------------------------------------------------
 

@@ -37,7 +37,10 @@ class Settings:
     jwt_secret: str | None = _env("JWT_SECRET", None, doc="required when ENV=production")
     access_token_minutes: float = _env("ACCESS_TOKEN_MINUTES", 30.0, doc="access JWT lifetime")
     refresh_token_days: float = _env("REFRESH_TOKEN_DAYS", 7.0, doc="refresh token lifetime")
-    cors_origins: tuple[str, ...] = _env("CORS_ORIGINS", (), doc="comma-separated; * for any")
+    cors_origins: tuple[str, ...] = _env(
+        "CORS_ORIGINS", (), doc="comma-separated origins (scheme://host[:port]) that may open a "
+        "Socket.IO connection besides the server's own; * for any; ENV=dev with none set "
+        "accepts any")
     max_upload_mb: float = _env("MAX_UPLOAD_MB", 100.0, doc="largest upload; larger gets 413")
     anthropic_api_key: str | None = _env("ANTHROPIC_API_KEY", None,
                                          doc="enables the Anthropic provider")
@@ -84,6 +87,9 @@ class Settings:
     instance_id: str = _env("INSTANCE_ID", "", doc="defaults to host:pid")
     log_level: str = _env("LOG_LEVEL", "INFO", doc="INFO logs one JSON line per event")
     max_event_kb: float = _env("MAX_EVENT_KB", 1024.0, doc="largest event payload answered")
+    send_queue_max_kb: float = _env(
+        "SEND_QUEUE_MAX_KB", 8192.0, doc="messages queued for one socket; a client that "
+        "stops reading is disconnected past it (at least MAX_EVENT_KB)")
     broadcast_max_bytes: int = _env("BROADCAST_MAX_BYTES", 16384,
                                     doc="largest project:broadcast data")
     broadcast_rate: float = _env("BROADCAST_RATE", 100.0, doc="per socket, messages/s")
@@ -121,6 +127,10 @@ class Settings:
     @property
     def max_event_bytes(self) -> int:
         return int(self.max_event_kb * 1024)
+
+    @property
+    def send_queue_max_bytes(self) -> int:
+        return int(self.send_queue_max_kb * 1024)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -181,6 +191,9 @@ class Settings:
                      "anthropic_max_retries", "chat_offline_delay_ms", "ingest_tshark_procs"):
             if getattr(self, name) < 0:
                 out.append(f"{_env_name(name)} must not be negative")
+        if self.send_queue_max_kb < self.max_event_kb:
+            out.append("SEND_QUEUE_MAX_KB must be at least MAX_EVENT_KB (one relayed event "
+                       "must fit in a socket's queue)")
         if not 4 <= self.bcrypt_rounds <= 16:
             out.append("BCRYPT_ROUNDS must be 4..16")
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):

@@ -32,8 +32,9 @@ export class Bus {
 }
 
 /** h('button', {type: 'button', onclick: fn, 'data-testid': 'x'}, 'Label', childNode, [more])
- *  Attributes: on<event> functions become listeners; true → empty attribute; false, null and
- *  undefined are skipped. Children: nodes, strings, numbers, (nested) arrays; null skipped. */
+ *  Attributes: on<event> functions become listeners; style is set as cssText; true → empty
+ *  attribute; false, null and undefined are skipped. Children: nodes, strings, numbers,
+ *  (nested) arrays; null skipped. */
 export function h(tag, props = {}, ...children) {
   const el = document.createElement(tag);
   for (const [key, value] of Object.entries(props || {})) {
@@ -42,6 +43,10 @@ export function h(tag, props = {}, ...children) {
       el.addEventListener(key.slice(2), value);
     } else if (key === 'class') {
       el.className = value;
+    } else if (key === 'style') {
+      // Through the CSSOM: the Content-Security-Policy (style-src 'self') refuses style
+      // attributes written as markup, not properties set from a script.
+      el.style.cssText = String(value);
     } else {
       el.setAttribute(key, value === true ? '' : String(value));
     }

@@ -103,13 +103,14 @@ async def clients(server):
 @pytest_asyncio.fixture(loop_scope="session")
 async def open_console(browser, server, request, tmp_path):
     """open_console(name="user", goto=True) → a ConsolePage in a fresh browser context."""
-    from tests.browser.harness import ACTION_TIMEOUT_MS, ConsolePage
+    from tests.browser.harness import ACTION_TIMEOUT_MS, CSP_WATCH, ConsolePage
 
     opened: list[ConsolePage] = []
 
     async def make(name: str = "user", goto: bool = True) -> ConsolePage:
         context = await browser.new_context(viewport={"width": 1280, "height": 860})
         context.set_default_timeout(ACTION_TIMEOUT_MS)
+        await context.add_init_script(CSP_WATCH)
         page = await context.new_page()
         console = ConsolePage(context, page, server.url, f"{len(opened) + 1}-{name}")
         opened.append(console)

@@ -24,6 +24,16 @@ PASSWORD = "correct horse battery"
 
 expect.set_options(timeout=ACTION_TIMEOUT_MS)
 
+# Installed in every context (conftest): each Content-Security-Policy violation in a page is
+# reported on its console, where ``ConsolePage.watch`` counts it as a page error — so every
+# browser test also checks that the console runs under its policy.
+CSP_VIOLATION = "CSP violation:"
+CSP_WATCH = (
+    "document.addEventListener('securitypolicyviolation', (e) => console.error("
+    f"'{CSP_VIOLATION} ' + e.effectiveDirective + ' blocked ' + (e.blockedURI || 'inline')"
+    " + ' at ' + e.sourceFile + ':' + e.lineNumber));"
+)
+
 
 def chromium_path() -> str:
     """The Chromium binary, or an explanation of how to get one (tests fail, not skip)."""
@@ -60,13 +70,18 @@ class ConsolePage:
 
     def watch(self, page: Page) -> None:
         """Record the page's console, uncaught errors and failed requests."""
-        page.on("console", lambda m: self.log.append(f"[console.{m.type}] {m.text}"))
+        page.on("console", self._console)
         page.on("pageerror", lambda exc: (self.errors.append(str(exc)),
                                           self.log.append(f"[pageerror] {exc}")))
         page.on("requestfailed", lambda r: self.log.append(
             f"[requestfailed] {r.method} {r.url}: {r.failure}"))
         page.on("response", lambda r: r.status >= 400 and self.log.append(
             f"[http {r.status}] {r.request.method} {r.url}"))
+
+    def _console(self, message) -> None:
+        self.log.append(f"[console.{message.type}] {message.text}")
+        if message.text.startswith(CSP_VIOLATION):
+            self.errors.append(message.text)
 
     # -- basics ------------------------------------------------------------------------
 

@@ -34,6 +34,14 @@ def test_every_wrong_value_is_reported_at_once():
         assert needle in text
 
 
+def test_send_queue_must_hold_one_event():
+    assert Settings.from_env({}).send_queue_max_bytes == 8192 * 1024
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"SEND_QUEUE_MAX_KB": "512", "MAX_EVENT_KB": "1024"})
+    assert any(p.startswith("SEND_QUEUE_MAX_KB must be at least MAX_EVENT_KB")
+               for p in info.value.problems)
+
+
 def test_cli_refuses_to_start_with_a_clear_message(tmp_path):
     out = subprocess.run([sys.executable, "-m", "server"], capture_output=True, text=True,
                          env={"ENV": "production", "DATA_DIR": str(tmp_path), "PATH": ""},

@@ -240,17 +240,7 @@ function mount(root, app) {
     msg.el);
   const closed = h('p', { class: 'muted', 'data-testid': 'chat-closed' },
     'Open a project to chat about its data.');
-  // The panel's own few rules (style.css holds the shared ones).
-  const style = h('style', {}, `
-    .chat-log { list-style: none; padding: 0; margin: .5rem 0; display: grid; gap: .5rem;
-                max-height: 28rem; overflow-y: auto; }
-    .chat-msg { padding: .5rem .7rem; border: 1px solid var(--line); border-radius: var(--radius); }
-    .chat-msg.user { background: var(--info-bg); }
-    .chat-msg[data-status="failed"] { background: var(--error-bg); }
-    .chat-text { white-space: pre-wrap; margin: .25rem 0; }
-    .chat-compose textarea { width: 100%; box-sizing: border-box; }
-    .chat-compose .row { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; }`);
-  root.append(style, closed, body);
+  root.append(closed, body);
 
   app.bus.on('session', (user) => {
     if (!user) {

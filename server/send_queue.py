@@ -1,0 +1,110 @@
+"""A bound on what the server queues for one socket: a client that stops reading is
+disconnected instead of growing the server's memory.
+
+python-engineio queues each socket's outgoing packets in an unbounded ``asyncio.Queue`` that
+a writer task drains into the websocket. When the client stops reading, the TCP buffers
+fill, the writer blocks in its send, and every push to the socket's rooms (and every ack)
+piles up in the queue; engineio's ping timeout does not help, since a socket whose writer is
+stuck is never closed. engineio offers no limit, so this adds the smallest hooks that make
+one, all on one engineio server subclass:
+
+* ``create_queue`` — engineio's factory for exactly these queues — returns a queue that
+  counts the bytes of the messages it holds;
+* ``send_packet`` — every message to a socket passes through it (emits, room pushes, acks)
+  — drops the socket instead of queueing a message that would take it past the limit;
+* the aiohttp websocket wrapper is recorded per socket, because dropping must also cut the
+  TCP connection: the writer is blocked in a send that only the peer could unblock.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import engineio
+from engineio import packet as eio_packet
+from engineio.async_drivers import aiohttp as aiohttp_driver
+
+
+def message_size(pkt: Any) -> int:
+    """Bytes a queued packet holds: a message's encoded text (Socket.IO encodes JSON as
+    ASCII, so characters are bytes). Control packets (ping, noop, close) are a character
+    each and at most a few per socket: they count 0."""
+    if pkt is None or pkt.packet_type != eio_packet.MESSAGE:
+        return 0
+    data = pkt.data
+    return len(data) if isinstance(data, str | bytes) else 0
+
+
+class SendQueue(asyncio.Queue):
+    """One socket's outgoing packets, with the bytes they hold (``_put``/``_get`` are the
+    hooks asyncio's own queue subclasses override)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bytes = 0
+
+    def _put(self, item: Any) -> None:
+        self.bytes += message_size(item)
+        super()._put(item)
+
+    def _get(self) -> Any:
+        item = super()._get()
+        self.bytes -= message_size(item)
+        return item
+
+
+class _TrackedWebSocket(aiohttp_driver.WebSocket):
+    """engineio's aiohttp websocket wrapper, recorded by socket id for as long as it runs
+    (engineio hands it the socket's bound ``_websocket_handler``)."""
+
+    async def __call__(self, environ):
+        sid = self.handler.__self__.sid
+        self.server.connections[sid] = environ["aiohttp.request"]
+        try:
+            return await super().__call__(environ)
+        finally:
+            self.server.connections.pop(sid, None)
+
+
+class BoundedEngineServer(engineio.AsyncServer):
+    """``send_queue_max``: bytes of messages one socket may have queued; a message that
+    would go past it drops the socket (a single message larger than the limit is still sent
+    when nothing else is queued). ``peak_bytes``: the most any socket has had queued."""
+
+    send_queue_max: int = 8 << 20
+    on_slow_consumer: Callable[[str, int], None] | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.peak_bytes = 0
+        self.connections: dict[str, Any] = {}  # sid -> the websocket's aiohttp request
+        # A copy: the driver's table is shared by every engineio server in the process.
+        self._async = {**self._async, "websocket": _TrackedWebSocket}
+
+    def create_queue(self, *args, **kwargs):
+        return SendQueue()
+
+    async def send_packet(self, sid, pkt):
+        socket = self.sockets.get(sid)
+        if socket is not None:
+            if socket.closing or socket.closed:
+                return  # going away: nothing more is queued for it
+            queue = socket.queue
+            size = message_size(pkt)
+            if queue.bytes and queue.bytes + size > self.send_queue_max:
+                await self._drop_slow_consumer(sid, socket, queue.bytes)
+                return
+        await super().send_packet(sid, pkt)
+        if socket is not None and socket.queue.bytes > self.peak_bytes:
+            self.peak_bytes = socket.queue.bytes
+
+    async def _drop_slow_consumer(self, sid, socket, queued: int) -> None:
+        if self.on_slow_consumer:
+            self.on_slow_consumer(sid, queued)
+        request = self.connections.get(sid)
+        if request is not None and request.transport is not None:
+            # abort() only schedules the connection's loss; close() marks the socket as
+            # closing before that runs, so the disconnect is reported with our reason.
+            request.transport.abort()
+        await socket.close(wait=False, abort=True, reason=self.reason.SERVER_DISCONNECT)
