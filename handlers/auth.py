@@ -9,7 +9,7 @@ import secrets
 from datetime import timedelta
 from typing import NamedTuple
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from handlers.base import Empty, Payload, event
 from handlers.views import user_view
@@ -23,28 +23,56 @@ USERNAME = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
 PASSWORD = Field(min_length=1, max_length=256)
 
 
+def _valid_email(value: str) -> str:
+    value = value.strip()
+    if not EMAIL.match(value):
+        raise ValueError("not a valid email address")
+    return value
+
+
+def _valid_username(value: str | None) -> str | None:
+    if value is not None and not USERNAME.match(value):
+        raise ValueError("3-32 letters, digits, '_', '.' or '-'")
+    return value
+
+
 class Credentials(Payload):
     email: str = Field(max_length=254)
     password: str = PASSWORD
 
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str) -> str:
-        value = value.strip()
-        if not EMAIL.match(value):
-            raise ValueError("not a valid email address")
-        return value
+    _email = field_validator("email")(lambda cls, v: _valid_email(v))
+
+
+class LoginPayload(Payload):
+    login: str | None = Field(default=None, min_length=1, max_length=254)
+    email: str | None = Field(default=None, min_length=1, max_length=254)
+    password: str = PASSWORD
+
+    @model_validator(mode="after")
+    def _one_login(self) -> LoginPayload:
+        if (self.login is None) == (self.email is None):
+            raise ValueError("send login (an email or a username) or email, not both")
+        return self
+
+    @property
+    def who(self) -> str:
+        return (self.login or self.email or "").strip()
+
+
+class UpdatePayload(Payload):
+    username: str | None = None
+    email: str | None = Field(default=None, max_length=254)
+    password: str | None = Field(default=None, min_length=1, max_length=256)
+    currentPassword: str | None = Field(default=None, min_length=1, max_length=256)
+
+    _username = field_validator("username")(lambda cls, v: _valid_username(v))
+    _email = field_validator("email")(lambda cls, v: v if v is None else _valid_email(v))
 
 
 class RegisterPayload(Credentials):
     username: str | None = None
 
-    @field_validator("username")
-    @classmethod
-    def _username(cls, value: str | None) -> str | None:
-        if value is not None and not USERNAME.match(value):
-            raise ValueError("3-32 letters, digits, '_', '.' or '-'")
-        return value
+    _username = field_validator("username")(lambda cls, v: _valid_username(v))
 
 
 class UpgradePayload(RegisterPayload):
@@ -106,17 +134,19 @@ async def register(services: Services, email: str, password: str, username: str 
     return await issue_tokens(services, await _seen(services, user))
 
 
-async def login(services: Services, email: str, password: str, ip: str) -> Signed:
+async def login(services: Services, login: str, password: str, ip: str) -> Signed:
+    """``login`` is an email or a username: the limits count per account, however named."""
     guard = services.signin
-    await guard.before_attempt(email, ip)
-    user = await services.store.users.get_user_by_email(email)
+    user = await services.store.users.get_user_by_login(login)
+    account = user.id if user else login.lower()
+    await guard.before_attempt(account, ip)
     ok = await services.hasher.verify(password, user.password_hash if user else None)
     if not ok or user is None:
-        await guard.failed(email, ip, user.id if user else None)
-        raise Unauthorized("wrong email or password")
+        await guard.failed(account, ip, user.id if user else None, login)
+        raise Unauthorized("wrong login or password")
     if not user.is_active:
         raise Forbidden("this account is deactivated", {"reason": "deactivated"})
-    await guard.succeeded(email, ip)
+    await guard.succeeded(account, ip)
     now = services.clock.now()
     return await issue_tokens(services, await _seen(services, user, last_login_at=now))
 
@@ -179,10 +209,11 @@ async def on_register(ctx, p: RegisterPayload):
                                               ctx.state.ip))
 
 
-@event("auth:login", Credentials, auth=False, ack="{user, tokens}")
-async def on_login(ctx, p: Credentials):
-    """Sign in with email and password (rate-limited per account and per IP)."""
-    return await _sign_in(ctx, await login(ctx.services, p.email, p.password, ctx.state.ip))
+@event("auth:login", LoginPayload, auth=False, ack="{user, tokens}")
+async def on_login(ctx, p: LoginPayload):
+    """Sign in with ``login`` (an email or a username; ``email`` is accepted too) and the
+    password; limited per address and per account (see Sessions in the README)."""
+    return await _sign_in(ctx, await login(ctx.services, p.who, p.password, ctx.state.ip))
 
 
 @event("auth:guest", Empty, auth=False, ack="{user, tokens}")
@@ -208,6 +239,50 @@ async def on_logout(ctx, p: LogoutPayload):
     await ctx.gateway.sign_out(ctx.sid, ctx.state)
     await ctx.services.sessions.revoke(user_id, sessions, "logout")
     return out
+
+
+@event("auth:update", UpdatePayload, ack="user", emits=("auth:revoked",))
+async def on_update(ctx, p: UpdatePayload):
+    """Change your username, email or password; an email or password change needs
+    ``currentPassword``. A new password ends your other sessions (their sockets get
+    ``auth:revoked``); this one goes on."""
+    services = ctx.services
+    user = await ctx.store.users.get_user(ctx.user_id)
+    if user is None:
+        raise Unauthorized("account no longer exists")
+    changes: dict = {}
+    if p.username is not None and p.username != user.username:
+        changes["username"] = p.username
+    if p.email is not None and p.email.lower() != (user.email or "").lower():
+        changes["email"] = p.email
+    if p.password is not None:
+        check_password_policy(p.password)
+        changes["password_hash"] = await services.hasher.hash(p.password)
+    if user.is_guest and ("email" in changes or "password_hash" in changes):
+        raise Conflict("a guest sets an email and a password with auth:upgrade")
+    if "email" in changes or "password_hash" in changes:
+        await _check_current_password(ctx, user, p.currentPassword)
+    if changes:
+        user = await ctx.store.users.update_user(user.id, **changes)
+    if "password_hash" in changes:
+        ended = await ctx.store.tokens.revoke_user_sessions(user.id, keep=ctx.state.session_id)
+        await services.sessions.revoke(user.id, ended, "password_changed")
+    for key, kind in (("password_hash", "password_changed"), ("email", "email_changed")):
+        if key in changes:
+            await ctx.store.audit.append(kind, actor_id=user.id, target_id=user.id,
+                                         ip=ctx.state.ip)
+    return user_view(user)
+
+
+async def _check_current_password(ctx, user: User, current: str | None) -> None:
+    if current is None:
+        raise EventError("bad_request", "currentPassword is needed to change the email or "
+                         "the password", {"field": "currentPassword"})
+    guard, ip = ctx.services.signin, ctx.state.ip
+    await guard.before_attempt(user.id, ip)  # the same limits as signing in
+    if not await ctx.services.hasher.verify(current, user.password_hash):
+        await guard.failed(user.id, ip, user.id, user.email or user.username)
+        raise Forbidden("the current password is wrong", {"reason": "wrong_password"})
 
 
 @event("auth:me", Empty, ack="user")
@@ -245,5 +320,6 @@ async def _sign_in(ctx, signed: Signed) -> dict:
     return session(signed)
 
 
-EVENTS = [on_register, on_login, on_guest, on_refresh, on_logout, on_me, on_upgrade]
+EVENTS = [on_register, on_login, on_guest, on_refresh, on_logout, on_update, on_me,
+          on_upgrade]
 AUTH_EVENTS = frozenset(fn.spec.name for fn in EVENTS if not fn.spec.auth)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from pydantic import Field, field_validator
+from pydantic import Field, StrictBool, field_validator, model_validator
 
 from handlers import scopes
 from handlers.base import Payload, event
@@ -51,8 +51,15 @@ class CreatePayload(Payload):
 
 class ListPayload(Payload):
     projectId: str | None = Field(default=None, min_length=1, max_length=64)
+    all: StrictBool = False
     cursor: str | None = Field(default=None, max_length=64)
     limit: int = Field(default=50, ge=1, le=200)
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> ListPayload:
+        if self.all and self.projectId is not None:
+            raise ValueError("all lists every conversation you can read: omit projectId")
+        return self
 
 
 class GetPayload(Payload):
@@ -167,13 +174,21 @@ async def on_create(ctx, p: CreatePayload):
     return conversation_view(conv)
 
 
-@event("conversation:list", ListPayload, scope=scopes.ProjectOrPrivate("projectId", "viewer"),
+@event("conversation:list", ListPayload,
+       scope=scopes.ProjectOrPrivate("projectId", "viewer",
+                                     otherwise="own private (all: every readable one)"),
        ack="{items: [conversation], nextCursor}")
 async def on_list(ctx, p: ListPayload):
-    """A project's conversations (its members), or without projectId your private ones;
+    """A project's conversations (its members), or without projectId your private ones, or
+    with ``all`` every conversation you can read (your projects' and your private ones);
     newest first, paged."""
-    page = await ctx.store.chat.list_conversations(project_id=p.projectId, owner_id=ctx.user_id,
-                                                   cursor=p.cursor, limit=p.limit)
+    if p.all:
+        projects = [pr.id for pr in await ctx.store.projects.list_projects_for_user(ctx.user_id)]
+        page = await ctx.store.chat.list_readable_conversations(
+            projects, ctx.user_id, cursor=p.cursor, limit=p.limit)
+    else:
+        page = await ctx.store.chat.list_conversations(
+            project_id=p.projectId, owner_id=ctx.user_id, cursor=p.cursor, limit=p.limit)
     return {"items": [conversation_view(c) for c in page.items], "nextCursor": page.next_cursor}
 
 

@@ -13,7 +13,7 @@ import filetype
 from pydantic import Field
 
 from handlers.base import Payload, event
-from handlers.scopes import File, Project, Role
+from handlers.scopes import File, Project, ProjectOrPrivate, Role
 from store.base import FileRecord
 from store.errors import EventError, TooLarge
 from store.ids import iso, new_id
@@ -140,7 +140,7 @@ async def delete_file(services, record: FileRecord) -> None:
 
 
 class ListPayload(Payload):
-    projectId: str = Field(min_length=1, max_length=64)
+    projectId: str | None = Field(default=None, min_length=1, max_length=64)
     cursor: str | None = Field(default=None, max_length=64)
     limit: int = Field(default=50, ge=1, le=200)
 
@@ -149,11 +149,17 @@ class IdPayload(Payload):
     id: str = Field(min_length=1, max_length=64)
 
 
-@event("file:list", ListPayload, scope=Project("projectId", "viewer"),
+@event("file:list", ListPayload,
+       scope=ProjectOrPrivate("projectId", "viewer", otherwise="all your projects"),
        ack="{items: [file], nextCursor}")
 async def on_list(ctx, p: ListPayload):
-    """The project's files, oldest first, paged."""
-    page = await ctx.store.files.list_files(p.projectId, cursor=p.cursor, limit=p.limit)
+    """The project's files, or without ``projectId`` the files of every project you are a
+    member of; oldest first, paged."""
+    if p.projectId is not None:
+        projects = [p.projectId]
+    else:
+        projects = [pr.id for pr in await ctx.store.projects.list_projects_for_user(ctx.user_id)]
+    page = await ctx.store.files.list_files_in(projects, cursor=p.cursor, limit=p.limit)
     return {"items": [file_view(f) for f in page.items], "nextCursor": page.next_cursor}
 
 

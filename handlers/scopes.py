@@ -64,11 +64,13 @@ class Project(Scope):
 
 @dataclass(frozen=True)
 class ProjectOrPrivate(Project):
-    """A project (needing ``role``) when the field is set, else the caller's private space."""
+    """A project (needing ``role``) when the field is set, else the caller's own space."""
+
+    otherwise: str = "own private"  # what the event reaches without the field
 
     @property
     def access(self) -> str:
-        return f"project {self.role}, or own private"
+        return f"project {self.role}, or {self.otherwise}"
 
     async def load(self, store, user_id, ident):
         if ident is None:

@@ -120,8 +120,8 @@ async def rest_register(request: web.Request) -> web.Response:
 
 
 async def rest_login(request: web.Request) -> web.Response:
-    p = await read_payload(request, auth.Credentials)
-    signed = await auth.login(services_of(request.app), p.email, p.password, _ip(request))
+    p = await read_payload(request, auth.LoginPayload)
+    signed = await auth.login(services_of(request.app), p.who, p.password, _ip(request))
     return ok(auth.session(signed))
 
 

@@ -29,10 +29,11 @@ class SignInGuard:
     def __init__(self, counter: Counter, clock: Clock, settings: Settings, audit: AuditRepo):
         self.counter, self.clock, self.settings, self.audit = counter, clock, settings, audit
 
-    async def before_attempt(self, login: str, ip: str) -> None:
+    async def before_attempt(self, account: str, ip: str) -> None:
         """Raises ``RateLimited``, or returns once this attempt may check the password
-        (after waiting its turn when the account is under attack)."""
-        s, account = self.settings, login.lower()
+        (after waiting its turn when the account is under attack). ``account``: the user's
+        id, or for an unknown login the login itself."""
+        s = self.settings
         count, wait = await self.counter.hit(f"login:ip:{ip}", s.login_window_s)
         if count > s.login_max_attempts_ip:
             raise RateLimited("too many sign-in attempts from this address",
@@ -55,8 +56,8 @@ class SignInGuard:
                               {"retryAfter": round(turn, 1)})
         await self.clock.sleep(turn)
 
-    async def failed(self, login: str, ip: str, user_id: str | None) -> None:
-        s, account = self.settings, login.lower()
+    async def failed(self, account: str, ip: str, user_id: str | None, login: str) -> None:
+        s = self.settings
         pair, _ = await self.counter.hit(f"login:pair:{account}:{ip}", s.login_window_s)
         failures, _ = await self.counter.hit(f"login:acct:{account}", s.login_window_s)
         await self.audit.append("login_failed", target_id=user_id, ip=ip,
@@ -65,9 +66,8 @@ class SignInGuard:
             await self.audit.append("login_blocked", target_id=user_id, ip=ip,
                                     details={"login": login[:254]})
 
-    async def succeeded(self, login: str, ip: str) -> None:
+    async def succeeded(self, account: str, ip: str) -> None:
         # The account's failure count stays: an attack elsewhere goes on being slowed.
-        account = login.lower()
         await self.counter.reset(f"login:pair:{account}:{ip}")
         await self.counter.hit(f"login:known:{account}:{ip}", KNOWN_ADDRESS_S)
 

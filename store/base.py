@@ -311,8 +311,9 @@ class TokenRepo(ABC):
     async def revoke_family(self, family_id: str) -> int: ...
 
     @abstractmethod
-    async def revoke_user_sessions(self, user_id: str) -> list[str]:
-        """Revoke every token of the user; the families (sessions) that were live."""
+    async def revoke_user_sessions(self, user_id: str, keep: str | None = None) -> list[str]:
+        """Revoke every token of the user but those of session ``keep``; the families
+        (sessions) that were live."""
 
     @abstractmethod
     async def session_live(self, family_id: str) -> bool:
@@ -353,9 +354,14 @@ class FileRepo(ABC):
     @abstractmethod
     async def get_file(self, file_id: str) -> FileRecord | None: ...
 
-    @abstractmethod
     async def list_files(self, project_id: str, *, cursor: str | None = None,
-                         limit: int = 50) -> Page[FileRecord]: ...
+                         limit: int = 50) -> Page[FileRecord]:
+        return await self.list_files_in([project_id], cursor=cursor, limit=limit)
+
+    @abstractmethod
+    async def list_files_in(self, project_ids: Sequence[str], *, cursor: str | None = None,
+                            limit: int = 50) -> Page[FileRecord]:
+        """The files of any of these projects, oldest first."""
 
     @abstractmethod
     async def delete_file(self, file_id: str) -> FileRecord | None:
@@ -516,11 +522,22 @@ class ChatRepo(ABC):
         """The conversation and ``user_id``'s role in its project (None when the user is
         not a member, or the conversation is private): authorizing an event is one read."""
 
-    @abstractmethod
     async def list_conversations(self, *, project_id: str | None, owner_id: str,
                                  cursor: str | None = None,
                                  limit: int = 50) -> Page[Conversation]:
         """Newest first. With ``project_id``: the project's; without: the owner's private ones."""
+        if project_id is not None:
+            return await self.list_readable_conversations([project_id], None, cursor=cursor,
+                                                          limit=limit)
+        return await self.list_readable_conversations([], owner_id, cursor=cursor, limit=limit)
+
+    @abstractmethod
+    async def list_readable_conversations(self, project_ids: Sequence[str],
+                                          private_of: str | None, *,
+                                          cursor: str | None = None,
+                                          limit: int = 50) -> Page[Conversation]:
+        """Newest first: the conversations of these projects and ``private_of``'s private
+        ones."""
 
     @abstractmethod
     async def set_title(self, conversation_id: str, title: str, *,

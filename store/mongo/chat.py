@@ -98,10 +98,16 @@ class MongoChat(ChatRepo):
             return conv, None
         return conv, await member_role(self.db, conv.project_id, user_id)
 
-    async def list_conversations(self, *, project_id, owner_id, cursor=None,
-                                 limit=50) -> Page[Conversation]:
-        query: dict = ({"projectId": project_id} if project_id is not None
-                       else {"ownerId": owner_id, "projectId": None})
+    async def list_readable_conversations(self, project_ids, private_of, *, cursor=None,
+                                          limit=50) -> Page[Conversation]:
+        either: list[dict] = []
+        if project_ids:
+            either.append({"projectId": {"$in": list(dict.fromkeys(project_ids))}})
+        if private_of is not None:
+            either.append({"ownerId": private_of, "projectId": None})
+        if not either:
+            return Page([], None)
+        query: dict = either[0] if len(either) == 1 else {"$or": either}
         if cursor:
             query["_id"] = {"$lt": cursor}
         docs = await self.conversations.find(query).sort("_id", -1).limit(limit + 1).to_list(None)

@@ -49,8 +49,9 @@ class MongoFiles(FileRepo):
     async def get_file(self, file_id) -> FileRecord | None:
         return _file(await self.col.find_one({"_id": file_id}))
 
-    async def list_files(self, project_id, *, cursor=None, limit=50) -> Page[FileRecord]:
-        query = {"projectId": project_id, "_id": {"$gt": cursor or ""}}
+    async def list_files_in(self, project_ids, *, cursor=None, limit=50) -> Page[FileRecord]:
+        query = {"projectId": {"$in": list(dict.fromkeys(project_ids))},
+                 "_id": {"$gt": cursor or ""}}
         docs = await self.col.find(query).sort("_id", 1).limit(limit + 1).to_list(None)
         items = [_file(d) for d in docs[:limit]]
         return Page(items, items[-1].id if len(docs) > limit else None)

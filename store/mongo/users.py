@@ -236,10 +236,11 @@ class MongoTokens(TokenRepo):
                                             {"$set": {"revoked": True}})
         return result.modified_count
 
-    async def revoke_user_sessions(self, user_id):
+    async def revoke_user_sessions(self, user_id, keep=None):
         # Families first, then the write: a token created between the two belongs to a
         # sign-in that started after the revocation and stays valid.
-        families = await self.col.distinct("familyId", {"userId": user_id, "revoked": False})
+        families = await self.col.distinct(
+            "familyId", {"userId": user_id, "revoked": False, "familyId": {"$ne": keep}})
         await self.col.update_many({"userId": user_id, "familyId": {"$in": families}},
                                    {"$set": {"revoked": True}})
         return sorted(families)

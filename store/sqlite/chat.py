@@ -119,16 +119,22 @@ class SqliteChat(ChatRepo):
     async def get_conversation_for(self, conversation_id, user_id):
         return await self.db.read(_conversation_for, conversation_id, user_id)
 
-    async def list_conversations(self, *, project_id, owner_id, cursor=None,
-                                 limit=50) -> Page[Conversation]:
+    async def list_readable_conversations(self, project_ids, private_of, *, cursor=None,
+                                          limit=50) -> Page[Conversation]:
+        ids = list(dict.fromkeys(project_ids))
+        parts, args = [], []
+        if ids:
+            parts.append(f"project_id IN ({','.join('?' * len(ids))})")
+            args += ids
+        if private_of is not None:
+            parts.append("(owner_id=? AND project_id IS NULL)")
+            args.append(private_of)
+        where = f"({' OR '.join(parts) or '0'})"
+        if cursor:
+            where += " AND id<?"
+            args.append(cursor)
+
         def read(conn):
-            if project_id is not None:
-                where, args = "project_id=?", [project_id]
-            else:
-                where, args = "owner_id=? AND project_id IS NULL", [owner_id]
-            if cursor:
-                where += " AND id<?"
-                args.append(cursor)
             rows = conn.execute(f"SELECT * FROM conversations WHERE {where} ORDER BY id DESC"
                                 f" LIMIT ?", (*args, limit + 1)).fetchall()
             items = [_conversation(r) for r in rows[:limit]]

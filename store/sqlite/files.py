@@ -37,11 +37,14 @@ class SqliteFiles(FileRepo):
         return await self.db.read(
             lambda c: _file(c.execute("SELECT * FROM files WHERE id=?", (file_id,)).fetchone()))
 
-    async def list_files(self, project_id, *, cursor=None, limit=50) -> Page[FileRecord]:
+    async def list_files_in(self, project_ids, *, cursor=None, limit=50) -> Page[FileRecord]:
+        ids = list(dict.fromkeys(project_ids))
+        marks = ",".join("?" * len(ids))
+
         def read(conn):
             rows = conn.execute(
-                "SELECT * FROM files WHERE project_id=? AND id>? ORDER BY id LIMIT ?",
-                (project_id, cursor or "", limit + 1)).fetchall()
+                f"SELECT * FROM files WHERE project_id IN ({marks}) AND id>? ORDER BY id"
+                " LIMIT ?", (*ids, cursor or "", limit + 1)).fetchall()
             items = [_file(r) for r in rows[:limit]]
             return Page(items, items[-1].id if len(rows) > limit else None)
 

@@ -215,10 +215,10 @@ class SqliteTokens(TokenRepo):
             "UPDATE refresh_tokens SET revoked=1 WHERE family_id=? AND revoked=0",
             (family_id,)).rowcount)
 
-    async def revoke_user_sessions(self, user_id):
+    async def revoke_user_sessions(self, user_id, keep=None):
         return await self.db.write(lambda c: sorted({r[0] for r in c.execute(
             "UPDATE refresh_tokens SET revoked=1 WHERE user_id=? AND revoked=0"
-            " RETURNING family_id", (user_id,))}))
+            " AND family_id IS NOT ? RETURNING family_id", (user_id, keep))}))
 
     async def session_live(self, family_id):
         return await self.db.read(lambda c: c.execute(

@@ -126,3 +126,13 @@ async def test_session_live_follows_rotation_and_family_revocation(store, make_u
     assert await store.tokens.session_live("fam")
     await store.tokens.revoke_family("fam")
     assert not await store.tokens.session_live("fam")
+
+
+async def test_revoke_user_sessions_can_keep_one(store, make_user):
+    u = await make_user()
+    for h, family in (("k1", "keep"), ("k2", "keep"), ("o1", "other")):
+        await store.tokens.create_refresh_token(token_hash=h, user_id=u.id, family_id=family,
+                                                expires_at=expiry())
+    assert await store.tokens.revoke_user_sessions(u.id, keep="keep") == ["other"]
+    assert await store.tokens.session_live("keep")
+    assert not await store.tokens.session_live("other")

@@ -111,6 +111,7 @@ SAMPLES: dict[str, Sample] = {
     "auth:refresh": lambda r: {"refreshToken": r.world.take_refresh_token()},
     "auth:logout": lambda r: {},
     "auth:me": lambda r: {},
+    "auth:update": lambda r: {"username": f"authz_{new_id()[-10:]}"},
     "auth:upgrade": lambda r: {"email": unique_email("authz-up"), "password": PASSWORD},
     "project:list": lambda r: {},
     "project:create": lambda r: {"name": "Made by the matrix"},
@@ -200,6 +201,7 @@ SAMPLES: dict[str, Sample] = {
 POLICY: dict[str, str] = {
     "auth:register": "anyone", "auth:login": "anyone", "auth:guest": "anyone",
     "auth:refresh": "anyone", "auth:logout": "signed in", "auth:me": "signed in",
+    "auth:update": "signed in",
     "auth:upgrade": "signed in",
     "admin:users": "admin", "admin:user:update": "admin", "admin:user:delete": "admin",
     "admin:metrics": "admin", "admin:audit": "admin",
