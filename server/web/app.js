@@ -58,6 +58,10 @@ export class App {
     this.socket.on('auth:expired', () => {
       if (this.tokens) this.refresh().catch((err) => this.refreshFailed(err));
     });
+    // This session was ended elsewhere (sign-out, password change, an admin): the server
+    // disconnects next; reconnect anonymously rather than with the dead token.
+    this.socket.on('auth:revoked', ({ reason } = {}) => this.lostSession(
+      { code: 'unauthorized', message: `your session was ended (${reason || 'revoked'})` }));
     this.socket.onAny((event, data) => this.bus.emit('push', { event, data }));
     window.addEventListener('storage', (e) => { if (e.key === TOKENS_KEY) this.otherTab(); });
   }
@@ -175,7 +179,7 @@ export class App {
 
   connectFailed(err) {
     const code = err && err.data && err.data.code;
-    if (code === 'token_expired' || code === 'unauthorized') {
+    if (code === 'token_expired' || code === 'unauthorized' || code === 'forbidden') {
       // The server refused the stored access token: connect anonymously, then refresh.
       this.sendToken = false;
       this.socket.connect();

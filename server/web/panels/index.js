@@ -7,5 +7,6 @@ import tables from './tables.js';
 import chat from './chat.js';
 import pcap from './pcap.js';
 import imports from './imports.js';
+import admin from './admin.js';
 
-export default [auth, activity, projects, tables, chat, pcap, imports];
+export default [auth, activity, projects, tables, chat, pcap, imports, admin];
