@@ -5,10 +5,11 @@ from handlers.base import Empty, event
 from store.ids import iso
 
 
-@event("ping", Empty, auth=False, ack="{pong, ts}")
+@event("ping", Empty, auth=False, ack="{pong, ts, instance}")
 async def on_ping(ctx, p: Empty):
-    """Liveness from the client's side; answers without touching the store."""
-    return {"pong": True, "ts": iso(ctx.services.clock.now())}
+    """Liveness from the client's side, and which instance answers; touches no store."""
+    return {"pong": True, "ts": iso(ctx.services.clock.now()),
+            "instance": ctx.services.settings.instance_id}
 
 
 EVENTS = [on_ping]

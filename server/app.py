@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 from aiohttp import web
 
 import handlers
-from server import http, web_security
+from server import drain, http, web_security
 from server.keys import METRICS, REALTIME, SETTINGS, STORAGE, services_of
 from server.metrics import Metrics
 from server.realtime import Realtime
@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None, *, open_storage: StoreOpener | 
     realtime.sio.attach(app)
     http.setup_routes(app)
     web_security.setup(app)
+    drain.setup(app)
     app[STORAGE] = open_storage or _open_configured_storage
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_store_ctx)

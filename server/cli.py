@@ -46,17 +46,19 @@ def _serve(settings: Settings) -> int:
     from aiohttp import web
 
     from server.app import create_app
+    from server.drain import drain_on_sigterm
     from server.logs import setup_logging
 
     setup_logging(settings.log_level, settings.instance_id)
     app = create_app(settings)
+    drain_on_sigterm(app)
     where = "MongoDB" if settings.mongo_url else f"SQLite under {settings.data_dir.resolve()}"
     mode = (f"Redis at {settings.redis_url}" if settings.redis_url
             else "in-process (single instance)")
     print(f"collab server {settings.instance_id}: http://{settings.host}:{settings.port}/  "
           f"store: {where}; Socket.IO manager: {mode}", flush=True)
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None,
-                shutdown_timeout=5)
+                shutdown_timeout=5)  # after the drain: sockets have moved off by then
     return 0
 
 

@@ -19,6 +19,7 @@ from handlers import auth, files, tables
 from handlers.base import bad_payload
 from handlers.scopes import ImportedChat
 from ingest.csv_tables import write_csv
+from server.drain import DRAIN
 from server.keys import METRICS, REALTIME, SETTINGS, services_of
 from server.realtime import client_ip
 from server.web_security import DOWNLOAD_CSP, download_type
@@ -88,6 +89,9 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
+    if request.app[DRAIN].draining:
+        return web.json_response({"status": "draining", "checks": {},
+                                  "instance": request.app[SETTINGS].instance_id}, status=503)
     services = services_of(request.app)
     checks, healthy = {}, True
     for name, probe in (("store", services.store.ping if services.store else None),

@@ -269,6 +269,13 @@ class Realtime:
         state.expiry = clock.call_later(self.services.settings.auth_timeout_s,
                                         self._sign_in_overdue, state)
 
+    async def close_transport(self, sid: str) -> None:
+        """Cut the socket's connection (draining): clients reconnect on a lost transport,
+        not after a Socket.IO disconnect."""
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        if eio_sid is not None:
+            await self.sio.eio.cut(eio_sid)
+
     def _uncount(self, ip: str) -> None:
         self._anonymous[ip] -= 1
         if self._anonymous[ip] <= 0:

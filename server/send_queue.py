@@ -102,9 +102,16 @@ class BoundedEngineServer(engineio.AsyncServer):
     async def _drop_slow_consumer(self, sid, socket, queued: int) -> None:
         if self.on_slow_consumer:
             self.on_slow_consumer(sid, queued)
+        await self.cut(sid)
+
+    async def cut(self, sid: str) -> None:
+        """End the socket by cutting its connection, with no close packet: the client sees
+        its transport lost (and reconnects, if it does), the server a server disconnect."""
+        socket = self.sockets.get(sid)
         request = self.connections.get(sid)
         if request is not None and request.transport is not None:
             # abort() only schedules the connection's loss; close() marks the socket as
             # closing before that runs, so the disconnect is reported with our reason.
             request.transport.abort()
-        await socket.close(wait=False, abort=True, reason=self.reason.SERVER_DISCONNECT)
+        if socket is not None:
+            await socket.close(wait=False, abort=True, reason=self.reason.SERVER_DISCONNECT)

@@ -113,6 +113,8 @@ class Settings:
     guest_ttl_days: float = _env("GUEST_TTL_DAYS", 30.0,
                                  doc="guests not seen this long are deleted with their data")
     audit_days: float = _env("AUDIT_DAYS", 180.0, doc="audit log entries are kept this long")
+    drain_timeout_s: float = _env("DRAIN_TIMEOUT_S", 20.0,
+                                  doc="on SIGTERM, sockets are moved off over this long")
     trusted_proxies: tuple[str, ...] = _env(
         "TRUSTED_PROXIES", (), doc="comma-separated CIDRs of reverse proxies; the client is "
         "the rightmost X-Forwarded-For hop outside them")
@@ -184,7 +186,7 @@ class Settings:
                      "chat_context_tokens", "ingest_concurrency", "ingest_lease_s",
                      "login_max_failures", "login_max_failures_ip", "login_max_delay_s",
                      "signups_per_ip", "guests_per_ip", "auth_timeout_s", "anon_sockets_per_ip",
-                     "guest_ttl_days", "audit_days"):
+                     "guest_ttl_days", "audit_days", "drain_timeout_s"):
             if getattr(self, name) <= 0:
                 out.append(f"{_env_name(name)} must be greater than 0")
         for name in ("lock_cooldown_s", "lock_grace_s", "guest_imports", "guest_messages",

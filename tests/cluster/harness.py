@@ -565,7 +565,7 @@ http {{
             # A killed instance refuses connections instantly; retry the next
             # upstream so requests during failover still succeed.
             proxy_connect_timeout 2s;
-            proxy_next_upstream error timeout http_502;
+            proxy_next_upstream error timeout http_502 http_503;
         }}
     }}
 }}
