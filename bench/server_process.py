@@ -83,7 +83,9 @@ async def running_server(**env_extra: str) -> AsyncIterator[tuple[subprocess.Pop
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "DATA_DIR": str(data_dir),
            "ENV": "test", "JWT_SECRET": secrets.token_hex(32), "BCRYPT_ROUNDS": "4",
            "SIGNUPS_PER_IP": "1000000", "GUESTS_PER_IP": "1000000",
-           "ANON_SOCKETS_PER_IP": "1000000",
+           "ANON_SOCKETS_PER_IP": "1000000", "MAX_SOCKETS_PER_IP": "1000000",
+           "MAX_SOCKETS_PER_USER": "1000000", "EVENT_RATE_READ": "1000000",
+           "EVENT_RATE_WRITE": "1000000", "EVENT_RATE_HEAVY": "1000000",
            "LOG_LEVEL": "WARNING", "MAX_UPLOAD_MB": "2000", **env_extra}
     env.pop("REDIS_URL", None)
     env.pop("MONGO_URL", None)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from handlers.limits import event_class
 from store.base import role_at_least
 from store.errors import EventError, Forbidden, NotFound
 
@@ -47,6 +48,8 @@ class EventSpec:
     scope: Scope | None = None
     ack: str = ""
     emits: tuple[str, ...] = field(default_factory=tuple)
+    # The per-user budget the event draws on (``handlers.limits``); None: exempt.
+    limit_class: str | None = None
 
     @property
     def doc(self) -> str:
@@ -81,7 +84,8 @@ def event(name: str, model: type[BaseModel] = Empty, *, auth: bool = True, admin
         if scope is not None and scope.field not in model.model_fields:
             raise TypeError(f"{name}: payload has no field {scope.field!r} for its scope")
         handler = cast(EventHandler, fn)  # a plain function; ``spec`` is set just below
-        handler.spec = EventSpec(name, model, fn, auth, admin, scope, ack, tuple(emits))
+        handler.spec = EventSpec(name, model, fn, auth, admin, scope, ack, tuple(emits),
+                                 event_class(name))
         return handler
 
     return wrap

@@ -35,7 +35,13 @@ from services.instances import InstanceRegistry
 from services.leader import make_leader
 from services.locks import LockService, MemoryLocks, RedisLocks
 from services.presence import MemoryPresence, Presence, RedisPresence
-from services.ratelimit import Counter, MemoryCounter, RedisCounter
+from services.ratelimit import (
+    Counter,
+    MemoryCounter,
+    MemoryEventLimiter,
+    RedisCounter,
+    RedisEventLimiter,
+)
 from services.replies import ReplyEngine
 from services.security import PasswordHasher, TokenService
 from services.sessions import Sessions
@@ -157,6 +163,8 @@ def build_services(settings: Settings, opening: _Opening, realtime: Realtime,
     core = Core(
         settings=settings, clock=clock, tokens=tokens, sessions=sessions,
         signin=SignInGuard(opening.counter, clock, settings, opening.store.audit),
+        event_limits=RedisEventLimiter(opening.redis) if opening.redis is not None
+        else MemoryEventLimiter(clock),
         hasher=PasswordHasher(settings.bcrypt_rounds),
         secrets=SecretBox(resolve_secrets_key(settings)),
         store=opening.store, blobs=opening.blobs, bus=opening.bus, presence=opening.presence,

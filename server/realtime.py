@@ -11,6 +11,7 @@ import asyncio
 import collections
 import ipaddress
 import logging
+import math
 import re
 import time
 import uuid
@@ -194,7 +195,11 @@ class Realtime:
         engine.on_slow_consumer = self._log_slow_consumer
         metrics.send_queue_peak.set_function(lambda: engine.peak_bytes)
         self.sockets: dict[str, SocketState] = {}
-        self._anonymous: collections.Counter[str] = collections.Counter()  # per address
+        # This instance's sockets per address, anonymous ones per address, signed-in ones per
+        # user: the connection caps (MAX_SOCKETS_PER_IP / _PER_USER, ANON_SOCKETS_PER_IP).
+        self._per_ip: collections.Counter[str] = collections.Counter()
+        self._anonymous: collections.Counter[str] = collections.Counter()
+        self._per_user: collections.Counter[str] = collections.Counter()
         self.sio.on("connect", self.on_connect)
         self.sio.on("disconnect", self.on_disconnect)
         self.sio.on("*", self.dispatch)
@@ -235,11 +240,16 @@ class Realtime:
         ip = client_ip(request, self.proxies) if request else "?"
         state = SocketState(sid=sid, ip=ip)
         token = auth.get("token") if isinstance(auth, dict) else None
+        settings = self.services.settings
         try:
+            if self._per_ip[ip] >= settings.max_sockets_per_ip:
+                raise RateLimited("too many sockets from this address")
             if token:
                 services = self.services
                 claims = services.tokens.verify_access(token)
                 user = await services.sessions.check(claims)
+                if self._per_user[user.id] >= settings.max_sockets_per_user:
+                    raise RateLimited("too many sockets signed in as this user")
                 await self.authenticate(sid, state, user, claims.expires_at, claims.session_id)
                 self.sockets[sid] = state
                 seen = user.last_seen_at
@@ -247,7 +257,7 @@ class Realtime:
                     await services.store.users.update_user(user.id,
                                                            last_seen_at=services.clock.now())
             else:
-                if self._anonymous[ip] >= self.services.settings.anon_sockets_per_ip:
+                if self._anonymous[ip] >= settings.anon_sockets_per_ip:
                     raise RateLimited("too many sockets not signed in from this address")
                 self.sockets[sid] = state
                 self._await_sign_in(state)
@@ -258,6 +268,7 @@ class Realtime:
             raise socketio.exceptions.ConnectionRefusedError(
                 exc.message, {"code": exc.code, "message": exc.message,
                               **({"details": exc.details} if exc.details else {})}) from None
+        self._per_ip[ip] += 1
         self.metrics.sockets.inc()
         return True
 
@@ -276,10 +287,11 @@ class Realtime:
         if eio_sid is not None:
             await self.sio.eio.cut(eio_sid)
 
-    def _uncount(self, ip: str) -> None:
-        self._anonymous[ip] -= 1
-        if self._anonymous[ip] <= 0:
-            del self._anonymous[ip]
+    @staticmethod
+    def _dec(counter: collections.Counter[str], key: str) -> None:
+        counter[key] -= 1
+        if counter[key] <= 0:
+            del counter[key]
 
     def _sign_in_overdue(self, state: SocketState) -> None:
         if self.sockets.get(state.sid) is state and state.user_id is None:
@@ -302,10 +314,12 @@ class Realtime:
         if state is None:
             return
         self.metrics.sockets.dec()
+        self._dec(self._per_ip, state.ip)
         if state.user_id:
             self.metrics.users.dec()
+            self._dec(self._per_user, state.user_id)
         else:
-            self._uncount(state.ip)
+            self._dec(self._anonymous, state.ip)
         if state.expiry:
             state.expiry.cancel()
         for pid in await self.services.presence.drop_socket(sid):
@@ -321,10 +335,13 @@ class Realtime:
                            token_exp: float, session_id: str) -> None:
         if state.user_id is None:
             if state.sid in self.sockets:  # an anonymous socket signing in (not a connect)
-                self._uncount(state.ip)
+                self._dec(self._anonymous, state.ip)
             self.metrics.users.inc()
         elif state.user_id != user.id:
             await self.sio.leave_room(sid, f"user:{state.user_id}")
+            self._dec(self._per_user, state.user_id)
+        if state.user_id != user.id:
+            self._per_user[user.id] += 1
         state.user_id = user.id
         state.username = user.username
         state.role = user.role
@@ -343,6 +360,7 @@ class Realtime:
         if state.user_id:
             await self.sio.leave_room(sid, f"user:{state.user_id}")
             self.metrics.users.dec()
+            self._dec(self._per_user, state.user_id)
         if state.expiry:
             state.expiry.cancel()
         state.user_id, state.username, state.role, state.is_guest = None, "", "user", False
@@ -406,6 +424,8 @@ class Realtime:
                 if self.services.sessions.is_revoked(state.session_id):
                     raise Unauthorized("this sign-in was ended; sign in again",
                                        {"reason": "revoked"})
+                if spec.limit_class is not None:
+                    await self._within_budget(state.user_id, spec.limit_class)
                 if spec.admin and state.role != "admin":
                     raise Forbidden("admins only")
             try:
@@ -439,6 +459,13 @@ class Realtime:
                 if ref:
                     fields["ref"] = ref
                 log.info("event", extra={"fields": fields})
+
+    async def _within_budget(self, user_id: str, cls: str) -> None:
+        rate, burst = self.services.settings.event_budget(cls)
+        wait = await self.services.event_limits.take(f"{user_id}:{cls}", rate, burst)
+        if wait > 0:
+            raise RateLimited(f"too many {cls} events; slow down",
+                              {"retryAfterMs": math.ceil(wait * 1000), "class": cls})
 
     def _log_malformed(self, problem: str) -> None:
         self.metrics.observe("<malformed>", "bad_request", 0.0)

@@ -113,6 +113,17 @@ class Settings:
     guest_ttl_days: float = _env("GUEST_TTL_DAYS", 30.0,
                                  doc="guests not seen this long are deleted with their data")
     audit_days: float = _env("AUDIT_DAYS", 180.0, doc="audit log entries are kept this long")
+    event_rate_read: float = _env("EVENT_RATE_READ", 50.0,
+                                  doc="read events per user per second (burst 5 s' worth)")
+    event_rate_write: float = _env("EVENT_RATE_WRITE", 20.0,
+                                   doc="write events per user per second (burst 5 s' worth)")
+    event_rate_heavy: float = _env("EVENT_RATE_HEAVY", 2.0,
+                                   doc="heavy events (AI messages, imports, search, "
+                                       "dissection) per user per second (burst 10)")
+    max_sockets_per_ip: int = _env("MAX_SOCKETS_PER_IP", 500,
+                                   doc="sockets per address, per instance")
+    max_sockets_per_user: int = _env("MAX_SOCKETS_PER_USER", 30,
+                                     doc="signed-in sockets per user, per instance")
     drain_timeout_s: float = _env("DRAIN_TIMEOUT_S", 20.0,
                                   doc="on SIGTERM, sockets are moved off over this long")
     trusted_proxies: tuple[str, ...] = _env(
@@ -125,6 +136,13 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    def event_budget(self, cls: str) -> tuple[float, int]:
+        """(rate per second, burst) of an event class."""
+        if cls == "heavy":
+            return self.event_rate_heavy, max(10, round(self.event_rate_heavy * 5))
+        rate = self.event_rate_write if cls == "write" else self.event_rate_read
+        return rate, max(1, round(rate * 5))
 
     @property
     def max_event_bytes(self) -> int:
@@ -186,7 +204,9 @@ class Settings:
                      "chat_context_tokens", "ingest_concurrency", "ingest_lease_s",
                      "login_max_failures", "login_max_failures_ip", "login_max_delay_s",
                      "signups_per_ip", "guests_per_ip", "auth_timeout_s", "anon_sockets_per_ip",
-                     "guest_ttl_days", "audit_days", "drain_timeout_s"):
+                     "guest_ttl_days", "audit_days", "drain_timeout_s", "event_rate_read",
+                     "event_rate_write", "event_rate_heavy", "max_sockets_per_ip",
+                     "max_sockets_per_user"):
             if getattr(self, name) <= 0:
                 out.append(f"{_env_name(name)} must be greater than 0")
         for name in ("lock_cooldown_s", "lock_grace_s", "guest_imports", "guest_messages",

@@ -16,7 +16,7 @@ from services.config import Settings
 from services.crypto import SecretBox
 from services.gateway import Gateway
 from services.presence import Presence
-from services.ratelimit import Counter
+from services.ratelimit import Counter, EventLimiter
 from services.security import PasswordHasher, TokenService
 from services.sessions import Sessions
 from services.signin import SignInGuard
@@ -65,6 +65,7 @@ class Core:
     bus: Bus
     presence: Presence
     counter: Counter
+    event_limits: EventLimiter  # per-user event budgets (server.realtime's dispatcher)
     sessions: Sessions
     signin: SignInGuard
     gateway: Gateway

@@ -124,6 +124,10 @@ class TokenBucket:
         self.clock = clock or SystemClock()
         self.tokens, self.stamp = float(capacity), self.clock.monotonic()
 
+    def full(self) -> bool:
+        now = self.clock.monotonic()
+        return self.tokens + (now - self.stamp) * self.rate >= self.capacity
+
     def take(self) -> float:
         """0 when allowed, else seconds until a token is available."""
         now = self.clock.monotonic()
@@ -133,3 +137,57 @@ class TokenBucket:
             self.tokens -= 1
             return 0.0
         return (1 - self.tokens) / self.rate
+
+
+class EventLimiter(Protocol):
+    """Per-user token buckets for events, one per event class (``services/event_limits``)."""
+
+    async def take(self, key: str, rate: float, burst: int) -> float:
+        """0 when allowed, else seconds until the next event of ``key`` would be."""
+        ...
+
+
+class MemoryEventLimiter:
+    """The embedded default: buckets in this process."""
+
+    def __init__(self, clock: Clock, max_keys: int = 100_000):
+        self.clock = clock
+        self.max_keys = max_keys
+        self._buckets: dict[str, TokenBucket] = {}
+
+    async def take(self, key: str, rate: float, burst: int) -> float:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self.max_keys:  # forget the full (idle) buckets
+                for k in [k for k, b in self._buckets.items() if b.full()]:
+                    del self._buckets[k]
+            bucket = self._buckets[key] = TokenBucket(rate, burst, self.clock)
+        return bucket.take()
+
+
+# GCRA (the generic cell rate algorithm): one key per bucket holding the theoretical arrival
+# time, in Redis' own clock so every instance shares the bucket.
+_GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local new_tat = tat + interval
+local wait = new_tat - now - interval * burst
+if wait > 0 then return wait end
+redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1)
+return 0
+"""
+
+
+class RedisEventLimiter:
+    def __init__(self, redis, prefix: str = "rl:ev:"):
+        self.prefix = prefix
+        self._script = redis.register_script(_GCRA)
+
+    async def take(self, key: str, rate: float, burst: int) -> float:
+        wait = await self._script(keys=[self.prefix + key],
+                                  args=[math.ceil(1_000_000 / rate), burst])
+        return int(wait) / 1_000_000

@@ -12,7 +12,9 @@ TEST_SECRET = "test-secret-" + "x" * 40
 
 
 UNLIMITED_SIGNUPS = {"SIGNUPS_PER_IP": "1000000", "GUESTS_PER_IP": "1000000",
-                     "ANON_SOCKETS_PER_IP": "1000000"}
+                     "ANON_SOCKETS_PER_IP": "1000000", "MAX_SOCKETS_PER_IP": "1000000",
+                     "MAX_SOCKETS_PER_USER": "1000000", "EVENT_RATE_READ": "1000000",
+                     "EVENT_RATE_WRITE": "1000000", "EVENT_RATE_HEAVY": "1000000"}
 
 
 def make_settings(tmp_path, **overrides) -> Settings:

@@ -432,6 +432,8 @@ class ServerInstance:
             JWT_SECRET=jwt_secret,
             # Tests sign up many users from one address; the limits' own tests lower these.
             SIGNUPS_PER_IP="1000000", GUESTS_PER_IP="1000000", ANON_SOCKETS_PER_IP="1000000",
+            MAX_SOCKETS_PER_IP="1000000", MAX_SOCKETS_PER_USER="1000000",
+            EVENT_RATE_READ="1000000", EVENT_RATE_WRITE="1000000", EVENT_RATE_HEAVY="1000000",
         )
         # Drop an inherited REDIS_URL so "no redis" really means no redis.
         env.pop("REDIS_URL", None)
