@@ -77,8 +77,11 @@ class PeakRss:
 
 
 @contextlib.asynccontextmanager
-async def running_server(**env_extra: str) -> AsyncIterator[tuple[subprocess.Popen, str]]:
-    data_dir = Path(tempfile.mkdtemp(prefix="bench-server-"))
+async def running_server(data_dir: Path | None = None,
+                         **env_extra: str) -> AsyncIterator[tuple[subprocess.Popen, str]]:
+    """A ``python -m server`` on the embedded store in ``data_dir`` (a fresh one by default;
+    removed at the end either way)."""
+    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="bench-server-"))
     port = free_port()
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "DATA_DIR": str(data_dir),
            "ENV": "test", "JWT_SECRET": secrets.token_hex(32), "BCRYPT_ROUNDS": "4",
