@@ -80,7 +80,7 @@ async def test_guest_sign_in_and_errors_are_shown(open_console):
 
     await page.fill_credentials(taken, "wrong password!")
     await page.tid("auth-login").click()
-    await page.expect_error("auth-error", "unauthorized", "wrong email or password")
+    await page.expect_error("auth-error", "unauthorized", "wrong login or password")
 
     await page.fill_credentials(unique_email("short"), "short")
     await page.tid("auth-register").click()

@@ -20,7 +20,8 @@ function mount(root, app) {
 }
 
 function signInForm(app, msg) {
-  const email = h('input', { type: 'email', name: 'email', autocomplete: 'username', required: true,
+  // Signing in takes an email or a username; registering needs an email (checked by the server).
+  const email = h('input', { type: 'text', name: 'email', autocomplete: 'username', required: true,
     'data-testid': 'auth-email' });
   const username = h('input', { type: 'text', name: 'username', autocomplete: 'nickname',
     pattern: '[A-Za-z0-9_.\\-]{3,32}', 'data-testid': 'auth-username' });
@@ -29,9 +30,10 @@ function signInForm(app, msg) {
   const controls = h('fieldset', { class: 'stack' });
   const form = h('form', { class: 'auth-form', 'data-testid': 'auth-form', hidden: true }, controls);
 
-  const credentials = (withUsername) => {
+  const credentials = (registering) => {
+    if (!registering) return { login: email.value.trim(), password: password.value };
     const out = { email: email.value.trim(), password: password.value };
-    if (withUsername && username.value.trim()) out.username = username.value.trim();
+    if (username.value.trim()) out.username = username.value.trim();
     return out;
   };
   const submit = (event, payload) => act(controls, msg, () => app.signIn(event, payload));
@@ -45,7 +47,7 @@ function signInForm(app, msg) {
   };
   controls.append(
     h('legend', { class: 'visually-hidden' }, 'Sign in or register'),
-    field('Email', email),
+    field('Email or username', email, '(an email to register)'),
     field('Password', password),
     field('Username', username, '(optional, when registering)'),
     h('div', { class: 'row' },
