@@ -30,6 +30,7 @@ STORE_BUCKETS = (.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .2
 FIRST_DELTA_BUCKETS = (.01, .025, .05, .1, .25, .5, 1, 2, 3, 5, 8, 13, 21, 30, 60)
 JOB_STATES = ("queued", "running")
 JOB_COUNTS_TTL_S = 5.0  # a scrape reads the store at most this often
+JOB_COUNTS_WAIT_S = 2.0  # a scrape waits this long for the read, then shows the last figures
 
 
 class Metrics:
@@ -163,7 +164,8 @@ def room_kind(name: str) -> str:
 class JobCounts(Collector):
     """``collab_jobs{kind, state}``: the store's counts of queued and running jobs (every
     instance's), cached for JOB_COUNTS_TTL_S so frequent scrapes cost one indexed count per
-    kind and state at most that often. A failing count keeps the last figures."""
+    kind and state at most that often. A failing or slow count (a database in trouble) keeps
+    the last figures: the scrape still answers, with everything else in it."""
 
     def __init__(self, queues: Mapping[str, JobQueue], clock: Clock,
                  ttl: float = JOB_COUNTS_TTL_S):
@@ -177,14 +179,13 @@ class JobCounts(Collector):
     async def refresh(self) -> None:
         if self._read_at is not None and self.clock.monotonic() - self._read_at < self.ttl:
             return
-        if self._reading is None:  # concurrent scrapes share one read
+        if self._reading is None or self._reading.done():  # concurrent scrapes share one
             self._reading = asyncio.ensure_future(self._read())
-        reading = self._reading
+        patience = asyncio.ensure_future(self.clock.sleep(JOB_COUNTS_WAIT_S))
         try:
-            await asyncio.shield(reading)
+            await asyncio.wait([self._reading, patience], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            if reading.done() and self._reading is reading:
-                self._reading = None
+            patience.cancel()
 
     async def _read(self) -> None:
         try:

@@ -67,6 +67,8 @@ class MeasuredRepo:
                                            errors))
 
     def __getattr__(self, attr: str) -> Any:  # only called for what __init__ did not bind
+        if attr == "_repo":  # not set yet (a copy being made): no recursion
+            raise AttributeError(attr)
         return getattr(self._repo, attr)
 
     def __repr__(self) -> str:
@@ -84,6 +86,8 @@ class MeasuredStore(Store):
             setattr(self, name, MeasuredRepo(getattr(inner, name), name, seconds, errors))
 
     def __getattr__(self, attr: str) -> Any:
+        if attr == "inner":
+            raise AttributeError(attr)
         return getattr(self.inner, attr)
 
     async def ping(self) -> None:
