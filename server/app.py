@@ -19,11 +19,13 @@ from aiohttp import web
 import handlers
 from server import drain, http, web_security
 from server.keys import METRICS, REALTIME, SETTINGS, STORAGE, services_of
-from server.metrics import Metrics
+from server.metrics import Metrics, scrape_middleware
 from server.realtime import Realtime
+from server.store_metrics import measure_store
 from services.accounts import Housekeeping
 from services.ai import make_provider
 from services.bus import Bus, RedisBus
+from services.bus_probe import BusProbe
 from services.captures import PcapService
 from services.cascade import attach_project_cascade
 from services.chat_imports import ChatImportService
@@ -90,18 +92,21 @@ def create_app(settings: Settings | None = None, *, open_storage: StoreOpener | 
     metrics = Metrics()
     realtime = Realtime(settings, handlers.all_events(), metrics)
     # Uploads enforce MAX_UPLOAD_MB while streaming; other bodies are small JSON.
-    app = web.Application(client_max_size=1 << 20, middlewares=[http.error_middleware])
+    app = web.Application(client_max_size=1 << 20,
+                          middlewares=[http.error_middleware, scrape_middleware(metrics)])
     app[SETTINGS] = settings
     app[REALTIME] = realtime
     app[METRICS] = metrics
     app[OPENING] = _Opening()
     app[CLOCK] = clock or SystemClock()
     realtime.sio.attach(app)
+    metrics.watch_sockets(lambda: realtime.sio.manager)
     http.setup_routes(app)
     web_security.setup(app)
     drain.setup(app)
     app[STORAGE] = open_storage or _open_configured_storage
     app.cleanup_ctx.append(_redis_ctx)
+    app.cleanup_ctx.append(_bus_probe_ctx)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_services_ctx)
     # Engines start in this order once the container exists and stop in reverse.
@@ -136,6 +141,19 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         await opening.redis.aclose()
 
 
+async def _bus_probe_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Times the Redis bus with the instance's own messages (not on the in-process bus)."""
+    opening, metrics = app[OPENING], app[METRICS]
+    probe = None
+    if opening.redis is not None and opening.bus is not None:
+        probe = BusProbe(opening.bus, app[CLOCK], observe=metrics.bus_lag.observe,
+                         lost=metrics.bus_probes_lost.inc)
+        await probe.start()
+    yield
+    if probe is not None:
+        await probe.stop()
+
+
 async def _open_configured_storage(s: Settings) -> tuple[Store, BlobStore]:
     store = await open_store(data_dir=Path(s.data_dir), mongo_url=s.mongo_url,
                              mongo_db=s.mongo_db)
@@ -145,7 +163,9 @@ async def _open_configured_storage(s: Settings) -> tuple[Store, BlobStore]:
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     opening = app[OPENING]
     store, blobs = await app[STORAGE](app[SETTINGS])  # type: ignore[operator]
-    opening.store, opening.blobs = store, blobs
+    metrics = app[METRICS]
+    opening.store = measure_store(store, metrics.store_seconds, metrics.store_errors)
+    opening.blobs = blobs
     log.info("store open", extra={"fields": {"backend": store.backend}})
     yield
     await blobs.close()
@@ -181,7 +201,8 @@ def build_services(settings: Settings, opening: _Opening, realtime: Realtime,
                     settings.ticker_interval_s)
     pcap = PcapService(core)
     chat = ReplyEngine(core, make_provider(settings, clock),
-                       make_leader(redis, "chat-reaper", iid, max(3.0, settings.chat_lease_s)))
+                       make_leader(redis, "chat-reaper", iid, max(3.0, settings.chat_lease_s)),
+                       on_first_delta=realtime.metrics.chat_first_delta.observe)
     # Hooks run in registration order: a project's files and tables go first.
     attach_project_cascade(core, locks)
     locks.attach(core.hooks)
@@ -198,7 +219,12 @@ def build_services(settings: Settings, opening: _Opening, realtime: Realtime,
 
 async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     realtime = app[REALTIME]
-    realtime.bind(build_services(app[SETTINGS], app[OPENING], realtime, app[CLOCK]))
+    services = build_services(app[SETTINGS], app[OPENING], realtime, app[CLOCK])
+    realtime.bind(services)
+    app[METRICS].watch_jobs(
+        {"pcap": services.store.pcap, "chat_import": services.store.chat_imports},
+        services.clock, {"pcap": lambda: len(services.pcap.running),
+                         "chat_import": lambda: len(services.imports.running)})
     yield
     with contextlib.suppress(Exception):
         await realtime.sio.shutdown()

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -131,8 +132,12 @@ class LiveReply:
 
 
 class ReplyEngine:
-    def __init__(self, core: Core, provider: Provider, leader: Leader):
+    def __init__(self, core: Core, provider: Provider, leader: Leader, *,
+                 on_first_delta: Callable[[float], None] = lambda seconds: None):
+        """``on_first_delta(seconds)``: each reply's time from ``begin`` (its exchange
+        stored) to its first delta pushed to this instance's sockets (a metric)."""
         self.core = core
+        self.on_first_delta = on_first_delta
         self.provider = provider
         self.leader = leader
         self.settings = core.settings
@@ -341,6 +346,8 @@ class ReplyEngine:
         for emit, after in ((emit_here, live.started_here), (emit_elsewhere, live.started_out)):
             await after.wait()
             await self._push_delta(live, emit, data)
+            if emit is emit_here:
+                self.on_first_delta(time.perf_counter() - live.started)
 
     async def _push_pending(self, live: LiveReply) -> None:
         while live.pending:

@@ -692,6 +692,10 @@ class JobQueue(ABC):
         """1 for the next queued job to start; None when not queued."""
 
     @abstractmethod
+    async def count_jobs(self) -> dict[str, int]:
+        """How many jobs are ``queued`` and ``running`` (on any instance): indexed counts."""
+
+    @abstractmethod
     async def delete_job(self, file_id: str) -> None:
         """The job and what it derived (a capture's packets and statistics)."""
 

@@ -113,6 +113,10 @@ class MongoJobs(JobQueue):
         return await self.jobs.count_documents({"state": "queued",
                                                 "queueKey": {"$lte": doc["queueKey"]}})
 
+    async def count_jobs(self) -> dict[str, int]:
+        return {state: await self.jobs.count_documents({"state": state})
+                for state in ("queued", "running")}
+
     async def delete_job(self, file_id) -> None:
         await self._on_delete(file_id)
         await self.jobs.delete_one({"_id": file_id})

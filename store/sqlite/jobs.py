@@ -184,6 +184,15 @@ class SqliteJobs(JobQueue):
 
         return await self.db.read(read)
 
+    async def count_jobs(self) -> dict[str, int]:
+        def read(conn):
+            counts = dict.fromkeys(("queued", "running"), 0)
+            counts.update(conn.execute(f"SELECT state, count(*) FROM {self.table} WHERE state"
+                                       " IN ('queued', 'running') GROUP BY state"))
+            return counts
+
+        return await self.db.read(read)
+
     async def delete_job(self, file_id) -> None:
         def tx(conn):
             self._on_delete(conn, file_id)

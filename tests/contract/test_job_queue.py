@@ -90,3 +90,15 @@ async def test_params_travel_with_the_job(queue):
     assert claimed.params == job.params
     plain = await queue.queue_job(file_id=new_id(), project_id="p", requested_by="u")
     assert plain.params == {}
+
+
+async def test_count_jobs_counts_queued_and_running_only(queue):
+    assert await queue.count_jobs() == {"queued": 0, "running": 0}
+    a, b, c = new_id(), new_id(), new_id()
+    for file_id in (a, b, c):
+        await queue.queue_job(file_id=file_id, project_id="p1", requested_by="u1")
+    claimed = await queue.claim_job(instance="i1", now=time.time(), lease_s=30)
+    assert await queue.count_jobs() == {"queued": 2, "running": 1}
+    assert await queue.finish_job(claimed.file_id, attempt=claimed.attempt, state="done")
+    await queue.cancel_job(c if claimed.file_id != c else b)
+    assert await queue.count_jobs() == {"queued": 1, "running": 0}

@@ -29,6 +29,9 @@ SECRET = "compose-test-secret-" + "s" * 40
 SECRETS_KEY = base64.b64encode(b"k" * 32).decode()
 SERVERS = ("server1", "server2", "server3")
 TESTS = "tests-mongo"  # profile "test": the suite against the stack's MongoDB
+MONITORING = ("prometheus", "grafana")  # profile "observability"
+PROMETHEUS_CONF = REPO / "deploy" / "prometheus.yml"
+GRAFANA = REPO / "deploy" / "grafana"
 
 
 def _docker_compose() -> str:
@@ -81,7 +84,7 @@ def config(tmp_path_factory) -> dict:
 
 def test_compose_has_the_production_topology(config):
     services = config["services"]
-    assert set(services) == {"mongo", "redis", "nginx", *SERVERS, TESTS}
+    assert set(services) == {"mongo", "redis", "nginx", *SERVERS, TESTS, *MONITORING}
     assert all("profiles" not in services[n] for n in ("mongo", "redis", "nginx", *SERVERS))
     assert services["mongo"]["image"].startswith("mongo")
     assert services["redis"]["image"].startswith("redis")
@@ -136,7 +139,10 @@ def test_tests_service_runs_the_suite_against_the_stacks_mongo(config):
 def test_nginx_is_the_one_public_port(config):
     services = config["services"]
     nginx = services["nginx"]
-    assert [name for name, svc in services.items() if svc.get("ports")] == ["nginx"]
+    published = {name for name, svc in services.items() if svc.get("ports")}
+    assert published == {"nginx", "grafana"}
+    # Grafana (profile "observability") listens on the host's loopback only.
+    assert [str(p).split(":")[0] for p in services["grafana"]["ports"]] == ["127.0.0.1"]
     assert len(nginx["ports"]) == 1
     assert nginx["depends_on"] == {name: {"condition": "service_healthy"} for name in SERVERS}
     mounts = [str(v) for v in nginx["volumes"]]
@@ -216,6 +222,8 @@ def test_nginx_config_matches_the_compose_file(config):
     assert re.search(r"proxy_set_header\s+X-Forwarded-For\s+\$proxy_add_x_forwarded_for;", text)
     assert re.search(r"proxy_set_header\s+X-Real-IP\s+\$remote_addr;", text)
     assert re.search(r"proxy_buffering\s+off;", text)
+    # Prometheus scrapes the instances themselves; the public port serves no metrics.
+    assert re.search(r"location\s*=\s*/metrics\s*\{\s*return\s+404;\s*\}", text)
     assert re.search(r"proxy_request_buffering\s+off;", text)
     read_timeout = re.search(r"proxy_read_timeout\s+(\d+)s;", text)
     assert read_timeout and int(read_timeout.group(1)) >= 600
@@ -227,3 +235,59 @@ def test_nginx_config_matches_the_compose_file(config):
     assert len(upload_mb) == 1, "every instance must have the same MAX_UPLOAD_MB"
     app_mb, nginx_mb = upload_mb.pop(), int(body.group(1))
     assert app_mb <= nginx_mb <= app_mb + 8, (app_mb, nginx_mb)
+
+
+# -- the observability profile ------------------------------------------------------------
+
+def _mounts(svc: dict) -> dict[str, str]:
+    """target → source of a service's bind mounts (``source:target[:mode]``)."""
+    out = {}
+    for volume in svc["volumes"]:
+        source, target = str(volume).split(":")[:2]
+        out[target] = source
+    return out
+
+
+def test_observability_profile_is_valid_and_off_by_default(tmp_path, config):
+    env_file = tmp_path / "empty.env"
+    env_file.write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "GRAFANA_"))}
+    env.update(JWT_SECRET=SECRET, SECRETS_KEY=SECRETS_KEY)
+    result = subprocess.run(
+        [_docker_compose(), "--env-file", str(env_file), "-f", str(COMPOSE_FILE),
+         "--project-directory", str(REPO), "--profile", "observability", "config", "-q"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    for name in MONITORING:
+        assert config["services"][name]["profiles"] == ["observability"], name
+
+
+def test_prometheus_scrapes_every_instance(config):
+    prometheus = config["services"]["prometheus"]
+    assert _mounts(prometheus)["/etc/prometheus/prometheus.yml"] == str(PROMETHEUS_CONF)
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    assert "ports" not in prometheus  # Grafana reaches it on the compose network
+    conf = _load_yaml(PROMETHEUS_CONF.read_text())
+    (job,) = conf["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    targets = [t for group in job["static_configs"] for t in group["targets"]]
+    assert sorted(targets) == [f"{name}:8000" for name in SERVERS]
+    for name in SERVERS:  # what is scraped is what compose runs, on the port it listens on
+        assert config["services"][name]["environment"]["PORT"] == "8000"
+
+
+def test_grafana_loads_the_datasource_and_the_dashboard(config):
+    grafana = config["services"]["grafana"]
+    mounts = _mounts(grafana)
+    assert mounts["/etc/grafana/provisioning"] == str(GRAFANA / "provisioning")
+    datasources = _load_yaml((GRAFANA / "provisioning/datasources/prometheus.yml").read_text())
+    (source,) = datasources["datasources"]
+    assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
+    providers = _load_yaml((GRAFANA / "provisioning/dashboards/collab.yml").read_text())
+    (provider,) = providers["providers"]
+    assert mounts[provider["options"]["path"]] == str(GRAFANA / "dashboards")
+    dashboard = json.loads((GRAFANA / "dashboards/collab.json").read_text())
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home == f"{provider['options']['path']}/collab.json"
+    uids = {t["datasource"]["uid"] for p in dashboard["panels"] for t in p.get("targets", ())}
+    assert uids == {source["uid"]}, "every query goes to the provisioned Prometheus"
