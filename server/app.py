@@ -19,7 +19,7 @@ from aiohttp import web
 import handlers
 from server import drain, http, web_security
 from server.keys import METRICS, REALTIME, SETTINGS, STORAGE, services_of
-from server.metrics import Metrics, scrape_middleware
+from server.metrics import Metrics
 from server.realtime import Realtime
 from server.store_metrics import measure_store
 from services.accounts import Housekeeping
@@ -93,7 +93,7 @@ def create_app(settings: Settings | None = None, *, open_storage: StoreOpener | 
     realtime = Realtime(settings, handlers.all_events(), metrics)
     # Uploads enforce MAX_UPLOAD_MB while streaming; other bodies are small JSON.
     app = web.Application(client_max_size=1 << 20,
-                          middlewares=[http.error_middleware, scrape_middleware(metrics)])
+                          middlewares=[http.error_middleware])
     app[SETTINGS] = settings
     app[REALTIME] = realtime
     app[METRICS] = metrics

@@ -14,7 +14,6 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -112,19 +111,6 @@ class Metrics:
         """Before a scrape: bring the cached, store-backed figures up to date."""
         for refresh in self._refreshers:
             await refresh()
-
-
-def scrape_middleware(metrics: Metrics):
-    """Refreshes the store-backed figures before ``GET /metrics`` renders (collectors run
-    synchronously, so they cannot await the store themselves)."""
-
-    @web.middleware
-    async def refresh_before_scrape(request: web.Request, handler):
-        if request.path == "/metrics":
-            await metrics.refresh()
-        return await handler(request)
-
-    return refresh_before_scrape
 
 
 class RoomsCollector(Collector):
