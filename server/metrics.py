@@ -126,7 +126,10 @@ class RoomsCollector(Collector):
             "(a room 'project:<id>:owners' is of kind 'project:owners')",
             labels=["namespace", "kind"])
         # Runs on the event loop (the /metrics handler), so the table cannot change under us.
-        for namespace, table in self.manager_of().rooms.items():
+        # The default namespace's socket count is always there (0 when nobody is connected):
+        # a series that vanishes when idle reads as "no data" on a dashboard, not as zero.
+        tables = {"/": {}, **self.manager_of().rooms}
+        for namespace, table in tables.items():
             connected = table.get(None, {})
             sockets.add_metric([namespace], len(connected))
             kinds: collections.Counter[str] = collections.Counter()
@@ -137,6 +140,7 @@ class RoomsCollector(Collector):
                 kinds[room_kind(str(name))] += 1
             for kind, count in sorted(kinds.items()):
                 rooms.add_metric([namespace, kind], count)
+
         return [sockets, rooms]
 
 

@@ -75,10 +75,16 @@ async def test_dashboard_queries_only_what_the_server_exports(tmp_path):
         server = await RunningServer(settings).start()
         try:
             await _exercise(server.url)
-            samples = await eventually(lambda: _with_bus_lag(server.url), timeout=20)
-            async with aiohttp.ClientSession() as http, \
-                    http.get(f"{server.url}/metrics") as resp:
-                families = {f.name for f in text_string_to_metric_families(await resp.text())}
+            # Someone in a room while scraping: room gauges only exist for rooms that do.
+            project, owner, _ = await team(server.url)
+            try:
+                samples = await eventually(lambda: _with_bus_lag(server.url), timeout=20)
+                async with aiohttp.ClientSession() as http, \
+                        http.get(f"{server.url}/metrics") as resp:
+                    families = {f.name
+                                for f in text_string_to_metric_families(await resp.text())}
+            finally:
+                await close(owner)
         finally:
             await server.stop()
     exported = names(samples)
