@@ -14,7 +14,7 @@ from functools import partial
 from pydantic import Field, field_validator
 
 from handlers import scopes
-from handlers.base import Payload, event
+from handlers.base import Cursor, Int, Payload, event
 from handlers.files import file_for
 from services.ai import chars_for_tokens
 from services.quotas import spend_guest_quota
@@ -51,14 +51,14 @@ class CreatePayload(Payload):
 
 class ListPayload(Payload):
     projectId: str | None = Field(default=None, min_length=1, max_length=64)
-    cursor: str | None = Field(default=None, max_length=64)
-    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Cursor
+    limit: int = Int(50, ge=1, le=200)
 
 
 class GetPayload(Payload):
     id: str = Id
-    cursor: str | None = Field(default=None, max_length=64)
-    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Cursor
+    limit: int = Int(50, ge=1, le=200)
 
 
 class IdPayload(Payload):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import math
 import re
 import time
 import uuid
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import socketio
+from engineio import json as engineio_json
 from pydantic import ValidationError
 from socketio import packet as sio_packet
 
@@ -73,6 +75,33 @@ def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
             return True
         stack.extend((child, depth + 1) for child in item)
     return False
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("a number overflows to infinity")
+    return value
+
+
+def _not_json(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+class _StrictJson:
+    """engineio's json (integers of at most 100 digits) refusing what Python's json lets
+    through and JSON has not: NaN, Infinity, and numbers that overflow to infinity. None of
+    them reaches a handler, a store or (relayed) another user's client."""
+
+    dumps = staticmethod(engineio_json.dumps)
+
+    @staticmethod
+    def loads(s, **kwargs):
+        return engineio_json.loads(s, parse_constant=_not_json, parse_float=_finite, **kwargs)
+
+
+class EventPacket(sio_packet.Packet):
+    json = _StrictJson
 
 
 class CollabSocketServer(socketio.AsyncServer):
@@ -172,6 +201,7 @@ class Realtime:
             cors = "*"
         self.sio = CollabSocketServer(
             async_mode="aiohttp",
+            serializer=EventPacket,
             client_manager=manager,
             cors_allowed_origins=cors if cors is not None else [],
             # Transport cap: above the event limit, so oversized events get an answer.
