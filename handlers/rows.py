@@ -6,9 +6,9 @@ store refuses it if the row moved on (``conflict``), so a stale holder never ove
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, JsonValue
 
 from handlers.base import Int, Payload, SafeInt, event
 from handlers.scopes import Table
@@ -48,7 +48,7 @@ class RowsPayload(Payload):
 
 class AddPayload(Payload):
     tableId: str = Id
-    values: dict[str, Any] = Values
+    values: dict[str, JsonValue] = Values
 
 
 class UpdatePayload(Payload):
@@ -56,7 +56,7 @@ class UpdatePayload(Payload):
     rowId: str = Id
     version: int = Int(ge=1)
     lockToken: str | None = Field(default=None, max_length=100)
-    values: dict[str, Any] = Values
+    values: dict[str, JsonValue] = Values
 
 
 class DeletePayload(Payload):

@@ -40,6 +40,8 @@ _HEADER = re.compile(r'2(?:(/[^,]*),)?(\d*)\["((?:[^"\\]|\\.){0,200})"')
 # Just the namespace and ack id of an EVENT packet, to answer one whose body is unusable.
 _PREFIX = re.compile(r'2(?:(/[^,]*),)?(\d{1,15})')
 MAX_DEPTH = 64  # nesting of arrays/objects in an event's payload
+# A BINARY_EVENT's header: attachment count, optional "/namespace,", optional ack id.
+_BINARY = re.compile(r'5(\d{1,4})-(?:(/[^,]*),)?(\d{0,15})')
 # A \\uD800-\\uDFFF escape in the raw text: the only way a lone surrogate gets in.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
@@ -115,7 +117,25 @@ class CollabSocketServer(socketio.AsyncServer):
     on_too_large: Callable[[str, int], None] | None = None
     on_malformed: Callable[[str], None] | None = None
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._dropping: dict[str, int] = {}  # attachments still to come of a refused event
+
     async def _handle_eio_message(self, eio_sid, data):
+        if isinstance(data, bytes) and self._dropping.get(eio_sid):
+            self._dropping[eio_sid] -= 1
+            return
+        binary = _BINARY.match(data, 0, 256) if isinstance(data, str) else None
+        if binary:
+            # No event takes binary attachments (payloads are JSON; files go over REST):
+            # the event is refused and its attachments, sent as frames of their own after
+            # it, are dropped as they come.
+            count, namespace, ack_id = binary.groups()
+            self._dropping[eio_sid] = int(count)
+            await self._answer_malformed(eio_sid, namespace or "/", ack_id,
+                                         "event payloads are JSON: binary attachments "
+                                         "are not accepted")
+            return
         if isinstance(data, str) and len(data) > self.event_limit:
             header = _HEADER.match(data, 0, 256)
             if header:
@@ -158,6 +178,10 @@ class CollabSocketServer(socketio.AsyncServer):
                                              name, len(data))
                 return
         await super()._handle_eio_message(eio_sid, data)
+
+    async def _handle_eio_disconnect(self, eio_sid, reason):
+        self._dropping.pop(eio_sid, None)
+        await super()._handle_eio_disconnect(eio_sid, reason)
 
     async def _answer_malformed(self, eio_sid, namespace, ack_id, problem):
         if self.on_malformed:

@@ -201,16 +201,23 @@ class World:
                                        "web.pcap")
             assert status == 201, out
             self.captures[target] = out["data"]["id"]
-        deadline = time.monotonic() + 60
-        for fid in self.captures.values():
+        await self.ensure_captures()
+        await self.quiesce()
+
+    async def ensure_captures(self, timeout: float = 60) -> None:
+        """Until both captures are ingested (polling the store: the ingest runs in a
+        worker); one a caller cancelled, or whose ingest failed, is ingested anew."""
+        deadline = time.monotonic() + timeout
+        for target, fid in self.captures.items():
             while True:
                 job = await self.store.pcap.get_job(fid)
                 if job is not None and job.state == "done":
                     break
-                assert job is None or job.state in ("queued", "running"), job
-                assert time.monotonic() < deadline, "capture ingest did not finish"
+                if job is not None and job.state not in ("queued", "running"):
+                    owner = self.ids["owner" if target == "P" else "q_owner"]
+                    await self.services.pcap.enqueue(fid, self.homes[target], owner)
+                assert time.monotonic() < deadline, f"capture ingest did not finish: {job}"
                 await asyncio.sleep(0.05)
-        await self.quiesce()
 
     def take_refresh_token(self) -> str:
         return self.refresh_tokens.pop()
