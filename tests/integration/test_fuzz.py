@@ -1,7 +1,7 @@
 """The event fuzzer: every event in the registry, called through a real server and one real
 Socket.IO connection with payloads generated from its pydantic model (``tests/fuzz_values.py``).
 
-Two passes per event, both on resources built fresh for the event:
+Three passes, each on resources built fresh (per event, or per burst):
 
 * the sweep: the event's valid sample with each field — nested fields too — set in turn to
   each value of its type's catalogue (valid, one past each bound, beyond 2⁵³ and int64,
@@ -9,8 +9,10 @@ Two passes per event, both on resources built fresh for the event:
   forged cursors, ids of resources that exist and do not, wrong types, deep nesting),
   then dropped, an unknown field added, and payloads that are not objects;
 * hypothesis: ``FUZZ_EXAMPLES`` (default 5) payloads mixing those with random values of
-  each type, whole payloads drawn field by field, several fields wrong at once. The seed is
-  fixed (``derandomize``) so a run is reproducible; raise the knob for long runs.
+  each type, whole payloads drawn field by field, several fields wrong at once;
+* bursts: ``4 × FUZZ_EXAMPLES`` sets of two to five events sent at once on fresh resources.
+
+The seed is fixed (``derandomize``) so a run is reproducible; raise the knob for long runs.
 
 For every call: an ack comes (within ``ACK_TIMEOUT``), shaped ``{ok, data}`` or ``{ok,
 error: {code, …}}`` with a SPEC §2 code that is not ``internal``; the connection stays,
@@ -162,7 +164,8 @@ class Case:
         self.pools = Pools(res, theirs, SPARED.get(spec.name, set()))
 
 
-async def fresh_case(fuzz: Fuzz, spec: EventSpec) -> Case:
+@pytest_asyncio.fixture(loop_scope="module")
+async def case(fuzz: Fuzz, spec: EventSpec) -> Case:
     world = fuzz.world
     await world.ensure_captures()  # an earlier event may have cancelled an ingest
     if spec.name == "auth:refresh":  # its sample spends a refresh token: one of its own
@@ -170,11 +173,6 @@ async def fresh_case(fuzz: Fuzz, spec: EventSpec) -> Case:
         world.extra_clients.append(spender)
         world.refresh_tokens.append(spender.tokens["refreshToken"])  # type: ignore[index]
     return Case(spec, await world.build("P"), fuzz.theirs)
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def case(fuzz: Fuzz, spec: EventSpec) -> Case:
-    return await fresh_case(fuzz, spec)
 
 
 # -- the sweep -------------------------------------------------------------------------------
