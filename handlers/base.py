@@ -9,9 +9,11 @@ import inspect
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, cast
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticUndefined
 
 from handlers.limits import event_class
 from store.base import role_at_least
@@ -23,10 +25,47 @@ if TYPE_CHECKING:  # scopes build on project_access below
 
 class Payload(BaseModel):
     """Base of every event payload: unknown fields are refused, not ignored, so a typo
-    in a client surfaces as ``bad_request`` instead of a silently dropped change."""
+    in a client surfaces as ``bad_request`` instead of a silently dropped change. Floats
+    are finite (NaN and infinities reach no store and no other client)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True,
-                              str_strip_whitespace=False)
+                              str_strip_whitespace=False, allow_inf_nan=False)
+
+
+# Every integer in a payload is bounded on both sides, within what a JavaScript client
+# reads exactly (2⁵³ − 1) and so far inside both stores' int64: a bigger one is a
+# bad_request naming the field, not an OverflowError from a driver. ``tests/integration/
+# test_hostile_input.py`` checks every event's model for unbounded integers.
+MAX_INT = 2**53 - 1
+
+
+def Int(default: Any = PydanticUndefined, *, ge: int = 0, le: int = MAX_INT,  # noqa: N802
+        **extra: Any) -> Any:
+    """The field of an integer payload value: ``ge`` ≤ value ≤ ``le`` (by default a count,
+    0 to ``MAX_INT``)."""
+    if not -MAX_INT <= ge <= le <= MAX_INT:
+        raise ValueError(f"integer bounds {ge}..{le} are not within ±{MAX_INT}")
+    return Field(default, ge=ge, le=le, **extra)
+
+
+# A page cursor as the server gave it out: opaque, checked where it is read
+# (``store.query.decode_cursor``), so a forged one is a bad_request.
+Cursor: Any = Field(default=None, max_length=200)
+
+# An integer inside a union (a filter value that may also be text or a number).
+SafeInt = Annotated[int, Field(ge=-MAX_INT, le=MAX_INT)]
+
+
+def _utc(value: datetime) -> datetime:
+    try:
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:
+        raise ValueError("time out of range") from None
+
+
+# A time in a payload: ISO 8601 (or epoch seconds); without an offset it is UTC. Always
+# handed to handlers in UTC, so no handler meets a time that cannot be converted.
+Time = Annotated[datetime, AfterValidator(_utc)]
 
 
 class Empty(Payload):

@@ -14,7 +14,7 @@ from functools import partial
 from pydantic import Field, StrictBool, field_validator, model_validator
 
 from handlers import scopes
-from handlers.base import Payload, event
+from handlers.base import Cursor, Int, Payload, event
 from handlers.files import file_for
 from services.ai import chars_for_tokens
 from services.quotas import spend_guest_quota
@@ -52,8 +52,8 @@ class CreatePayload(Payload):
 class ListPayload(Payload):
     projectId: str | None = Field(default=None, min_length=1, max_length=64)
     all: StrictBool = False
-    cursor: str | None = Field(default=None, max_length=64)
-    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Cursor
+    limit: int = Int(50, ge=1, le=200)
 
     @model_validator(mode="after")
     def _one_scope(self) -> ListPayload:
@@ -64,8 +64,8 @@ class ListPayload(Payload):
 
 class GetPayload(Payload):
     id: str = Id
-    cursor: str | None = Field(default=None, max_length=64)
-    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Cursor
+    limit: int = Int(50, ge=1, le=200)
 
 
 class IdPayload(Payload):

@@ -9,13 +9,12 @@ details?}``, ``chat:import:cancelled {fileId}``, ``chat:updated {chat}``,
 """
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
-from handlers.base import Payload, event
+from handlers.base import Cursor, Int, Payload, Time, event
 from handlers.scopes import File, ImportedChat, Project
 from ingest.chats.model import PLATFORMS
 from services.chat_imports import chat_view, line_view
@@ -26,12 +25,6 @@ from store.ids import iso
 Id = Field(min_length=1, max_length=64)
 Platform = Literal["whatsapp", "telegram", "discord", "slack", "chatgpt", "messenger"]
 assert set(Platform.__args__) == set(PLATFORMS)  # type: ignore[attr-defined]
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class ImportPayload(Payload):
@@ -58,8 +51,8 @@ class FilePayload(Payload):
 
 class ListPayload(Payload):
     projectId: str = Id
-    cursor: str | None = Field(default=None, max_length=200)
-    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Cursor
+    limit: int = Int(50, ge=1, le=200)
 
 
 class IdPayload(Payload):
@@ -68,11 +61,11 @@ class IdPayload(Payload):
 
 class MessagesPayload(Payload):
     chatId: str = Id
-    cursor: str | None = Field(default=None, max_length=200)
-    limit: int = Field(default=100, ge=1, le=500)
+    cursor: str | None = Cursor
+    limit: int = Int(100, ge=1, le=500)
     author: str | None = Field(default=None, min_length=1, max_length=200)
-    from_: datetime | None = Field(default=None, alias="from")
-    to: datetime | None = None
+    from_: Time | None = Field(default=None, alias="from")
+    to: Time | None = None
     around: str | None = Field(default=None, min_length=1, max_length=100)
 
 
@@ -86,10 +79,10 @@ class SearchPayload(Payload):
     query: str = Field(min_length=1, max_length=500)
     chatId: str | None = Field(default=None, min_length=1, max_length=64)
     author: str | None = Field(default=None, min_length=1, max_length=200)
-    from_: datetime | None = Field(default=None, alias="from")
-    to: datetime | None = None
-    cursor: str | None = Field(default=None, max_length=200)
-    limit: int = Field(default=20, ge=1, le=100)
+    from_: Time | None = Field(default=None, alias="from")
+    to: Time | None = None
+    cursor: str | None = Cursor
+    limit: int = Int(20, ge=1, le=100)
 
 
 # -- imports ------------------------------------------------------------------------------
@@ -159,7 +152,7 @@ async def on_messages(ctx, p: MessagesPayload):
     ``around`` (a message id) opens the page around that message."""
     page = await ctx.store.chats.list_lines(
         ctx.resource.id, cursor=p.cursor, limit=p.limit, author=p.author,
-        since=_utc(p.from_), until=_utc(p.to), around=p.around)
+        since=p.from_, until=p.to, around=p.around)
     return {"items": [line_view(m) for m in page.items], "nextCursor": page.next_cursor}
 
 
@@ -195,8 +188,8 @@ async def on_search(ctx, p: SearchPayload):
     if not p.query.strip():
         raise BadRequest("query is empty")
     page = await ctx.store.chats.search(
-        p.projectId, p.query, chat_id=p.chatId, author=p.author, since=_utc(p.from_),
-        until=_utc(p.to), cursor=p.cursor, limit=p.limit)
+        p.projectId, p.query, chat_id=p.chatId, author=p.author, since=p.from_,
+        until=p.to, cursor=p.cursor, limit=p.limit)
     return {"items": [{"chatId": h.chat_id, "messageId": h.message_id, "author": h.author,
                        "time": iso(h.time), "text": h.text,
                        "snippet": h.snippet} for h in page.items],

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import filetype
 from pydantic import Field
 
-from handlers.base import Payload, event
+from handlers.base import Cursor, Int, Payload, event
 from handlers.scopes import File, Project, ProjectOrPrivate, Role
 from store.base import FileRecord
 from store.errors import EventError, TooLarge
@@ -141,8 +141,8 @@ async def delete_file(services, record: FileRecord) -> None:
 
 class ListPayload(Payload):
     projectId: str | None = Field(default=None, min_length=1, max_length=64)
-    cursor: str | None = Field(default=None, max_length=64)
-    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Cursor
+    limit: int = Int(50, ge=1, le=200)
 
 
 class IdPayload(Payload):

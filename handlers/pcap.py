@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
 import tempfile
 from datetime import UTC, datetime
@@ -19,7 +18,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from handlers.base import Payload, event
+from handlers.base import Cursor, Int, Payload, Time, event
 from handlers.scopes import Capture, File
 from ingest.pcap import dissect as dissection
 from ingest.pcap import layout as layouts
@@ -28,6 +27,7 @@ from services.captures import PcapService
 from services.quotas import spend_guest_quota
 from store.base import PacketFilter, PcapPacket
 from store.errors import BadRequest, Conflict, EventError, NotFound
+from store.query import decode_cursor, encode_cursor
 
 Id = Field(min_length=1, max_length=64)
 Kind = Literal["eth", "ip", "ipv6", "tcp", "udp"]
@@ -46,8 +46,8 @@ class ListPayload(Payload):
     kind: Kind
     sort: Literal["bytes", "frames", "start", "duration", "address"] = "bytes"
     order: Literal["asc", "desc"] | None = None
-    cursor: str | None = Field(default=None, max_length=200)
-    limit: int = Field(default=100, ge=1, le=1000)
+    cursor: str | None = Cursor
+    limit: int = Int(100, ge=1, le=1000)
 
 
 class IoPayload(Payload):
@@ -58,30 +58,30 @@ class IoPayload(Payload):
 class PacketFilterIn(Payload):
     protocol: str | None = Field(default=None, min_length=1, max_length=64)
     address: str | None = Field(default=None, min_length=1, max_length=128)
-    port: int | None = Field(default=None, ge=0, le=65535)
-    timeFrom: datetime | None = None
-    timeTo: datetime | None = None
+    port: int | None = Int(None, le=65535)
+    timeFrom: Time | None = None
+    timeTo: Time | None = None
     text: str | None = Field(default=None, min_length=1, max_length=200)
-    tcpStream: int | None = Field(default=None, ge=0)
-    udpStream: int | None = Field(default=None, ge=0)
+    tcpStream: int | None = Int(None)
+    udpStream: int | None = Int(None)
 
 
 class PacketsPayload(Payload):
     fileId: str = Id
-    cursor: str | None = Field(default=None, max_length=20)
-    limit: int = Field(default=100, ge=1, le=1000)
+    cursor: str | None = Cursor
+    limit: int = Int(100, ge=1, le=1000)
     filter: PacketFilterIn | None = None
 
 
 class PacketPayload(Payload):
     fileId: str = Id
-    number: int = Field(ge=1)
+    number: int = Int(ge=1)
 
 
 class FollowPayload(Payload):
     fileId: str = Id
     stream: Literal["tcp", "udp"]
-    index: int = Field(ge=0)
+    index: int = Int()
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -91,9 +91,7 @@ def service(ctx) -> PcapService:
 
 
 def _epoch(dt: datetime | None) -> float | None:
-    if dt is None:
-        return None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+    return None if dt is None else dt.timestamp()  # a payload's Time is in UTC
 
 
 def _time(epoch: float) -> str:
@@ -109,29 +107,23 @@ def packet_view(p: PcapPacket, first: float | None) -> dict:
             "stream": {"kind": p.l4, "index": p.stream} if p.l4 else None}
 
 
-def encode_cursor(value, ident: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps([value, ident]).encode()).decode()
-
-
-def decode_cursor(cursor: str):
-    try:
-        value, ident = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return value, int(ident)
-    except (ValueError, TypeError):
-        raise BadRequest("cursor is not one this server gave out") from None
+# What each sort key of a conversation or endpoint list holds, as a cursor checks it.
+SORT_VALUES: dict[str, type] = {"bytes": int, "frames": int, "start": float, "duration": float,
+                                "a": str, "address": str}
 
 
 def page_sorted(items: list[dict], key: str, descending: bool, cursor: str | None,
                 limit: int) -> dict:
     """Keyset paging over an immutable list: order by (key, id); the cursor is the last
-    (value, id) seen, so pages stay stable whatever is asked in between."""
+    (value, id) seen, so pages stay stable whatever is asked in between. A cursor names
+    its sort key: one from a list sorted another way is refused, not misread."""
     def sort_key(item):
         return (item[key], item["id"])
 
     ordered = sorted(items, key=sort_key, reverse=descending)
     start = 0
     if cursor:
-        last = tuple(decode_cursor(cursor))
+        last = tuple(decode_cursor(cursor, key, (SORT_VALUES[key], int)))
         lo, hi = 0, len(ordered)
         while lo < hi:  # first item strictly after ``last`` in this order
             mid = (lo + hi) // 2
@@ -145,8 +137,8 @@ def page_sorted(items: list[dict], key: str, descending: bool, cursor: str | Non
     chunk = ordered[start:start + limit]
     more = start + limit < len(ordered)
     return {"items": chunk,
-            "nextCursor": encode_cursor(chunk[-1][key], chunk[-1]["id"]) if more and chunk
-            else None}
+            "nextCursor": encode_cursor([key, chunk[-1][key], chunk[-1]["id"]])
+            if more and chunk else None}
 
 
 # -- events -------------------------------------------------------------------------------
@@ -268,11 +260,6 @@ async def on_packets(ctx, p: PacketsPayload):
     text in Info, one TCP/UDP stream); keyset-paged by frame number. Works while the
     ingest runs (the frames stored so far)."""
     record, job = ctx.resource.file, ctx.resource.job
-    after = 0
-    if p.cursor is not None:
-        if not p.cursor.isdigit():
-            raise BadRequest("cursor is not one this server gave out")
-        after = int(p.cursor)
     f = p.filter or PacketFilterIn()
     if f.tcpStream is not None and f.udpStream is not None:
         raise BadRequest("filter on one stream: tcpStream or udpStream")
@@ -281,7 +268,8 @@ async def on_packets(ctx, p: PacketsPayload):
                        l4="tcp" if f.tcpStream is not None else
                        "udp" if f.udpStream is not None else None,
                        stream=f.tcpStream if f.tcpStream is not None else f.udpStream)
-    page = await ctx.store.pcap.list_packets(record.id, after=after, limit=p.limit, flt=flt)
+    page = await ctx.store.pcap.list_packets(record.id, cursor=p.cursor, limit=p.limit,
+                                              flt=flt)
     first = None
     if job.state == "done":
         first = (await service(ctx).stats(job, "summary"))["firstEpoch"]

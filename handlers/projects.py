@@ -5,9 +5,9 @@ Roles: viewers read, editors write content, owners change the project and its me
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, JsonValue, field_validator
 
 from handlers.base import Empty, Payload, event, json_size
 from handlers.scopes import InRoom, Project
@@ -60,7 +60,7 @@ class MemberRemovePayload(Payload):
 class BroadcastPayload(Payload):
     id: str = Id
     event: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
-    data: Any = None
+    data: JsonValue = None  # relayed as JSON: a binary attachment is refused
 
 
 async def _view(ctx, project, viewer: str | None = None) -> dict:

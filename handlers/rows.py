@@ -6,11 +6,11 @@ store refuses it if the row moved on (``conflict``), so a stale holder never ove
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, JsonValue
 
-from handlers.base import Payload, event
+from handlers.base import Int, Payload, SafeInt, event
 from handlers.scopes import Table
 from handlers.table_common import (
     change_view,
@@ -24,6 +24,7 @@ from handlers.table_common import (
 from services.locks import holder_view
 from store.base import RowFilter
 from store.errors import EventError, Forbidden, Locked, NotFound
+from store.query import ROW_CURSOR_TEXT
 
 Id = Field(min_length=1, max_length=64)
 Values = Field(max_length=200)
@@ -32,13 +33,14 @@ Values = Field(max_length=200)
 class FilterIn(Payload):
     column: str = Field(min_length=1, max_length=100)
     op: Literal["eq", "ne", "contains", "lt", "lte", "gt", "gte"] = "eq"
-    value: str | bool | int | float | None = None
+    value: str | bool | SafeInt | float | None = None
 
 
 class RowsPayload(Payload):
     tableId: str = Id
-    cursor: str | None = Field(default=None, max_length=500)
-    limit: int = Field(default=100, ge=1, le=1000)
+    # the last row's sort value travels in it: as long as a cell may be
+    cursor: str | None = Field(default=None, max_length=ROW_CURSOR_TEXT)
+    limit: int = Int(100, ge=1, le=1000)
     sort: str | None = Field(default=None, max_length=100)
     order: Literal["asc", "desc"] = "asc"
     filter: list[FilterIn] = Field(default_factory=list, max_length=20)
@@ -46,21 +48,21 @@ class RowsPayload(Payload):
 
 class AddPayload(Payload):
     tableId: str = Id
-    values: dict[str, Any] = Values
+    values: dict[str, JsonValue] = Values
 
 
 class UpdatePayload(Payload):
     tableId: str = Id
     rowId: str = Id
-    version: int = Field(ge=1)
+    version: int = Int(ge=1)
     lockToken: str | None = Field(default=None, max_length=100)
-    values: dict[str, Any] = Values
+    values: dict[str, JsonValue] = Values
 
 
 class DeletePayload(Payload):
     tableId: str = Id
     rowId: str = Id
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Int(None, ge=1)
     lockToken: str | None = Field(default=None, max_length=100)
 
 
@@ -78,7 +80,7 @@ class HeartbeatPayload(RowPayload):
 
 
 class RestorePayload(RowPayload):
-    version: int = Field(ge=1)
+    version: int = Int(ge=1)
 
 
 @event("table:rows", RowsPayload, scope=Table("tableId", "viewer"),

@@ -3,12 +3,11 @@ rename, delete, history and restore as of a time. Rows and locks are in ``rows.p
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import Field, field_validator
 
-from handlers.base import Payload, event
+from handlers.base import Cursor, Int, Payload, Time, event
 from handlers.files import file_for
 from handlers.scopes import Project, Table
 from handlers.table_common import change_view, push_row, reveal, seal, sees_clear, table_view
@@ -68,13 +67,13 @@ class ImportPayload(Payload):
 
 class HistoryPayload(Payload):
     tableId: str = Id
-    cursor: int | None = None
-    limit: int = Field(default=100, ge=1, le=500)
+    cursor: str | None = Cursor
+    limit: int = Int(100, ge=1, le=500)
 
 
 class RestorePayload(Payload):
     tableId: str = Id
-    at: datetime
+    at: Time
 
 
 async def _announce(ctx, event_name: str, table) -> dict:
@@ -191,8 +190,7 @@ async def on_restore(ctx, p: RestorePayload):
     """Put the whole table back as it was at ``at``, as new changes (themselves in history).
     Rows locked by someone else make it fail with ``locked``."""
     table = ctx.resource
-    at = p.at if p.at.tzinfo else p.at.replace(tzinfo=UTC)
-    past = await ctx.store.tables.rows_at(table.id, at)
+    past = await ctx.store.tables.rows_at(table.id, p.at)
     locks = await ctx.services.locks.table_locks(table.id)
     foreign = [held for held in locks if held["userId"] != ctx.user_id]
     if foreign:

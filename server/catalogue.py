@@ -6,7 +6,10 @@ from handlers.base import EventSpec
 
 def _type(schema: dict, defs: dict) -> str:
     if "$ref" in schema:
-        return schema["$ref"].rsplit("/", 1)[-1]
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        shape = defs.get(name, {})
+        # a definition that says nothing of its shape (pydantic's JsonValue): any JSON
+        return name if set(shape) - {"title", "description"} else "any"
     if "enum" in schema:
         return " \\| ".join(repr(v).replace("'", '"') for v in schema["enum"])
     if "const" in schema:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import socketio
+from engineio import json as engineio_json
 from pydantic import ValidationError
 from socketio import packet as sio_packet
 
@@ -43,6 +44,8 @@ _HEADER = re.compile(r'2(?:(/[^,]*),)?(\d*)\["((?:[^"\\]|\\.){0,200})"')
 _PREFIX = re.compile(r'2(?:(/[^,]*),)?(\d{1,15})')
 SEEN_EVERY_S = 3600  # last_seen_at is written at most this often by connects
 MAX_DEPTH = 64  # nesting of arrays/objects in an event's payload
+# A BINARY_EVENT's header: attachment count, optional "/namespace,", optional ack id.
+_BINARY = re.compile(r'5(\d{1,4})-(?:(/[^,]*),)?(\d{0,15})')
 # A \\uD800-\\uDFFF escape in the raw text: the only way a lone surrogate gets in.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
@@ -80,6 +83,33 @@ def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("a number overflows to infinity")
+    return value
+
+
+def _not_json(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+class _StrictJson:
+    """engineio's json (integers of at most 100 digits) refusing what Python's json lets
+    through and JSON has not: NaN, Infinity, and numbers that overflow to infinity. None of
+    them reaches a handler, a store or (relayed) another user's client."""
+
+    dumps = staticmethod(engineio_json.dumps)
+
+    @staticmethod
+    def loads(s, **kwargs):
+        return engineio_json.loads(s, parse_constant=_not_json, parse_float=_finite, **kwargs)
+
+
+class EventPacket(sio_packet.Packet):
+    json = _StrictJson
+
+
 class CollabSocketServer(socketio.AsyncServer):
     """AsyncServer that answers an oversized event with ``too_large`` instead of decoding it.
 
@@ -91,10 +121,28 @@ class CollabSocketServer(socketio.AsyncServer):
     on_too_large: Callable[[str, int], None] | None = None
     on_malformed: Callable[[str], None] | None = None
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._dropping: dict[str, int] = {}  # attachments still to come of a refused event
+
     def _engineio_server_class(self):
         return BoundedEngineServer  # per-socket send queues with a bound (server/send_queue.py)
 
     async def _handle_eio_message(self, eio_sid, data):
+        if isinstance(data, bytes) and self._dropping.get(eio_sid):
+            self._dropping[eio_sid] -= 1
+            return
+        binary = _BINARY.match(data, 0, 256) if isinstance(data, str) else None
+        if binary:
+            # No event takes binary attachments (payloads are JSON; files go over REST):
+            # the event is refused and its attachments, sent as frames of their own after
+            # it, are dropped as they come.
+            count, namespace, ack_id = binary.groups()
+            self._dropping[eio_sid] = int(count)
+            await self._answer_malformed(eio_sid, namespace or "/", ack_id,
+                                         "event payloads are JSON: binary attachments "
+                                         "are not accepted")
+            return
         if isinstance(data, str) and len(data) > self.event_limit:
             header = _HEADER.match(data, 0, 256)
             if header:
@@ -138,6 +186,10 @@ class CollabSocketServer(socketio.AsyncServer):
                 return
         await super()._handle_eio_message(eio_sid, data)
 
+    async def _handle_eio_disconnect(self, eio_sid, reason):
+        self._dropping.pop(eio_sid, None)
+        await super()._handle_eio_disconnect(eio_sid, reason)
+
     async def _answer_malformed(self, eio_sid, namespace, ack_id, problem):
         if self.on_malformed:
             self.on_malformed(problem)
@@ -177,6 +229,7 @@ class Realtime:
             manager = socketio.AsyncRedisManager(settings.redis_url, channel="collab:sio")
         self.sio = CollabSocketServer(
             async_mode="aiohttp",
+            serializer=EventPacket,
             client_manager=manager,
             cors_allowed_origins=handshake_origins(
                 settings, lambda address: _trusted(address, self.proxies)),

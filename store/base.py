@@ -3,7 +3,9 @@
 Handlers see only these types and methods; both backends (``store.sqlite``,
 ``store.mongo``) implement them, and ``tests/contract`` runs one suite against each.
 Method names follow get_/list_/create_/update_/delete_; lists page by time-ordered id
-(``cursor`` = last id seen), which maps to an index range scan on both engines.
+(the cursor holds the last id seen), which maps to an index range scan on both engines.
+Every cursor is opaque (``store.query.encode_cursor``) and checked where it is read
+(``decode_cursor``): a forged or garbled one is a BadRequest on either backend.
 """
 from __future__ import annotations
 
@@ -427,9 +429,9 @@ class TableRepo(ABC):
     async def row_history(self, table_id: str, row_id: str) -> list[RowChange]: ...
 
     @abstractmethod
-    async def table_history(self, table_id: str, *, cursor: int | None = None,
+    async def table_history(self, table_id: str, *, cursor: str | None = None,
                             limit: int = 100) -> Page[RowChange]:
-        """Newest first; ``cursor`` is the last ``seq`` seen."""
+        """Newest first; ``cursor`` holds the last ``seq`` seen."""
 
     @abstractmethod
     async def rows_at(self, table_id: str, at: datetime) -> dict[str, RowChange]:
@@ -722,9 +724,10 @@ class PcapRepo(JobQueue):
     async def get_packet(self, file_id: str, number: int) -> PcapPacket | None: ...
 
     @abstractmethod
-    async def list_packets(self, file_id: str, *, after: int = 0, limit: int = 100,
+    async def list_packets(self, file_id: str, *, cursor: str | None = None,
+                           limit: int = 100,
                            flt: PacketFilter = PacketFilter()) -> Page[PcapPacket]:
-        """Frame-number order; ``next_cursor`` is the last number returned (keyset: no
+        """Frame-number order; ``next_cursor`` holds the last number returned (keyset: no
         offset scans, as fast on the last page as on the first)."""
 
     @abstractmethod

@@ -94,3 +94,11 @@ class RateLimited(_Coded):
 
 class Unavailable(_Coded):
     code = "unavailable"
+
+
+class BlobMissing(NotFound, FileNotFoundError):
+    """A file's bytes are gone (the file was deleted meanwhile, e.g. with its project):
+    ``not_found`` to the caller, and still a FileNotFoundError to code reading blobs."""
+
+    def __init__(self, key: str):
+        NotFound.__init__(self, "file not found (it was deleted)", {"key": key})

@@ -65,15 +65,33 @@ def page_limit(limit: int, most: int) -> int:
     return min(limit, most)
 
 
+class Scalar:
+    """A cursor value that is a sort key: null, a finite number (an integer within int64)
+    or text."""
+
+
+CursorValue = type | type[Scalar]
+# A row page's cursor: the last row's sort value and id. The value is a whole cell, so its
+# text may be as long as a cell's (the event size limit bounds it before this does).
+ROW_CURSOR: tuple[CursorValue, ...] = (Scalar, str)
+ROW_CURSOR_TEXT = 1 << 20
+
+
 def encode_cursor(values: list) -> str:
+    """An opaque page cursor: ``[kind, *values]`` as base64url JSON. Every list the stores
+    and handlers page is cursored this way, so every cursor is checked by ``decode_cursor``."""
     raw = json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, kind: str, types: tuple[type, ...]) -> list:
+def decode_cursor(cursor: str, kind: str, types: tuple[CursorValue, ...], *,
+                  longest: int = 200) -> list:
     """The values of a cursor made by ``encode_cursor([kind, *values])``, each checked
-    against ``types`` (int: 0 ≤ v < 2⁶³; float: finite; str: ≤ 200 characters). Anything
-    else — garbled, forged, of another kind — is a BadRequest, never a server error."""
+    against ``types`` (int: 0 ≤ v < 2⁶³; float: finite; str: ≤ ``longest`` characters;
+    ``Scalar``: null, an int within int64, a finite float or such a str). Anything else —
+    garbled, forged, of another kind — is a BadRequest, never a server error."""
+    if not isinstance(cursor, str):
+        raise BadRequest(BAD_CURSOR)
     try:
         raw = cursor.encode("ascii")
         values = json.loads(base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4)))
@@ -83,13 +101,33 @@ def decode_cursor(cursor: str, kind: str, types: tuple[type, ...]) -> list:
         raise BadRequest(BAD_CURSOR)
     out = []
     for value, want in zip(values[1:], types):
-        if want is float and type(value) in (int, float) and math.isfinite(value):
+        if want is Scalar:
+            if value is not None and not _fits(value, (str, float), longest) \
+                    and not _fits(value, (int,), longest, low=-(1 << 63)):
+                raise BadRequest(BAD_CURSOR)
+        elif want is float and type(value) is int and _fits(value, (int,), longest,
+                                                              low=-(1 << 63)):
             value = float(value)
-        elif want is int and type(value) is int and 0 <= value < 1 << 63:
-            pass
-        elif want is str and type(value) is str and len(value) <= 200:
-            pass
-        else:
+        elif not _fits(value, (want,), longest):
             raise BadRequest(BAD_CURSOR)
         out.append(value)
     return out
+
+
+def _fits(value, types: tuple[type, ...], longest: int, low: int = 0) -> bool:
+    kind = type(value)
+    if kind not in types:
+        return False
+    if kind is int:
+        return low <= value < 1 << 63
+    if kind is float:
+        return math.isfinite(value)
+    if kind is str:
+        return len(value) <= longest
+    return False
+
+
+def last_seen(cursor: str | None, kind: str, want: type = str):
+    """The one value of a single-value cursor (the last id or number a page ended on);
+    None without a cursor (the first page)."""
+    return decode_cursor(cursor, kind, (want,))[0] if cursor else None

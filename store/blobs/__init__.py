@@ -37,7 +37,9 @@ class BlobStore(ABC):
     async def create(self, key: str) -> BlobWriter: ...
 
     @abstractmethod
-    def read(self, key: str, chunk_size: int = CHUNK) -> AsyncIterator[bytes]: ...
+    def read(self, key: str, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
+        """The blob's bytes; ``store.errors.BlobMissing`` (``not_found``, and a
+        FileNotFoundError) when it is gone — also from ``local_copy``."""
 
     @abstractmethod
     async def delete(self, key: str) -> None:

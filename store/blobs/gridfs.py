@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from store.blobs import CHUNK, BlobStore, BlobWriter
+from store.errors import BlobMissing
 
 BUCKET = "blobs"
 
@@ -48,7 +49,7 @@ class GridFSBlobs(BlobStore):
         try:
             stream = await self.bucket.open_download_stream(key)
         except NoFile:
-            raise FileNotFoundError(key) from None  # as LocalBlobs says it
+            raise BlobMissing(key) from None
         try:
             while chunk := await stream.read(chunk_size):
                 yield chunk

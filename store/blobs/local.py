@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from store.blobs import CHUNK, BlobStore, BlobWriter
+from store.errors import BlobMissing
 
 # Writes are batched into ~1 MiB before a thread hop: upload chunks are often 8-64 KiB.
 FLUSH_AT = 1 << 20
@@ -98,7 +99,10 @@ class LocalBlobs(BlobStore):
         return LocalWriter(self, key)
 
     async def read(self, key: str, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
-        fh = await asyncio.to_thread(open, self.path(key), "rb")
+        try:
+            fh = await asyncio.to_thread(open, self.path(key), "rb")
+        except FileNotFoundError:
+            raise BlobMissing(key) from None
         try:
             while chunk := await asyncio.to_thread(fh.read, chunk_size):
                 yield chunk
@@ -109,8 +113,13 @@ class LocalBlobs(BlobStore):
     async def local_copy(self, key: str, suffix: str = "") -> AsyncIterator[Path]:
         path = self.path(key)
         if not await asyncio.to_thread(path.exists):
-            raise FileNotFoundError(key)
-        yield path
+            raise BlobMissing(key)
+        try:
+            yield path  # the file itself: it may be deleted while it is read
+        except FileNotFoundError as exc:
+            if exc.filename == str(path):
+                raise BlobMissing(key) from None
+            raise
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self.path(key).unlink, missing_ok=True)

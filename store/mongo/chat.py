@@ -24,6 +24,7 @@ from store.base import (
 from store.errors import Conflict, NotFound
 from store.ids import new_id
 from store.mongo.common import member_role, ms, now, plain
+from store.query import encode_cursor, last_seen
 
 AFTER = ReturnDocument.AFTER
 BEFORE = ReturnDocument.BEFORE
@@ -109,10 +110,10 @@ class MongoChat(ChatRepo):
             return Page([], None)
         query: dict = either[0] if len(either) == 1 else {"$or": either}
         if cursor:
-            query["_id"] = {"$lt": cursor}
+            query["_id"] = {"$lt": last_seen(cursor, "c")}
         docs = await self.conversations.find(query).sort("_id", -1).limit(limit + 1).to_list(None)
         items = [_conversation(d) for d in docs[:limit]]
-        return Page(items, items[-1].id if len(docs) > limit else None)
+        return Page(items, encode_cursor(["c", items[-1].id]) if len(docs) > limit else None)
 
     async def set_title(self, conversation_id, title, *,
                         only_if_unset=False) -> Conversation | None:
@@ -213,10 +214,10 @@ class MongoChat(ChatRepo):
                             limit=50) -> Page[ChatMessage]:
         query: dict = {"conversationId": conversation_id}
         if before:
-            query["_id"] = {"$lt": before}
+            query["_id"] = {"$lt": last_seen(before, "m")}
         docs = await self.messages.find(query).sort("_id", -1).limit(limit + 1).to_list(None)
         items = [_message(d) for d in reversed(docs[:limit])]
-        return Page(items, items[0].id if len(docs) > limit else None)
+        return Page(items, encode_cursor(["m", items[0].id]) if len(docs) > limit else None)
 
     async def save_progress(self, message_id, content, delta_index) -> bool:
         result = await self.messages.update_one(

@@ -11,6 +11,7 @@ from pymongo.errors import DuplicateKeyError
 from store.base import FileRecord, FileRepo, Page
 from store.errors import Conflict
 from store.mongo.common import now, plain
+from store.query import encode_cursor, last_seen
 
 
 async def create_file_indexes(db: Any) -> None:
@@ -51,10 +52,10 @@ class MongoFiles(FileRepo):
 
     async def list_files_in(self, project_ids, *, cursor=None, limit=50) -> Page[FileRecord]:
         query = {"projectId": {"$in": list(dict.fromkeys(project_ids))},
-                 "_id": {"$gt": cursor or ""}}
+                 "_id": {"$gt": last_seen(cursor, "f") or ""}}
         docs = await self.col.find(query).sort("_id", 1).limit(limit + 1).to_list(None)
         items = [_file(d) for d in docs[:limit]]
-        return Page(items, items[-1].id if len(docs) > limit else None)
+        return Page(items, encode_cursor(["f", items[-1].id]) if len(docs) > limit else None)
 
     async def delete_file(self, file_id) -> FileRecord | None:
         return _file(await self.col.find_one_and_delete({"_id": file_id}))

@@ -48,6 +48,7 @@ from store.mongo import common
 from store.query import (
     decode_cursor,
     encode_cursor,
+    last_seen,
     page_limit,
     parse_query,
 )
@@ -380,15 +381,15 @@ class MongoImportedChats(ImportedChatRepo):
         limit = page_limit(limit, MAX_LINES_PAGE)
         query: dict[str, Any] = {"projectId": project_id, "state": "visible"}
         if cursor:
-            query["_id"] = {"$lt": str(cursor)}
+            query["_id"] = {"$lt": last_seen(cursor, "k")}
         docs = await self.chats.find(query).sort("_id", -1).limit(limit + 1).to_list(None)
         items = [_chat(d) for d in docs[:limit]]
-        return Page(items, items[-1].id if len(docs) > limit else None)
+        return Page(items, encode_cursor(["k", items[-1].id]) if len(docs) > limit else None)
 
     async def list_lines(self, chat_id, *, cursor=None, limit=100, author=None, since=None,
                          until=None, around=None) -> Page[ChatLine]:
         limit = page_limit(limit, MAX_LINES_PAGE)
-        after = decode_cursor(cursor, "l", (int,))[0] if cursor else None
+        after = last_seen(cursor, "l", int)
         if await self._visible(chat_id) is None:
             if around is not None and after is None:
                 raise NotFound("message not found")

@@ -19,6 +19,7 @@ from pymongo.errors import BulkWriteError
 from store.base import PacketFilter, Page, PcapPacket, PcapRepo
 from store.mongo import common
 from store.mongo.jobs import MongoJobs, create_job_indexes
+from store.query import encode_cursor, last_seen
 
 PART_CHARS = 8 << 20
 DUPLICATE_KEY = 11000
@@ -92,9 +93,9 @@ class MongoPcap(MongoJobs, PcapRepo):
         doc = await self.packets.find_one({"_id": f"{file_id}:{number:012d}"})
         return _packet(doc) if doc else None
 
-    async def list_packets(self, file_id, *, after=0, limit=100,
+    async def list_packets(self, file_id, *, cursor=None, limit=100,
                            flt: PacketFilter = PacketFilter()) -> Page[PcapPacket]:
-        query: dict = {"fileId": file_id, "number": {"$gt": after}}
+        query: dict = {"fileId": file_id, "number": {"$gt": last_seen(cursor, "p", int) or 0}}
         ands: list[dict[str, Any]] = []
         if flt.protocol:
             query["protoLc"] = flt.protocol.lower()
@@ -113,7 +114,8 @@ class MongoPcap(MongoJobs, PcapRepo):
             query["$and"] = ands
         docs = await self.packets.find(query).sort("number", 1).limit(limit + 1).to_list(None)
         items = [_packet(d) for d in docs[:limit]]
-        return Page(items, str(items[-1].number) if len(docs) > limit else None)
+        return Page(items, encode_cursor(["p", items[-1].number]) if len(docs) > limit
+                    else None)
 
     async def stream_packets(self, file_id, l4, stream, limit) -> list[PcapPacket]:
         page = await self.list_packets(file_id, limit=limit,

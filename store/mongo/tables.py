@@ -24,8 +24,6 @@ grows with the version even under concurrent writers.
 """
 from __future__ import annotations
 
-import base64
-import json
 import operator
 import re
 from collections.abc import Sequence
@@ -40,6 +38,7 @@ from store.base import Column, Page, Row, RowChange, RowFilter, Table, TableRepo
 from store.errors import BadRequest, Conflict, NotFound
 from store.ids import new_id
 from store.mongo.common import ms, now, plain
+from store.query import ROW_CURSOR, ROW_CURSOR_TEXT, decode_cursor, encode_cursor, last_seen
 
 AFTER = ReturnDocument.AFTER
 #: Tries of a read-then-conditional-write that found the row changed in between.
@@ -214,19 +213,6 @@ def _after(field: str, value, last_id: str, descending: bool) -> dict:
     return {"$or": either}
 
 
-def encode_cursor(value, row_id: str) -> str:
-    """The SQLite backend's format: base64 of JSON ``[sort value, id]``."""
-    return base64.urlsafe_b64encode(json.dumps([value, row_id]).encode()).decode()
-
-
-def decode_cursor(cursor: str):
-    try:
-        value, row_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return value, str(row_id)
-    except (ValueError, TypeError):
-        raise BadRequest("cursor is not one this server gave out") from None
-
-
 def _conflict(current: Row, version: int) -> Conflict:
     return Conflict(f"the row changed (version {current.version}, you had {version}): "
                     f"reload it", {"version": current.version})
@@ -391,7 +377,7 @@ class MongoTables(TableRepo):
         key = field_key(sort) if sort else None
         direction = -1 if descending else 1
         if cursor:
-            value, last_id = decode_cursor(cursor)
+            value, last_id = decode_cursor(cursor, "r", ROW_CURSOR, longest=ROW_CURSOR_TEXT)
             if key is None:
                 where.append({"_id": {"$lt" if descending else "$gt": last_id}})
             else:
@@ -406,7 +392,8 @@ class MongoTables(TableRepo):
         if len(docs) > limit:
             last = docs[limit - 1]
             value = last["vals"].get(key) if key else None
-            nxt = encode_cursor(int(value) if isinstance(value, bool) else value, last["_id"])
+            nxt = encode_cursor(["r", int(value) if isinstance(value, bool) else value,
+                                 last["_id"]])
         return Page(items, nxt)
 
     async def count_rows(self, table_id):
@@ -421,11 +408,11 @@ class MongoTables(TableRepo):
 
     async def table_history(self, table_id, *, cursor=None, limit=100):
         query: dict = {"tableId": table_id}
-        if cursor is not None:
-            query["seq"] = {"$lt": cursor}
+        if cursor:
+            query["seq"] = {"$lt": last_seen(cursor, "h", int)}
         docs = await self.changes.find(query).sort("seq", -1).limit(limit + 1).to_list(None)
         items = [_change(d) for d in docs[:limit]]
-        return Page(items, items[-1].seq if len(docs) > limit else None)
+        return Page(items, encode_cursor(["h", items[-1].seq]) if len(docs) > limit else None)
 
     async def rows_at(self, table_id, at: datetime):
         # Each row's last change up to ``at``, found by the server: the history newest first

@@ -22,6 +22,7 @@ from store.base import (
 )
 from store.errors import Conflict, NotFound
 from store.ids import iso, new_id, parse_iso, utcnow
+from store.query import encode_cursor, last_seen
 from store.sqlite.db import Database
 
 
@@ -132,13 +133,14 @@ class SqliteChat(ChatRepo):
         where = f"({' OR '.join(parts) or '0'})"
         if cursor:
             where += " AND id<?"
-            args.append(cursor)
+            args.append(last_seen(cursor, "c"))
 
         def read(conn):
             rows = conn.execute(f"SELECT * FROM conversations WHERE {where} ORDER BY id DESC"
                                 f" LIMIT ?", (*args, limit + 1)).fetchall()
             items = [_conversation(r) for r in rows[:limit]]
-            return Page(items, items[-1].id if len(rows) > limit else None)
+            return Page(items, encode_cursor(["c", items[-1].id]) if len(rows) > limit
+                        else None)
 
         return await self.db.read(read)
 
@@ -226,12 +228,15 @@ class SqliteChat(ChatRepo):
 
     async def list_messages(self, conversation_id, *, before=None,
                             limit=50) -> Page[ChatMessage]:
+        older_than = last_seen(before, "m") or "~"
+
         def read(conn):
             rows = conn.execute(
                 "SELECT * FROM chat_messages WHERE conversation_id=? AND id<? ORDER BY id DESC"
-                " LIMIT ?", (conversation_id, before or "~", limit + 1)).fetchall()
+                " LIMIT ?", (conversation_id, older_than, limit + 1)).fetchall()
             items = [_message(r) for r in reversed(rows[:limit])]
-            return Page(items, items[0].id if len(rows) > limit else None)
+            return Page(items, encode_cursor(["m", items[0].id]) if len(rows) > limit
+                        else None)
 
         return await self.db.read(read)
 

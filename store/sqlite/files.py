@@ -5,6 +5,7 @@ import sqlite3
 
 from store.base import FileRecord, FileRepo, Page
 from store.ids import iso, parse_iso, utcnow
+from store.query import encode_cursor, last_seen
 from store.sqlite.db import Database
 
 
@@ -44,9 +45,10 @@ class SqliteFiles(FileRepo):
         def read(conn):
             rows = conn.execute(
                 f"SELECT * FROM files WHERE project_id IN ({marks}) AND id>? ORDER BY id"
-                " LIMIT ?", (*ids, cursor or "", limit + 1)).fetchall()
+                " LIMIT ?", (*ids, last_seen(cursor, "f") or "", limit + 1)).fetchall()
             items = [_file(r) for r in rows[:limit]]
-            return Page(items, items[-1].id if len(rows) > limit else None)
+            return Page(items, encode_cursor(["f", items[-1].id]) if len(rows) > limit
+                        else None)
 
         return await self.db.read(read)
 

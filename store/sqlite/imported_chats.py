@@ -62,6 +62,7 @@ from store.query import (
     BAD_CURSOR,
     decode_cursor,
     encode_cursor,
+    last_seen,
     page_limit,
     parse_query,
 )
@@ -442,18 +443,19 @@ class SqliteImportedChats(ImportedChatRepo):
             where, args = "project_id=? AND state='visible'", [project_id]
             if cursor:
                 where += " AND id<?"
-                args.append(str(cursor))
+                args.append(last_seen(cursor, "k"))
             rows = conn.execute(f"SELECT {_CHAT_COLS} FROM imported_chats WHERE {where}"
                                 " ORDER BY id DESC LIMIT ?", (*args, limit + 1)).fetchall()
             items = [_chat(r) for r in rows[:limit]]
-            return Page(items, items[-1].id if len(rows) > limit else None)
+            return Page(items, encode_cursor(["k", items[-1].id]) if len(rows) > limit
+                        else None)
 
         return await self.db.read(read)
 
     async def list_lines(self, chat_id, *, cursor=None, limit=100, author=None, since=None,
                          until=None, around=None) -> Page[ChatLine]:
         limit = page_limit(limit, MAX_LINES_PAGE)
-        after = decode_cursor(cursor, "l", (int,))[0] if cursor else None
+        after = last_seen(cursor, "l", int)
         target = None
         if around is not None and after is None:
             target = split_line_id(str(around))

@@ -15,6 +15,7 @@ import json
 from collections.abc import Sequence
 
 from store.base import PacketFilter, Page, PcapPacket, PcapRepo
+from store.query import encode_cursor, last_seen
 from store.sqlite.db import Database
 from store.sqlite.jobs import SqliteJobs
 
@@ -127,9 +128,9 @@ class SqlitePcap(SqliteJobs, PcapRepo):
 
         return await self.db.read(read)
 
-    async def list_packets(self, file_id, *, after=0, limit=100,
+    async def list_packets(self, file_id, *, cursor=None, limit=100,
                            flt: PacketFilter = PacketFilter()) -> Page[PcapPacket]:
-        where, args = ["id>?"], [after]
+        where, args = ["id>?"], [last_seen(cursor, "p", int) or 0]
         if flt.protocol:
             where.append("proto=? COLLATE NOCASE")
             args.append(flt.protocol)
@@ -160,7 +161,8 @@ class SqlitePcap(SqliteJobs, PcapRepo):
             rows = conn.execute(f"SELECT {_COLS} FROM {name} WHERE {' AND '.join(where)}"
                                 " ORDER BY id LIMIT ?", (*args, limit + 1)).fetchall()
             items = [_packet(r) for r in rows[:limit]]
-            return Page(items, str(items[-1].number) if len(rows) > limit else None)
+            return Page(items, encode_cursor(["p", items[-1].number]) if len(rows) > limit
+                        else None)
 
         return await self.db.read(read)
 

@@ -5,7 +5,6 @@ keyset paging on (value, id).
 """
 from __future__ import annotations
 
-import base64
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -14,6 +13,7 @@ from datetime import datetime
 from store.base import Column, Page, Row, RowChange, RowFilter, Table, TableRepo, TickRepo
 from store.errors import BadRequest, Conflict, NotFound
 from store.ids import iso, new_id, parse_iso, utcnow
+from store.query import ROW_CURSOR, ROW_CURSOR_TEXT, decode_cursor, encode_cursor, last_seen
 from store.sqlite.db import Database
 
 OPS = {"eq": "=", "ne": "!=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
@@ -55,20 +55,6 @@ def _dumps(values) -> str | None:
 
 def _path(column: str) -> str:
     return '$."' + column.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def encode_cursor(value, row_id: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([value, row_id]).encode()).decode()
-
-
-def decode_cursor(cursor: str):
-    try:
-        value, row_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, TypeError):
-        raise BadRequest("cursor is not one this server gave out") from None
-    if not _scalar(value):
-        raise BadRequest("cursor is not one this server gave out")
-    return value, str(row_id)
 
 
 def _scalar(value) -> bool:
@@ -226,7 +212,7 @@ class SqliteTables(TableRepo):
         key_args = [_path(sort)] if sort else []
         cmp = "<" if descending else ">"
         if cursor:
-            value, last_id = decode_cursor(cursor)
+            value, last_id = decode_cursor(cursor, "r", ROW_CURSOR, longest=ROW_CURSOR_TEXT)
             if not sort:
                 where.append(f"id {cmp} ?")
                 args.append(last_id)
@@ -245,7 +231,7 @@ class SqliteTables(TableRepo):
             nxt = None
             if len(rows) > limit:
                 last = rows[limit - 1]
-                nxt = encode_cursor(last["sort_key"], last["id"])
+                nxt = encode_cursor(["r", last["sort_key"], last["id"]])
             return Page(items, nxt)
 
         return await self.db.read(read)
@@ -260,12 +246,16 @@ class SqliteTables(TableRepo):
             (table_id, row_id))])
 
     async def table_history(self, table_id, *, cursor=None, limit=100):
+        last = last_seen(cursor, "h", int)
+        before = 2 ** 62 if last is None else last
+
         def read(conn):
             rows = conn.execute(
                 "SELECT * FROM row_changes WHERE table_id=? AND seq<? ORDER BY seq DESC LIMIT ?",
-                (table_id, cursor if cursor is not None else 2 ** 62, limit + 1)).fetchall()
+                (table_id, before, limit + 1)).fetchall()
             items = [_change(r) for r in rows[:limit]]
-            return Page(items, items[-1].seq if len(rows) > limit else None)
+            return Page(items, encode_cursor(["h", items[-1].seq]) if len(rows) > limit
+                        else None)
 
         return await self.db.read(read)
 

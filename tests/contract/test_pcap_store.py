@@ -65,13 +65,13 @@ async def test_packets_page_by_number_with_filters(store):
     await pcap.add_packets(fid, job.attempt, [packet(n) for n in range(1, 51)])
     assert await pcap.get_packet(fid, 7) == packet(7)
     assert await pcap.get_packet(fid, 99) is None
-    seen, after = [], 0
+    seen, cursor = [], None
     while True:
-        page = await pcap.list_packets(fid, after=after, limit=15)
+        page = await pcap.list_packets(fid, cursor=cursor, limit=15)
         seen += [p.number for p in page.items]
         if page.next_cursor is None:
             break
-        after = int(page.next_cursor)
+        cursor = page.next_cursor
     assert seen == list(range(1, 51))
 
     async def numbers(**flt):
@@ -88,8 +88,12 @@ async def test_packets_page_by_number_with_filters(store):
     assert await numbers(l4="tcp", stream=0) == list(range(2, 51, 2))
     assert await numbers(protocol="TCP", port=1000, text="get") == [14, 28, 42]
     assert [p.number for p in await pcap.stream_packets(fid, "tcp", 1, 3)] == [1, 3, 5]
-    page = await pcap.list_packets(fid, after=45, limit=3, flt=PacketFilter(protocol="tcp"))
-    assert [p.number for p in page.items] == [46, 47, 48] and page.next_cursor == "48"
+    tcp = PacketFilter(protocol="tcp")
+    page = await pcap.list_packets(fid, limit=45)  # a cursor holds a frame number:
+    page = await pcap.list_packets(fid, cursor=page.next_cursor, limit=3, flt=tcp)
+    assert [p.number for p in page.items] == [46, 47, 48]  # it carries over to a filter
+    rest = await pcap.list_packets(fid, cursor=page.next_cursor, limit=3, flt=tcp)
+    assert [p.number for p in rest.items] == [49] and rest.next_cursor is None
     await pcap.delete_packets(fid)
     assert await pcap.last_packet_number(fid) == 0
 

@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import uuid
 
-import mongomock
 import pytest
 
-from store.blobs.gridfs import BUCKET, GridFSBlobs
-from store.mongo import MongoStore
+from store.blobs.gridfs import BUCKET
 from tests.client import Client, unique_email
 from tests.cluster.harness import RedisServer
 from tests.conftest import RunningServer, make_settings
-from tests.contract.conftest import MONGO_URL
-from tests.contract.mongo_standin import StandinClient, StandinGridFSBucket
 from tests.files_helpers import download, upload
+from tests.mongo_storage import MongoStorage
 
 DB = "collab"
 
@@ -40,33 +36,17 @@ class Pair:
 async def pair(tmp_path):
     """On a real MongoDB when MONGO_URL is set (a fresh database, dropped afterwards), else
     on the strict stand-in shared by both instances."""
-    db = DB
-    if MONGO_URL:
-        import pymongo
-
-        sync = pymongo.MongoClient(MONGO_URL, tz_aware=True)
-        db = f"it_{uuid.uuid4().hex[:12]}"
-        open_storage = None
-    else:
-        sync = mongomock.MongoClient(tz_aware=True)
-        client = StandinClient(sync)
-        bucket = StandinGridFSBucket(client[DB], BUCKET)
-
-        async def open_storage(settings):
-            store = MongoStore(client, DB)
-            await store.create_indexes()
-            return store, GridFSBlobs(bucket=bucket)
-
+    storage = MongoStorage(DB)
     redis = RedisServer().start()
     servers = []
     try:
         for name in ("a", "b"):
-            real = {"mongo_url": MONGO_URL, "mongo_db": db} if MONGO_URL else {}
             settings = make_settings(tmp_path / name, redis_url=redis.url,
                                      instance_id=f"mongo-{name}", ticker_interval_s=3600,
-                                     chat_offline_delay_ms=0, **real)
-            servers.append(await RunningServer(settings, open_storage=open_storage).start())
-        made = Pair(*servers, sync, db)
+                                     chat_offline_delay_ms=0, **storage.settings)
+            servers.append(await RunningServer(settings,
+                                               open_storage=storage.open_storage).start())
+        made = Pair(*servers, storage.sync, storage.db)
         yield made
         for c in made.clients:
             await c.close()
@@ -74,9 +54,7 @@ async def pair(tmp_path):
         for srv in servers:
             await srv.stop()
         redis.stop()
-        if MONGO_URL:
-            sync.drop_database(db)
-        sync.close()
+        storage.close()
 
 
 async def shared_project(pair: Pair, name: str):
