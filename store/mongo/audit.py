@@ -6,6 +6,7 @@ from typing import Any
 from store.base import AuditEntry, AuditRepo, Page
 from store.ids import new_id
 from store.mongo.common import ms, now
+from store.query import encode_cursor, last_seen
 
 
 async def create_audit_indexes(db: Any) -> None:
@@ -35,14 +36,14 @@ class MongoAudit(AuditRepo):
     async def list_entries(self, *, cursor=None, limit=50, user_id=None, kind=None):
         query: dict = {}
         if cursor:
-            query["_id"] = {"$lt": cursor}
+            query["_id"] = {"$lt": last_seen(cursor, "a")}
         if kind:
             query["kind"] = kind
         if user_id:
             query["$or"] = [{"actorId": user_id}, {"targetId": user_id}]
         docs = await self.col.find(query).sort("_id", -1).limit(limit + 1).to_list(None)
         items = [_entry(d) for d in docs[:limit]]
-        return Page(items, items[-1].id if len(docs) > limit else None)
+        return Page(items, encode_cursor(["a", items[-1].id]) if len(docs) > limit else None)
 
     async def purge(self, before):
         return (await self.col.delete_many({"at": {"$lt": ms(before)}})).deleted_count

@@ -16,6 +16,7 @@ from store.base import QUOTA_FIELDS, USER_FIELDS, Page, RefreshToken, TokenRepo,
 from store.errors import BadRequest, Conflict, NotFound
 from store.ids import new_id
 from store.mongo.common import MISSING_REFERENCE, ms, now, require_user
+from store.query import encode_cursor, last_seen
 
 AFTER = ReturnDocument.AFTER
 #: store.base field name -> document key
@@ -157,7 +158,7 @@ class MongoUsers(UserRepo):
                          guest=None) -> Page[User]:
         query: dict = {}
         if cursor:
-            query["_id"] = {"$gt": cursor}
+            query["_id"] = {"$gt": last_seen(cursor, "u")}
         if q:
             # An anchored, case-sensitive regex on the lowercased copies: an index range.
             pattern = {"$regex": "^" + re.escape(q.lower())}
@@ -167,7 +168,7 @@ class MongoUsers(UserRepo):
                 query[key] = value
         docs = await self.col.find(query).sort("_id", 1).limit(limit + 1).to_list(None)
         items = [_user(d) for d in docs[:limit]]
-        return Page(items, items[-1].id if len(docs) > limit else None)
+        return Page(items, encode_cursor(["u", items[-1].id]) if len(docs) > limit else None)
 
     async def get_user_by_login(self, login):
         if "@" in login:

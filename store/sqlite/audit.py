@@ -6,6 +6,7 @@ import sqlite3
 
 from store.base import AuditEntry, AuditRepo, Page
 from store.ids import iso, new_id, parse_iso, utcnow
+from store.query import encode_cursor, last_seen
 from store.sqlite.db import Database
 
 
@@ -33,7 +34,7 @@ class SqliteAudit(AuditRepo):
         where, args = [], []
         if cursor:
             where.append("id < ?")
-            args.append(cursor)
+            args.append(last_seen(cursor, "a"))
         if kind:
             where.append("kind = ?")
             args.append(kind)
@@ -51,7 +52,8 @@ class SqliteAudit(AuditRepo):
 
         def read(conn):
             rows = [_entry(r) for r in conn.execute(sql, params)]
-            return Page(rows[:limit], rows[limit - 1].id if len(rows) > limit else None)
+            return Page(rows[:limit], encode_cursor(["a", rows[limit - 1].id])
+                        if len(rows) > limit else None)
 
         return await self.db.read(read)
 

@@ -8,6 +8,7 @@ from typing import overload
 from store.base import QUOTA_FIELDS, USER_FIELDS, Page, RefreshToken, TokenRepo, User, UserRepo
 from store.errors import BadRequest, NotFound
 from store.ids import iso, new_id, parse_iso, utcnow
+from store.query import encode_cursor, last_seen
 from store.sqlite.db import Database
 
 
@@ -120,7 +121,7 @@ class SqliteUsers(UserRepo):
         where, args = ["1=1"], []
         if cursor:
             where.append("id > ?")
-            args.append(cursor)
+            args.append(last_seen(cursor, "u"))
         if q:
             where.append("(email_lc LIKE ? ESCAPE '\\' OR username_lc LIKE ? ESCAPE '\\')")
             escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -135,7 +136,7 @@ class SqliteUsers(UserRepo):
             rows = [_user(r) for r in conn.execute(sql, (*args, limit + 1))]
             more = len(rows) > limit
             rows = rows[:limit]
-            return Page(rows, rows[-1].id if more else None)
+            return Page(rows, encode_cursor(["u", rows[-1].id]) if more else None)
 
         return await self.db.read(read)
 

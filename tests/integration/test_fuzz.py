@@ -47,7 +47,7 @@ CODES = {"bad_request", "unauthorized", "token_expired", "forbidden", "not_found
          "locked", "too_large", "rate_limited", "unavailable"}  # SPEC §2, less ``internal``
 # Events that sign the socket in or out: they run on a socket of their own.
 SESSION_EVENTS = {"auth:register", "auth:login", "auth:guest", "auth:refresh", "auth:logout",
-                  "auth:upgrade"}
+                  "auth:upgrade", "auth:update"}  # auth:update changes its caller's account
 # Resources the examples share across events: an event that would destroy one does not
 # draw its id (the captures are ingested once per run).
 SPARED = {"file:delete": {"capture"}}
