@@ -23,7 +23,6 @@ from ingest.chats.model import ParsedMessage
 from server.keys import services_of
 from store.base import Column
 from store.ids import iso, new_id, utcnow
-from store.sqlite import SqliteStore
 from tests.client import Client, unique_email
 from tests.conftest import RunningServer, make_settings
 from tests.files_helpers import upload
@@ -158,7 +157,7 @@ class World:
         self.store = self.services.store
         data_dir = Path(server.settings.data_dir)
         # The embedded store's file, read beside the server (snapshots: SQLite only).
-        self.on_sqlite = isinstance(self.store, SqliteStore)
+        self.on_sqlite = self.store.backend == "sqlite"  # the store is wrapped (metrics)
         self.db_path = data_dir / "collab.sqlite3"  # store.factory.open_store
         self.blob_dir = data_dir / "files"  # store.factory.open_blobs
         self.clients: dict[str, Client] = {}
