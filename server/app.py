@@ -21,6 +21,7 @@ from server import http
 from server.keys import METRICS, REALTIME, SETTINGS, STORAGE, services_of
 from server.metrics import Metrics
 from server.realtime import Realtime
+from server.redis_manager import RedisManager
 from services.ai import make_provider
 from services.bus import Bus, RedisBus
 from services.captures import PcapService
@@ -34,11 +35,13 @@ from services.leader import make_leader
 from services.locks import LockService, MemoryLocks, RedisLocks
 from services.presence import MemoryPresence, Presence, RedisPresence
 from services.ratelimit import Counter, MemoryCounter, RedisCounter
+from services.redis_client import OutageLog, open_redis
 from services.replies import ReplyEngine
 from services.security import PasswordHasher, TokenService
 from services.ticker import Ticker
 from store.base import Store
 from store.blobs import BlobStore
+from store.errors import Unavailable
 from store.factory import open_blobs, open_store
 
 if TYPE_CHECKING:
@@ -103,10 +106,7 @@ def create_app(settings: Settings | None = None, *, open_storage: StoreOpener | 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     opening, settings, clock = app[OPENING], app[SETTINGS], app[CLOCK]
     if settings.redis_url:
-        import redis.asyncio as aioredis
-
-        client = aioredis.from_url(settings.redis_url, health_check_interval=10,
-                                   socket_connect_timeout=5, retry_on_timeout=True)
+        client = open_redis(settings.redis_url)
         await _wait_for(client.ping, "Redis", settings.redis_url)
         opening.redis = client
         opening.counter = RedisCounter(client)
@@ -118,6 +118,9 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         opening.bus = Bus()
         opening.presence = MemoryPresence()
     await opening.bus.start()
+    manager = app[REALTIME].sio.manager
+    if isinstance(manager, RedisManager):
+        manager.start()
     yield
     await opening.bus.close()
     if opening.redis is not None:
@@ -211,12 +214,25 @@ async def _presence_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _presence_loop(realtime: Realtime) -> None:
     presence, clock = realtime.services.presence, realtime.services.clock
     interval = realtime.services.settings.presence_ttl_s / 3
+    manager = realtime.sio.manager
+    heard = getattr(manager, "generation", 0)
+    outage = OutageLog(log, "presence beat")
     while True:
         try:
-            for pid in await presence.beat():
+            changed = await presence.beat()
+            outage.ok()
+            generation = getattr(manager, "generation", 0)
+            if generation != heard:
+                # The Socket.IO manager subscribed again: presence pushed by the other
+                # instances while it was not listening passed our sockets by.
+                changed |= presence.local_projects()
+            for pid in changed:
                 await realtime.push_presence(pid)
+            heard = generation
         except asyncio.CancelledError:
             raise
+        except Unavailable as exc:
+            outage.failed(exc)
         except Exception:
             log.exception("presence beat failed")
         await clock.sleep(interval)

@@ -23,11 +23,12 @@ from socketio import packet as sio_packet
 from handlers.base import EventSpec, bad_payload
 from handlers.context import EventContext
 from server.metrics import Metrics
+from server.redis_manager import RedisManager
 from services.config import Settings
 from services.container import Services
 from services.gateway import SocketState
 from store.base import User
-from store.errors import EventError, Forbidden, TokenExpired, Unauthorized
+from store.errors import EventError, Forbidden, TokenExpired, Unauthorized, Unavailable
 
 log = logging.getLogger("server.events")
 conn_log = logging.getLogger("server.connections")
@@ -166,7 +167,7 @@ class Realtime:
             self.events[spec.name] = spec
         manager = None
         if settings.redis_url:
-            manager = socketio.AsyncRedisManager(settings.redis_url, channel="collab:sio")
+            manager = RedisManager(settings.redis_url, channel="collab:sio")
         cors: Any = list(settings.cors_origins) or None
         if cors == ["*"]:
             cors = "*"
@@ -392,7 +393,11 @@ class Realtime:
                             skip_sid=skip_sid)
 
     async def push_presence(self, project_id: str) -> None:
-        users = await self.services.presence.users(project_id)
+        try:
+            users = await self.services.presence.users(project_id)
+        except Unavailable:
+            self.services.presence.push_later(project_id)
+            return
         await self.push_project(project_id, "project:presence", {"users": users})
 
     def in_room(self, sid: str, room: str) -> bool:
