@@ -289,8 +289,8 @@ class Realtime:
         await self.sio.enter_room(sid, f"project:{project_id}")
         await self.set_visibility(sid, project_id, role)
         state.projects.add(project_id)
-        await self.services.presence.join(project_id, sid, state.public_user())
-        await self.push_presence(project_id)
+        if await self.services.presence.join(project_id, sid, state.public_user()):
+            await self.push_presence(project_id)
 
     async def set_visibility(self, sid: str, project_id: str, role: str) -> None:
         """Owners see secret columns in clear: they listen on a room of their own."""
@@ -303,8 +303,8 @@ class Realtime:
         for room in ("owners", "others"):
             await self.sio.leave_room(sid, f"project:{project_id}:{room}")
         state.projects.discard(project_id)
-        await self.services.presence.leave(project_id, sid)
-        await self.push_presence(project_id)
+        if await self.services.presence.leave(project_id, sid):
+            await self.push_presence(project_id)
 
     def _expired(self, sid: str, token_exp: float) -> None:
         # Tell the client before its next event fails, so it can refresh proactively.

@@ -36,31 +36,59 @@ class Presence(ABC):
     def __init__(self):
         # sid -> (user, {project ids}): what this instance has put in.
         self.local: dict[str, tuple[dict, set[str]]] = {}
+        # (project, user id) -> how many of our sockets: a user's second tab coming or going
+        # changes nobody's list, so it is not pushed to the whole room.
+        self._tabs: dict[tuple[str, str], int] = {}
         # Set when a write to the shared view failed: the next beat rewrites our entries.
         self._resync = False
         self._gone: set[tuple[str, str]] = set()  # (project, sid) left while unwritable
         self._unpushed: set[str] = set()  # projects whose presence push was skipped
 
-    async def join(self, project_id: str, sid: str, user: dict) -> None:
-        self.local.setdefault(sid, (user, set()))[1].add(project_id)
+    async def join(self, project_id: str, sid: str, user: dict) -> bool:
+        """Whether the project's list of users may have changed (to push it): not when the
+        user already had a socket of ours in the project."""
+        user, projects = self.local.setdefault(sid, (user, set()))
+        first = project_id not in projects and self._count(project_id, user, +1) == 1
+        projects.add(project_id)
         self._gone.discard((project_id, sid))
         try:
             await self._put(project_id, sid, user)
         except Unavailable:
             self._resync = True
             raise
+        return first
 
-    async def leave(self, project_id: str, sid: str) -> None:
+    async def leave(self, project_id: str, sid: str) -> bool:
+        """Whether the list may have changed and is to be pushed now (a removal Redis did
+        not take is pushed by the beat that makes it)."""
         entry = self.local.get(sid)
-        if entry:
+        last = False
+        if entry and project_id in entry[1]:
             entry[1].discard(project_id)
-        await self._remove_or_defer(project_id, sid)
+            last = self._count(project_id, entry[0], -1) == 0
+            if not entry[1]:
+                del self.local[sid]  # signed out, say: the socket may sign in as another user
+        return await self._remove_or_defer(project_id, sid) and last
 
     async def drop_socket(self, sid: str) -> set[str]:
-        """Remove a disconnected socket everywhere; returns the projects whose shared view
-        changed (the others change, and are reported, once Redis answers again)."""
-        _, projects = self.local.pop(sid, (None, set()))
-        return {pid for pid in projects if await self._remove_or_defer(pid, sid)}
+        """Remove a disconnected socket everywhere; returns the projects whose list changed
+        (the user's last socket of ours there) and is to be pushed now."""
+        user, projects = self.local.pop(sid, (None, set()))
+        changed = set()
+        for pid in projects:
+            last = self._count(pid, user, -1) == 0
+            if await self._remove_or_defer(pid, sid) and last:
+                changed.add(pid)
+        return changed
+
+    def _count(self, project_id: str, user: dict | None, step: int) -> int:
+        key = (project_id, user["userId"] if user else "")
+        n = self._tabs.get(key, 0) + step
+        if n > 0:
+            self._tabs[key] = n
+        else:
+            self._tabs.pop(key, None)
+        return n
 
     async def _remove_or_defer(self, project_id: str, sid: str) -> bool:
         try:
