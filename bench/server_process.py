@@ -77,7 +77,9 @@ class PeakRss:
 
 
 @contextlib.asynccontextmanager
-async def running_server(**env_extra: str) -> AsyncIterator[tuple[subprocess.Popen, str]]:
+async def running_server(module: str = "server",
+                         **env_extra: str) -> AsyncIterator[tuple[subprocess.Popen, str]]:
+    """``python -m <module>`` (this server, or e.g. ``bench.bare_server``) on a free port."""
     data_dir = Path(tempfile.mkdtemp(prefix="bench-server-"))
     port = free_port()
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "DATA_DIR": str(data_dir),
@@ -86,7 +88,7 @@ async def running_server(**env_extra: str) -> AsyncIterator[tuple[subprocess.Pop
     env.pop("REDIS_URL", None)
     env.pop("MONGO_URL", None)
     log = open(data_dir.with_suffix(".log"), "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "server"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", module], env=env,
                             cwd=Path(__file__).resolve().parents[1],
                             stdout=subprocess.DEVNULL, stderr=log)
     try:

@@ -18,6 +18,7 @@ from aiohttp import web
 
 import handlers
 from server import http
+from server.heap import trim_loop
 from server.keys import METRICS, REALTIME, SETTINGS, STORAGE, services_of
 from server.metrics import Metrics
 from server.realtime import Realtime
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None, *, open_storage: StoreOpener | 
                  lambda s: s.imports):
         app.cleanup_ctx.append(_engine_ctx(pick))
     app.cleanup_ctx.append(_presence_ctx)
+    app.cleanup_ctx.append(_heap_ctx)
     return app
 
 
@@ -209,6 +211,14 @@ async def _presence_ctx(app: web.Application) -> AsyncIterator[None]:
     for pid in await realtime.services.presence.close():
         with contextlib.suppress(Exception):
             await realtime.push_presence(pid)
+
+
+async def _heap_ctx(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(trim_loop(app[CLOCK]), name="heap-trim")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _presence_loop(realtime: Realtime) -> None:

@@ -34,11 +34,12 @@ def _distinct(users) -> list[dict]:
 
 class Presence(ABC):
     def __init__(self):
-        # sid -> (user, {project ids}): what this instance has put in.
-        self.local: dict[str, tuple[dict, set[str]]] = {}
-        # (project, user id) -> how many of our sockets: a user's second tab coming or going
-        # changes nobody's list, so it is not pushed to the whole room.
-        self._tabs: dict[tuple[str, str], int] = {}
+        # sid -> (user, project ids): what this instance has put in (a tuple, not a set: a
+        # server holds one per socket).
+        self.local: dict[str, tuple[dict, tuple[str, ...]]] = {}
+        # project -> user id -> [user, how many of our sockets]: who is here, counted once;
+        # a user's second tab coming or going changes nobody's list and is not pushed.
+        self._people: dict[str, dict[str, list]] = {}
         # Set when a write to the shared view failed: the next beat rewrites our entries.
         self._resync = False
         self._gone: set[tuple[str, str]] = set()  # (project, sid) left while unwritable
@@ -47,9 +48,11 @@ class Presence(ABC):
     async def join(self, project_id: str, sid: str, user: dict) -> bool:
         """Whether the project's list of users may have changed (to push it): not when the
         user already had a socket of ours in the project."""
-        user, projects = self.local.setdefault(sid, (user, set()))
-        first = project_id not in projects and self._count(project_id, user, +1) == 1
-        projects.add(project_id)
+        user, projects = self.local.get(sid) or (user, ())
+        first = False
+        if project_id not in projects:
+            self.local[sid] = (user, (*projects, project_id))
+            first = self._count(project_id, user, +1)
         self._gone.discard((project_id, sid))
         try:
             await self._put(project_id, sid, user)
@@ -61,34 +64,44 @@ class Presence(ABC):
     async def leave(self, project_id: str, sid: str) -> bool:
         """Whether the list may have changed and is to be pushed now (a removal Redis did
         not take is pushed by the beat that makes it)."""
-        entry = self.local.get(sid)
+        user, projects = self.local.get(sid) or ({}, ())
         last = False
-        if entry and project_id in entry[1]:
-            entry[1].discard(project_id)
-            last = self._count(project_id, entry[0], -1) == 0
-            if not entry[1]:
+        if project_id in projects:
+            rest = tuple(p for p in projects if p != project_id)
+            if rest:
+                self.local[sid] = (user, rest)
+            else:
                 del self.local[sid]  # signed out, say: the socket may sign in as another user
+            last = self._count(project_id, user, -1)
         return await self._remove_or_defer(project_id, sid) and last
 
     async def drop_socket(self, sid: str) -> set[str]:
         """Remove a disconnected socket everywhere; returns the projects whose list changed
         (the user's last socket of ours there) and is to be pushed now."""
-        user, projects = self.local.pop(sid, (None, set()))
+        user, projects = self.local.pop(sid, ({}, ()))
         changed = set()
         for pid in projects:
-            last = self._count(pid, user, -1) == 0
+            last = self._count(pid, user, -1)
             if await self._remove_or_defer(pid, sid) and last:
                 changed.add(pid)
         return changed
 
-    def _count(self, project_id: str, user: dict | None, step: int) -> int:
-        key = (project_id, user["userId"] if user else "")
-        n = self._tabs.get(key, 0) + step
-        if n > 0:
-            self._tabs[key] = n
-        else:
-            self._tabs.pop(key, None)
-        return n
+    def _count(self, project_id: str, user: dict, step: int) -> bool:
+        """Count a socket of ``user`` in or out; whether they came or went with it."""
+        people = self._people.setdefault(project_id, {})
+        entry = people.get(user["userId"])
+        if entry is None:
+            if step < 0:
+                return False
+            people[user["userId"]] = [user, 1]
+            return True
+        entry[1] += step
+        if entry[1] > 0:
+            return False
+        del people[user["userId"]]
+        if not people:
+            del self._people[project_id]
+        return True
 
     async def _remove_or_defer(self, project_id: str, sid: str) -> bool:
         try:
@@ -105,7 +118,7 @@ class Presence(ABC):
         self._unpushed.add(project_id)
 
     def local_projects(self) -> set[str]:
-        return {pid for _, projects in self.local.values() for pid in projects}
+        return set(self._people)
 
     def _local_entries(self, project_id: str) -> list[tuple[str, dict]]:
         return [(sid, user) for sid, (user, projects) in self.local.items()
@@ -136,12 +149,14 @@ class Presence(ABC):
 
 
 class MemoryPresence(Presence):
+    """One instance: every socket is local, so the local counts are the whole truth."""
+
     def __init__(self):
         super().__init__()
-        self.rooms: dict[str, dict[str, dict]] = {}
+        self.rooms: dict[str, dict[str, str]] = {}  # project -> sid -> user id
 
     async def _put(self, project_id, sid, user):
-        self.rooms.setdefault(project_id, {})[sid] = user
+        self.rooms.setdefault(project_id, {})[sid] = user["userId"]
 
     async def _remove(self, project_id, sid):
         room = self.rooms.get(project_id)
@@ -151,10 +166,11 @@ class MemoryPresence(Presence):
                 del self.rooms[project_id]
 
     async def users(self, project_id):
-        return _distinct(self.rooms.get(project_id, {}).values())
+        # Per user, not per socket: a join in a room of thousands of tabs stays cheap.
+        return _distinct(user for user, _ in self._people.get(project_id, {}).values())
 
     async def sockets(self, project_id):
-        return [(sid, user["userId"]) for sid, user in self.rooms.get(project_id, {}).items()]
+        return list(self.rooms.get(project_id, {}).items())
 
 
 class RedisPresence(Presence):
