@@ -18,9 +18,11 @@ from aiohttp import web
 
 import handlers
 from server import drain, http, web_security
+from server.heap import trim_loop
 from server.keys import METRICS, REALTIME, SETTINGS, STORAGE, services_of
 from server.metrics import Metrics
 from server.realtime import Realtime
+from server.redis_manager import RedisManager
 from server.store_metrics import measure_store
 from services.accounts import Housekeeping
 from services.ai import make_provider
@@ -44,6 +46,7 @@ from services.ratelimit import (
     RedisCounter,
     RedisEventLimiter,
 )
+from services.redis_client import OutageLog, open_redis
 from services.replies import ReplyEngine
 from services.security import PasswordHasher, TokenService
 from services.sessions import Sessions
@@ -51,6 +54,7 @@ from services.signin import SignInGuard
 from services.ticker import Ticker
 from store.base import Store
 from store.blobs import BlobStore
+from store.errors import Unavailable
 from store.factory import open_blobs, open_store
 
 if TYPE_CHECKING:
@@ -114,16 +118,14 @@ def create_app(settings: Settings | None = None, *, open_storage: StoreOpener | 
                  lambda s: s.imports, lambda s: s.housekeeping, lambda s: s.instances):
         app.cleanup_ctx.append(_engine_ctx(pick))
     app.cleanup_ctx.append(_presence_ctx)
+    app.cleanup_ctx.append(_heap_ctx)
     return app
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     opening, settings, clock = app[OPENING], app[SETTINGS], app[CLOCK]
     if settings.redis_url:
-        import redis.asyncio as aioredis
-
-        client = aioredis.from_url(settings.redis_url, health_check_interval=10,
-                                   socket_connect_timeout=5, retry_on_timeout=True)
+        client = open_redis(settings.redis_url)
         await _wait_for(client.ping, "Redis", settings.redis_url)
         opening.redis = client
         opening.counter = RedisCounter(client)
@@ -135,6 +137,9 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         opening.bus = Bus()
         opening.presence = MemoryPresence()
     await opening.bus.start()
+    manager = app[REALTIME].sio.manager
+    if isinstance(manager, RedisManager):
+        manager.start()
     yield
     await opening.bus.close()
     if opening.redis is not None:
@@ -254,15 +259,36 @@ async def _presence_ctx(app: web.Application) -> AsyncIterator[None]:
             await realtime.push_presence(pid)
 
 
+async def _heap_ctx(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(trim_loop(app[CLOCK]), name="heap-trim")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def _presence_loop(realtime: Realtime) -> None:
     presence, clock = realtime.services.presence, realtime.services.clock
     interval = realtime.services.settings.presence_ttl_s / 3
+    manager = realtime.sio.manager
+    heard = getattr(manager, "generation", 0)
+    outage = OutageLog(log, "presence beat")
     while True:
         try:
-            for pid in await presence.beat():
+            changed = await presence.beat()
+            outage.ok()
+            generation = getattr(manager, "generation", 0)
+            if generation != heard:
+                # The Socket.IO manager subscribed again: presence pushed by the other
+                # instances while it was not listening passed our sockets by.
+                changed |= presence.local_projects()
+            for pid in changed:
                 await realtime.push_presence(pid)
+            heard = generation
         except asyncio.CancelledError:
             raise
+        except Unavailable as exc:
+            outage.failed(exc)
         except Exception:
             log.exception("presence beat failed")
         await clock.sleep(interval)

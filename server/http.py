@@ -28,6 +28,7 @@ from store.errors import EventError, Unauthorized
 
 log = logging.getLogger("server.http")
 WEB_DIR = Path(__file__).parent / "web"
+READY_PROBE_TIMEOUT_S = 3.0
 
 
 @web.middleware
@@ -89,23 +90,29 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
+    """200 when this instance can serve: not draining, the store answers and, with Redis,
+    Redis answers and both subscriptions (the Socket.IO manager's pushes, the bus) are
+    reading again."""
     if request.app[DRAIN].draining:
         return web.json_response({"status": "draining", "checks": {},
                                   "instance": request.app[SETTINGS].instance_id}, status=503)
     services = services_of(request.app)
-    checks, healthy = {}, True
+    checks: dict[str, str] = {}
     for name, probe in (("store", services.store.ping if services.store else None),
                         ("redis", services.redis.ping if services.redis is not None else None)):
         if probe is None:
             checks[name] = "not configured" if name == "redis" else "not open"
-            healthy = healthy and name == "redis"
             continue
         try:
-            await probe()
+            await asyncio.wait_for(probe(), READY_PROBE_TIMEOUT_S)
             checks[name] = "ok"
         except Exception as exc:
             checks[name] = f"error: {exc.__class__.__name__}"
-            healthy = False
+    if services.redis is not None:
+        manager = request.app[REALTIME].sio.manager
+        checks["pushes"] = "ok" if getattr(manager, "listening", True) else "reconnecting"
+        checks["bus"] = "ok" if services.bus.listening else "reconnecting"
+    healthy = all(v in ("ok", "not configured") for v in checks.values())
     return web.json_response({"status": "ready" if healthy else "unavailable", "checks": checks,
                               "instance": request.app[SETTINGS].instance_id},
                              status=200 if healthy else 503)

@@ -26,13 +26,21 @@ from socketio import packet as sio_packet
 from handlers.base import EventSpec, bad_payload
 from handlers.context import EventContext
 from server.metrics import Metrics
+from server.redis_manager import RedisManager
 from server.send_queue import BoundedEngineServer
 from server.web_security import handshake_origins
 from services.config import Settings
 from services.container import Services
 from services.gateway import SocketState
 from store.base import User
-from store.errors import EventError, Forbidden, RateLimited, TokenExpired, Unauthorized
+from store.errors import (
+    EventError,
+    Forbidden,
+    RateLimited,
+    TokenExpired,
+    Unauthorized,
+    Unavailable,
+)
 
 log = logging.getLogger("server.events")
 conn_log = logging.getLogger("server.connections")
@@ -226,7 +234,7 @@ class Realtime:
             self.events[spec.name] = spec
         manager = None
         if settings.redis_url:
-            manager = socketio.AsyncRedisManager(settings.redis_url, channel="collab:sio")
+            manager = RedisManager(settings.redis_url, channel="collab:sio")
         self.sio = CollabSocketServer(
             async_mode="aiohttp",
             serializer=EventPacket,
@@ -425,8 +433,8 @@ class Realtime:
         await self.sio.enter_room(sid, f"project:{project_id}")
         await self.set_visibility(sid, project_id, role)
         state.projects.add(project_id)
-        await self.services.presence.join(project_id, sid, state.public_user())
-        await self.push_presence(project_id)
+        if await self.services.presence.join(project_id, sid, state.public_user()):
+            await self.push_presence(project_id)
 
     async def set_visibility(self, sid: str, project_id: str, role: str) -> None:
         """Owners see secret columns in clear: they listen on a room of their own."""
@@ -439,8 +447,8 @@ class Realtime:
         for room in ("owners", "others"):
             await self.sio.leave_room(sid, f"project:{project_id}:{room}")
         state.projects.discard(project_id)
-        await self.services.presence.leave(project_id, sid)
-        await self.push_presence(project_id)
+        if await self.services.presence.leave(project_id, sid):
+            await self.push_presence(project_id)
 
     def _expired(self, sid: str, token_exp: float) -> None:
         # Tell the client before its next event fails, so it can refresh proactively.
@@ -550,7 +558,11 @@ class Realtime:
                             skip_sid=skip_sid)
 
     async def push_presence(self, project_id: str) -> None:
-        users = await self.services.presence.users(project_id)
+        try:
+            users = await self.services.presence.users(project_id)
+        except Unavailable:
+            self.services.presence.push_later(project_id)
+            return
         await self.push_project(project_id, "project:presence", {"users": users})
 
     def in_room(self, sid: str, room: str) -> bool:

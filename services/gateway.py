@@ -17,9 +17,10 @@ from services.ratelimit import TokenBucket
 from store.base import User
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class SocketState:
-    """One connected socket: who is signed in on it and which project rooms it is in."""
+    """One connected socket: who is signed in on it and which project rooms it is in.
+    Slotted: a server holds thousands (no per-instance dict; new state is a new field)."""
 
     sid: str
     ip: str

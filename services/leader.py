@@ -3,8 +3,14 @@ ticker). With Redis: a key set NX with a TTL, renewed only by its holder (compar
 in Lua, as redis-py's Lock does); on the embedded default the only instance always leads."""
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import Protocol
+
+from services.redis_client import OutageLog
+from store.errors import Unavailable
+
+log = logging.getLogger("services.leader")
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -58,9 +64,18 @@ class RedisLeader:
         self.ttl_ms = int(ttl * 1000)
         self._renew = redis.register_script(_RENEW)
         self._resign = redis.register_script(_RESIGN)
+        self._outage = OutageLog(log, f"leader lease {name}")
 
     async def hold(self) -> bool:
-        return bool(await self._renew(keys=[self.key], args=[self.token, self.ttl_ms]))
+        try:
+            held = bool(await self._renew(keys=[self.key], args=[self.token, self.ttl_ms]))
+        except Unavailable as exc:
+            # No Redis, no lease: whatever we held lapses for the others within ttl, and we
+            # stop now, so two leaders never overlap; the chore waits for Redis.
+            self._outage.failed(exc)
+            return False
+        self._outage.ok()
+        return held
 
     async def resign(self) -> None:
         await self._resign(keys=[self.key], args=[self.token])

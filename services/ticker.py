@@ -12,6 +12,8 @@ import random
 
 from services.container import Core
 from services.leader import Leader
+from services.redis_client import OutageLog
+from store.errors import Unavailable
 from store.ids import iso
 
 log = logging.getLogger("services.ticker")
@@ -41,14 +43,18 @@ class Ticker:
     async def _run(self) -> None:
         clock = self.core.clock
         last: float | None = None
+        outage = OutageLog(log, "ticker")
         while True:
             try:
                 now = clock.monotonic()
                 if (last is None or now - last >= self.interval) and await self.leader.hold():
                     last = now
                     await self.produce()
+                outage.ok()
             except asyncio.CancelledError:
                 raise
+            except Unavailable as exc:  # no lease without Redis: nobody produces meanwhile
+                outage.failed(exc)
             except Exception:
                 log.exception("ticker failed")
             await clock.sleep(self.interval / 4)

@@ -7,6 +7,9 @@
   connected or within the disconnect grace (LOCK_GRACE_S); if the instance dies the lease
   lapses and the lock is free.
 - One elected reaper (a leader lease) deletes expired locks and broadcasts ``row:unlocked``.
+- Redis down: acquiring answers ``unavailable``; leases cannot be renewed, but nobody can
+  take a row either. Redis back empty (no persistence): each owner's next renewal puts its
+  locks back (backends.py, "epoch"), so holders and rooms carry on as before.
 - Tokens fence writes: an update must carry the current token; the store's version check
   refuses a stale writer even if this service lost a lock.
 """
@@ -24,7 +27,8 @@ from services.clock import Clock, Timer
 from services.container import Hooks
 from services.leader import Leader
 from services.locks.backends import LockBackend, MemoryLocks, RedisLocks
-from store.errors import Conflict, Locked, RateLimited
+from services.redis_client import OutageLog
+from store.errors import Conflict, Locked, RateLimited, Unavailable
 from store.ids import iso
 
 log = logging.getLogger("services.locks")
@@ -44,10 +48,19 @@ def holder_view(info: dict) -> dict:
 
 @dataclass
 class Owned:
-    token: str
-    sid: str
-    project_id: str
+    """A lock this instance granted: the record as last written, to renew (or put back)."""
+
+    record: dict
+    epoch: str
     grace: Timer | None = None
+
+    @property
+    def token(self) -> str:
+        return self.record["token"]
+
+    @property
+    def sid(self) -> str:
+        return self.record["sid"]
 
 
 class LockService:
@@ -75,7 +88,7 @@ class LockService:
                 "projectId": project_id, "userId": user_id, "username": username, "sid": sid,
                 "instance": self.instance_id, "deadline": now + self.edit_timeout,
                 "leaseUntil": now + self.lease, "since": now}
-        kind, payload = await self.backend.acquire(info, now)
+        kind, payload, epoch = await self.backend.acquire(info, now)
         if kind == "cooldown":
             assert isinstance(payload, float | int)
             raise RateLimited(f"you can lock this row again in {payload:.1f} s",
@@ -94,7 +107,7 @@ class LockService:
             old = self.owned.pop((table_id, row_id), None)
             if old and old.grace:
                 old.grace.cancel()
-        self.owned[(table_id, row_id)] = Owned(info["token"], sid, project_id)
+        self.owned[(table_id, row_id)] = Owned(info, epoch)
         if kind == "ok":
             await self.push(project_id, "row:locked", holder_view(info))
         return info
@@ -116,8 +129,12 @@ class LockService:
     async def touch(self, table_id: str, row_id: str, token: str) -> dict | None:
         """Activity by the holder: push the edit deadline out again."""
         now = self.clock.time()
-        return await self.backend.extend(table_id, row_id, token, now, now + self.lease,
+        info = await self.backend.extend(table_id, row_id, token, now, now + self.lease,
                                          now + self.edit_timeout)
+        owned = self.owned.get((table_id, row_id))
+        if info is not None and owned is not None and owned.token == token:
+            owned.record = info  # the moved deadline, should the lock ever be put back
+        return info
 
     async def heartbeat(self, table_id: str, row_id: str, token: str) -> dict:
         info = await self.touch(table_id, row_id, token)
@@ -165,11 +182,15 @@ class LockService:
                     lambda k=key, o=owned: asyncio.ensure_future(self._grace_over(k, o)))
 
     async def _grace_over(self, key: tuple[str, str], owned: Owned) -> None:
-        # Compare on token and socket: if the user reclaimed the lock from a new socket,
-        # this release matches nothing.
-        info = await self.backend.release(*key, owned.token, sid=owned.sid)
         if self.owned.get(key) is owned:
-            del self.owned[key]
+            del self.owned[key]  # no more renewals: if the release fails, the lease lapses
+        try:
+            # Compare on token and socket: if the user reclaimed the lock from a new socket,
+            # this release matches nothing.
+            info = await self.backend.release(*key, owned.token, sid=owned.sid)
+        except Unavailable:
+            log.warning("lock of a gone socket left to its lease (redis unreachable)")
+            return
         if info:
             await self._ended(info, "disconnect")
 
@@ -210,28 +231,44 @@ class LockService:
             await self.leader.resign()
 
     async def _renew_loop(self) -> None:
+        outage = OutageLog(log, "lock lease renewal")
         while True:
             await self.clock.sleep(self.lease / 3)
             try:
                 await self.renew()
+                outage.ok()
+            except Unavailable as exc:
+                outage.failed(exc)
             except Exception:
                 log.exception("lock lease renewal failed")
 
     async def renew(self) -> None:
         now = self.clock.time()
         for key, owned in list(self.owned.items()):
-            info = await self.backend.extend(*key, owned.token, now, now + self.lease, None,
-                                             sid=owned.sid)
-            if info is None and self.owned.get(key) is owned:
+            status, info, epoch = await self.backend.renew(owned.record, now, now + self.lease,
+                                                           owned.epoch)
+            if self.owned.get(key) is not owned:
+                continue  # released or reclaimed while we waited
+            if status == "ok":
+                assert info is not None
+                owned.record, owned.epoch = info, epoch
+            elif status == "timeout":
+                assert info is not None
+                await self._ended(info, "timeout")
+            else:
                 del self.owned[key]  # timed out, broken or reclaimed elsewhere
 
     async def _reap_loop(self) -> None:
         interval = max(0.05, min(1.0, self.lease / 6))
+        outage = OutageLog(log, "lock reaper")
         while True:
             await self.clock.sleep(interval)
             try:
                 if await self.leader.hold():
                     await self.reap()
+                outage.ok()
+            except Unavailable as exc:
+                outage.failed(exc)
             except Exception:
                 log.exception("lock reaper failed")
 

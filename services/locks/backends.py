@@ -7,6 +7,13 @@ owning instance while its holder is connected or within the disconnect grace). A
 live while both lie in the future; the ``due`` index orders locks by the earlier of the two
 so the reaper finds expiries without scanning.
 
+Redis may also forget every lock at once (a restart without persistence). ``locks:epoch``
+tells that apart from a lock that ended: a random value set when missing, whose value at
+grant time the owning instance keeps. A lock that is gone while the epoch is the one it was
+granted under was released, reaped or broken; gone under another epoch, Redis lost it, and
+the owner's next renewal puts it back (unless someone locked the row meanwhile, or its edit
+deadline has passed), so neither the holder nor the room, told nothing, loses it.
+
 Backends never read the clock: the service passes ``now`` (its ``Clock``) into every call
 that compares against time, cooldowns included (stored as the instant they end), so a test's
 ``FakeClock`` drives both backends alike.
@@ -15,9 +22,12 @@ from __future__ import annotations
 
 import json
 import math
+import secrets
 from abc import ABC, abstractmethod
 
 DUE = "locks:due"
+EPOCH = "locks:epoch"
+MEMORY_EPOCH = "memory"  # a dict forgets nothing while its instance runs
 # A Redis cooldown key holds the instant it ends; its TTL only bounds memory and is this
 # much longer than the cooldown, so the comparison with ``now`` decides, not Redis' clock.
 COOLDOWN_TTL_SLACK_S = 60.0
@@ -45,9 +55,18 @@ def due_at(info: dict) -> float:
 
 class LockBackend(ABC):
     @abstractmethod
-    async def acquire(self, info: dict, now: float) -> tuple[str, dict | float | None]:
+    async def acquire(self, info: dict, now: float) -> tuple[str, dict | float | None, str]:
         """('ok', previous expired record or None) | ('mine', rebound record) |
-        ('locked', holder record) | ('cooldown', seconds left)."""
+        ('locked', holder record) | ('cooldown', seconds left); then the epoch (see the
+        module doc) the lock is held under."""
+
+    @abstractmethod
+    async def renew(self, record: dict, now: float, lease_until: float,
+                    epoch: str) -> tuple[str, dict | None, str]:
+        """The owner's lease renewal of ``record`` (the lock as granted, or last renewed,
+        under ``epoch``): ('ok', record now, epoch) | ('gone', None, epoch): it ended, or
+        someone else holds the row | ('timeout', record, epoch): Redis lost it and its edit
+        deadline has passed meanwhile, so it ends now."""
 
     @abstractmethod
     async def release(self, table_id: str, row_id: str, token: str | None,
@@ -88,16 +107,21 @@ class MemoryLocks(LockBackend):
         key = (info["tableId"], info["rowId"])
         until = self.cooldowns.get((*key, info["userId"]), 0)
         if until > now:
-            return "cooldown", until - now
+            return "cooldown", until - now, MEMORY_EPOCH
         current = self.locks.get(key)
         if current is not None and live(current, now):
             if current["userId"] != info["userId"]:
-                return "locked", current
+                return "locked", current, MEMORY_EPOCH
             info = {**info, "token": current["token"]}
             self.locks[key] = info
-            return "mine", info
+            return "mine", info, MEMORY_EPOCH
         self.locks[key] = info
-        return "ok", current
+        return "ok", current, MEMORY_EPOCH
+
+    async def renew(self, record, now, lease_until, epoch):
+        info = await self.extend(record["tableId"], record["rowId"], record["token"], now,
+                                 lease_until, None, sid=record["sid"])
+        return ("ok" if info else "gone"), info, epoch
 
     async def release(self, table_id, row_id, token, sid=None):
         current = self.locks.get((table_id, row_id))
@@ -141,18 +165,27 @@ class MemoryLocks(LockBackend):
             self.cooldowns = {k: v for k, v in self.cooldowns.items() if v > now}
 
 
-# KEYS: lock, due zset, table set, cooldown   ARGV: record json, now, user id
-_ACQUIRE = """
+# The epoch, set to ARGV[n] (a fresh random value) when Redis has none.
+_EPOCH = """
+local epoch = redis.call('GET', KEYS[{key}])
+if not epoch then
+  epoch = ARGV[{arg}]
+  redis.call('SET', KEYS[{key}], epoch)
+end
+"""
+
+# KEYS: lock, due zset, table set, cooldown, epoch   ARGV: record json, now, user id, fresh epoch
+_ACQUIRE = _EPOCH.format(key=5, arg=4) + """
 local now = tonumber(ARGV[2])
 local cd = redis.call('GET', KEYS[4])
-if cd and tonumber(cd) > now then return {'cooldown', tostring(tonumber(cd) - now)} end
+if cd and tonumber(cd) > now then return {'cooldown', tostring(tonumber(cd) - now), epoch} end
 local new = cjson.decode(ARGV[1])
 local cur = redis.call('GET', KEYS[1])
 local result = 'ok'
 if cur then
   local info = cjson.decode(cur)
   if info.deadline > now and info.leaseUntil > now then
-    if info.userId ~= ARGV[3] then return {'locked', cur} end
+    if info.userId ~= ARGV[3] then return {'locked', cur, epoch} end
     new.token = info.token
     result = 'mine'
   end
@@ -161,8 +194,34 @@ local encoded = cjson.encode(new)
 redis.call('SET', KEYS[1], encoded)
 redis.call('ZADD', KEYS[2], math.min(new.deadline, new.leaseUntil), KEYS[1])
 redis.call('SADD', KEYS[3], KEYS[1])
-if result == 'mine' then return {'mine', encoded} end
-return {'ok', cur or ''}
+if result == 'mine' then return {'mine', encoded, epoch} end
+return {'ok', cur or '', epoch}
+"""
+
+# KEYS: lock, due, table, epoch   ARGV: our record, now, leaseUntil, our epoch, a fresh epoch
+_RENEW = _EPOCH.format(key=4, arg=5) + """
+local now = tonumber(ARGV[2])
+local mine = cjson.decode(ARGV[1])
+local info
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  info = cjson.decode(cur)
+  if info.token ~= mine.token or info.sid ~= mine.sid or info.deadline <= now
+      or info.leaseUntil <= now then
+    return {'gone', '', epoch}
+  end
+elseif epoch ~= ARGV[4] then
+  info = mine
+  if info.deadline <= now then return {'timeout', ARGV[1], epoch} end
+else
+  return {'gone', '', epoch}
+end
+info.leaseUntil = tonumber(ARGV[3])
+local encoded = cjson.encode(info)
+redis.call('SET', KEYS[1], encoded)
+redis.call('ZADD', KEYS[2], math.min(info.deadline, info.leaseUntil), KEYS[1])
+redis.call('SADD', KEYS[3], KEYS[1])
+return {'ok', encoded, epoch}
 """
 
 # KEYS: lock, due, table   ARGV: token ('' = force), sid ('' = any)
@@ -224,18 +283,26 @@ class RedisLocks(LockBackend):
         self._release = redis.register_script(_RELEASE)
         self._extend = redis.register_script(_EXTEND)
         self._reap = redis.register_script(_REAP)
+        self._renew = redis.register_script(_RENEW)
+
+    async def renew(self, record, now, lease_until, epoch):
+        t, r = record["tableId"], record["rowId"]
+        kind, payload, current = await self._renew(
+            keys=[lock_key(t, r), DUE, table_key(t), EPOCH],
+            args=[json.dumps(record), now, lease_until, epoch, secrets.token_hex(8)])
+        return kind.decode(), json.loads(payload) if payload else None, current.decode()
 
     async def acquire(self, info, now):
         t, r = info["tableId"], info["rowId"]
-        kind, payload = await self._acquire(
-            keys=[lock_key(t, r), DUE, table_key(t), cooldown_key(t, r, info["userId"])],
-            args=[json.dumps(info), now, info["userId"]])
-        kind = kind.decode()
+        kind, payload, epoch = await self._acquire(
+            keys=[lock_key(t, r), DUE, table_key(t), cooldown_key(t, r, info["userId"]), EPOCH],
+            args=[json.dumps(info), now, info["userId"], secrets.token_hex(8)])
+        kind, epoch = kind.decode(), epoch.decode()
         if kind == "cooldown":
-            return kind, float(payload)
+            return kind, float(payload), epoch
         if kind == "ok":
-            return kind, json.loads(payload) if payload else None
-        return kind, json.loads(payload)
+            return kind, json.loads(payload) if payload else None, epoch
+        return kind, json.loads(payload), epoch
 
     async def release(self, table_id, row_id, token, sid=None):
         raw = await self._release(keys=[lock_key(table_id, row_id), DUE, table_key(table_id)],
