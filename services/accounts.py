@@ -4,11 +4,11 @@ entries. The same functions serve ``project:delete``, the admin's user deletion 
 guest reaper, so a deletion takes the same parts wherever it starts."""
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from datetime import timedelta
 
+from services.background import Background, every
 from services.container import Core
 from services.leader import Leader
 from store.base import Project
@@ -76,30 +76,21 @@ class Housekeeping:
     def __init__(self, core: Core, leader: Leader):
         self.core, self.leader = core, leader
         self.interval = min(3600.0, core.settings.guest_ttl_days * 86400 / 24)
-        self._task: asyncio.Task | None = None
+        self._loop = Background("housekeeping")
         self.guests_deleted = 0
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="housekeeping")
+        self._loop.start(lambda: every(self.core.clock, self.interval, self._sweep_if_leader,
+                                       log, "housekeeping"))
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._loop.stop()
         with contextlib.suppress(Exception):
             await self.leader.resign()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                if await self.leader.hold():
-                    await self.sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("housekeeping failed")
-            await self.core.clock.sleep(self.interval)
+    async def _sweep_if_leader(self) -> None:
+        if await self.leader.hold():
+            await self.sweep()
 
     async def sweep(self) -> int:
         """One pass; how many guests went."""

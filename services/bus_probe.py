@@ -11,13 +11,12 @@ in-process bus delivers inline.
 """
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 import uuid
 from collections.abc import Callable
 
+from services.background import Background, every
 from services.bus import Bus
 from services.clock import Clock
 
@@ -37,17 +36,16 @@ class BusProbe:
         self.token = uuid.uuid4().hex
         self.sent: dict[int, float] = {}  # seq -> perf_counter at publish
         self._seq = 0
-        self._task: asyncio.Task | None = None
+        self._loop = Background("bus-probe")
 
     async def start(self) -> None:
         self.bus.on(KIND, self._on_probe)
-        self._task = asyncio.create_task(self._loop(), name="bus-probe")
+        # Redis away: that probe is lost, the next one tries again.
+        self._loop.start(lambda: every(self.clock, self.interval, self.probe, log,
+                                       "bus probe"))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._loop.stop()
 
     async def probe(self) -> None:
         """Publish one probe (and give up on those ``lost_after`` probes old)."""
@@ -57,16 +55,6 @@ class BusProbe:
             self.lost()
         self.sent[self._seq] = time.perf_counter()
         await self.bus.publish(KIND, {"token": self.token, "seq": self._seq})
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.probe()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # Redis away: the probe is lost, the next one tries again
-                log.warning("bus probe could not publish", exc_info=True)
-            await self.clock.sleep(self.interval)
 
     async def _on_probe(self, data: dict) -> None:
         if data.get("token") != self.token:

@@ -4,12 +4,12 @@ set of its signed-in users (a key that expires unless renewed) every ``interval`
 embedded, the one instance answers from memory."""
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
 import secrets
 
+from services.background import Background, every
 from services.clock import Clock
 from services.gateway import Gateway
 
@@ -24,7 +24,7 @@ class InstanceRegistry:
         self.instance_id = instance_id
         self.interval = interval
         self.started_at = clock.time()
-        self._task: asyncio.Task | None = None
+        self._loop = Background("instance-beat")
 
     def _here(self) -> dict:
         return {"id": self.instance_id, "sockets": len(self.gateway.sockets),
@@ -35,13 +35,12 @@ class InstanceRegistry:
 
     async def start(self) -> None:
         if self.redis is not None:
-            self._task = asyncio.create_task(self._run(), name="instance-beat")
+            self._loop.start(lambda: every(self.clock, self.interval, self.beat, log,
+                                           "instance heartbeat"))
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._loop.running:
+            await self._loop.stop()
             with contextlib.suppress(Exception):  # leave at once rather than by expiry
                 await self.redis.hdel(HEARTBEATS, self.instance_id)
                 await self.redis.delete(self._online_key(self.instance_id))
@@ -49,16 +48,6 @@ class InstanceRegistry:
     @staticmethod
     def _online_key(instance_id: str) -> str:
         return f"collab:online:{instance_id}"
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.beat()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("instance heartbeat failed", exc_info=True)
-            await self.clock.sleep(self.interval)
 
     async def beat(self) -> None:
         assert self.redis is not None

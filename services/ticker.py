@@ -10,6 +10,7 @@ import contextlib
 import logging
 import random
 
+from services.background import Background
 from services.container import Core
 from services.leader import Leader
 from services.redis_client import OutageLog
@@ -25,18 +26,15 @@ class Ticker:
         self.core = core
         self.leader = leader
         self.interval = interval
-        self._task: asyncio.Task | None = None
+        self._loop = Background("ticker")
         self._rng = random.Random()
         self.produced = 0
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="ticker")
+        self._loop.start(self._run)
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._loop.stop()
         with contextlib.suppress(Exception):
             await self.leader.resign()
 
