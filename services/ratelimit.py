@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Protocol
 
+from redis.exceptions import RedisError
+
 from services.clock import Clock, SystemClock
 
 
@@ -183,11 +185,19 @@ return 0
 
 
 class RedisEventLimiter:
-    def __init__(self, redis, prefix: str = "rl:ev:"):
+    """Buckets shared by every instance. While Redis is unreachable each instance falls back
+    to buckets of its own: a budget is a protection, and the store keeps serving meanwhile
+    (an outage must not turn every event into ``unavailable``)."""
+
+    def __init__(self, redis, fallback: EventLimiter, prefix: str = "rl:ev:"):
         self.prefix = prefix
+        self.fallback = fallback
         self._script = redis.register_script(_GCRA)
 
     async def take(self, key: str, rate: float, burst: int) -> float:
-        wait = await self._script(keys=[self.prefix + key],
-                                  args=[math.ceil(1_000_000 / rate), burst])
+        try:
+            wait = await self._script(keys=[self.prefix + key],
+                                      args=[math.ceil(1_000_000 / rate), burst])
+        except (RedisError, OSError):
+            return await self.fallback.take(key, rate, burst)
         return int(wait) / 1_000_000
