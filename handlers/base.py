@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol, cast
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticUndefined
 
-from handlers.limits import event_class
+from handlers.limits import event_class, is_mutating
 from store.base import role_at_least
 from store.errors import EventError, Forbidden, NotFound
 
@@ -94,6 +94,12 @@ class EventSpec:
     def doc(self) -> str:
         first = inspect.cleandoc(self.handler.__doc__ or "").split("\n\n")[0]
         return " ".join(first.split())
+
+    @property
+    def idempotent(self) -> bool:
+        """Takes an optional ``requestId``: a repeat within REPLAY_WINDOW_S gets the first
+        call's ack and changes nothing (``handlers.limits.is_mutating``)."""
+        return self.auth and is_mutating(self.name)
 
     @property
     def access(self) -> str:

@@ -22,3 +22,17 @@ def event_class(name: str) -> str | None:
     if name in HEAVY:
         return "heavy"
     return "write" if name.rsplit(":", 1)[-1] in _WRITES else "read"
+
+
+# Heavy events that change state (the other heavy ones only read).
+_HEAVY_WRITES = frozenset({"message:send", "chat:import", "pcap:ingest", "table:import",
+                           "table:restore", "row:restore"})
+
+
+def is_mutating(name: str) -> bool:
+    """Whether the event changes state, and so takes an optional ``requestId`` that makes a
+    retry safe (the dispatcher answers a repeat with the first call's ack). Sign-in events
+    are left out: their acks hold tokens, which are not kept for replay."""
+    if name.startswith("auth:") or name in EXEMPT:
+        return False
+    return name in _HEAVY_WRITES or event_class(name) == "write"

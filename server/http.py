@@ -290,6 +290,11 @@ async def console(request: web.Request) -> web.FileResponse:
     return web.FileResponse(WEB_DIR / "index.html")
 
 
+async def client_library(request: web.Request) -> web.FileResponse:
+    """The browser client library (an ES module; docs/DELIVERY.md)."""
+    return web.FileResponse(WEB_DIR / "client.js")
+
+
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
@@ -303,4 +308,5 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/tables/{table_id}/export.csv", export_table)
     app.router.add_get("/api/chats/{chat_id}/export.{fmt}", export_chat)
     app.router.add_get("/", console)
+    app.router.add_get("/client.js", client_library)
     app.router.add_static("/static/", WEB_DIR, follow_symlinks=False)

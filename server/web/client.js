@@ -1,0 +1,2 @@
+// The browser/Node client library (docs/DELIVERY.md). Being written: see issue 13.
+export {};
