@@ -5,10 +5,23 @@ checks) → act (the store) → emit (pushes). No envelopes, no broad ``except``
 """
 from __future__ import annotations
 
-from handlers import admin, auth, chat, chats, files, misc, pcap, projects, rows, tables, ticker
+from handlers import (
+    admin,
+    auth,
+    chat,
+    chats,
+    files,
+    misc,
+    pcap,
+    projects,
+    rows,
+    sync,
+    tables,
+    ticker,
+)
 from handlers.base import EventSpec
 
-DOMAINS = [auth, projects, files, tables, rows, ticker, chat, pcap, chats, admin, misc]
+DOMAINS = [auth, projects, files, tables, rows, ticker, chat, pcap, chats, admin, misc, sync]
 
 
 def all_events() -> list[EventSpec]:

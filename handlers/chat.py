@@ -167,10 +167,10 @@ async def on_create(ctx, p: CreatePayload):
     a title it gets one from its first exchange."""
     conv = await ctx.store.chat.create_conversation(owner_id=ctx.user_id,
                                                     project_id=p.projectId, title=p.title)
-    await ctx.gateway.sio.emit("conversation:created",
-                          {"conversationId": conv.id, "projectId": conv.project_id,
-                           "conversation": conversation_view(conv)},
-                          to=audience(conv)[1], skip_sid=ctx.sid)
+    await ctx.services.delivery.push(
+        "conversation:created", {"conversationId": conv.id, "projectId": conv.project_id,
+                                 "conversation": conversation_view(conv)},
+        to=audience(conv)[1], skip_sid=ctx.sid)
     return conversation_view(conv)
 
 
@@ -214,7 +214,7 @@ async def on_get(ctx, p: GetPayload):
 async def on_rename(ctx, p: RenamePayload):
     """Retitle a conversation (project editors; a private one's owner)."""
     conv = await ctx.store.chat.set_title(ctx.resource.id, p.title)
-    await push_conversation(ctx.gateway.sio, "conversation:updated", conv)
+    await push_conversation(ctx.services.delivery, "conversation:updated", conv)
     return conversation_view(conv)
 
 
@@ -227,13 +227,13 @@ async def on_delete(ctx, p: IdPayload):
     if conv.owner_id != ctx.user_id and not role_at_least(ctx.project_role, "owner"):
         raise Forbidden("only the conversation's creator or a project owner deletes it")
     await ctx.store.chat.delete_conversation(conv.id)
-    await push_conversation(ctx.gateway.sio, "conversation:deleted", conv, {"id": conv.id})
+    await push_conversation(ctx.services.delivery, "conversation:deleted", conv, {"id": conv.id})
     await ctx.services.bus.publish("chat:closed", {"conversationIds": [conv.id]})
     return {"id": conv.id}
 
 
 @event("conversation:join", IdPayload, scope=scopes.Conversation("id", "viewer"),
-       ack="{conversation, generating}",
+       ack="{conversation, generating, room, seq, epoch}",
        emits=("message:started", "message:delta", "message:done", "message:error"))
 async def on_join(ctx, p: IdPayload):
     """Receive the conversation's stream (room ``conversation:<id>``). ``generating`` is the
@@ -241,6 +241,7 @@ async def on_join(ctx, p: IdPayload):
     conv = ctx.resource
     await ctx.enter_room(room(conv.id))
     engine(ctx).joined.setdefault(ctx.sid, {})[conv.id] = conv.project_id
+    head = (await ctx.services.delivery.head(room(conv.id))).view(room(conv.id))
     generating = None
     if conv.generating_id:
         generating = engine(ctx).snapshot(conv.id)
@@ -249,7 +250,7 @@ async def on_join(ctx, p: IdPayload):
             if message is not None and message.status == "generating":
                 generating = {"messageId": message.id, "content": message.content,
                               "index": message.delta_index}
-    return {"conversation": conversation_view(conv), "generating": generating}
+    return {"conversation": conversation_view(conv), "generating": generating, **head}
 
 
 @event("conversation:leave", IdPayload, ack="{id}")

@@ -133,16 +133,19 @@ async def on_delete(ctx, p: IdPayload):
 
 
 @event("project:join", IdPayload, scope=Project("id", "viewer"),
-       ack="{project, members, online, role}", emits=("project:presence",))
+       ack="{project, members, online, role, room, seq, epoch}", emits=("project:presence",))
 async def on_join(ctx, p: IdPayload):
     """Enter the project's room: receive its pushes and appear in its presence."""
     project = await ctx.store.projects.get_project(p.id)
     if project is None:
         raise NotFound("project not found")
     await ctx.gateway.join_project(ctx.sid, ctx.state, p.id, ctx.project_role)
+    # The room's position, read after entering it and before the snapshot: every push
+    # numbered past it reaches this socket (docs/DELIVERY.md).
+    head = (await ctx.services.delivery.head(f"project:{p.id}")).view(f"project:{p.id}")
     view = await _view(ctx, project, ctx.user_id)
     return {"project": view, "members": view["members"], "role": ctx.project_role,
-            "online": await ctx.services.presence.users(p.id)}
+            "online": await ctx.services.presence.users(p.id), **head}
 
 
 @event("project:leave", IdPayload, ack="{id}", emits=("project:presence",))

@@ -6,6 +6,7 @@ import math
 from datetime import datetime
 
 from services.crypto import mask
+from services.replay import Form
 from store.base import Row, RowChange, Table
 from store.errors import EventError, NotFound
 from store.ids import iso
@@ -124,16 +125,17 @@ async def push_row(ctx, table: Table, event: str, row: Row, extra: dict | None =
     gets them masked: owners listen on ``project:<id>:owners``, the others on
     ``project:<id>:others``, and the author's own sockets are found through presence.
     """
-    rt = ctx.gateway
     pid = table.project_id
+    room = f"project:{pid}"
     extra = extra or {}
 
     def body(clear: bool) -> dict:
         return {"projectId": pid, "tableId": table.id,
                 "row": row_view(ctx.services, table, row, clear), **extra}
 
+    delivery = ctx.services.delivery
     if not table.has_secrets:
-        await rt.sio.emit(event, body(True), to=f"project:{pid}", skip_sid=ctx.sid)
+        await delivery.push_forms(room, event, [Form(room, body(True), (ctx.sid,))])
         return
     author_sids = []
     # The caller's own role was checked for this event (the scope): no read when they
@@ -143,9 +145,8 @@ async def push_row(ctx, table: Table, event: str, row: Row, extra: dict | None =
     if author_role != "owner":
         author_sids = [sid for sid, uid in await ctx.services.presence.sockets(pid)
                        if uid == row.author_id]
-    await rt.sio.emit(event, body(True), to=f"project:{pid}:owners", skip_sid=ctx.sid)
-    for sid in author_sids:
-        if sid != ctx.sid:
-            await rt.sio.emit(event, body(True), to=sid)
-    await rt.sio.emit(event, body(False), to=f"project:{pid}:others",
-                      skip_sid=[ctx.sid, *author_sids])
+    # One push in three forms, numbered alike; replay picks the form by role and author.
+    forms = [Form(f"{room}:owners", body(True), (ctx.sid,)),
+             *(Form(sid, body(True)) for sid in author_sids if sid != ctx.sid),
+             Form(f"{room}:others", body(False), (ctx.sid, *author_sids), masked=True)]
+    await delivery.push_forms(room, event, forms, author=row.author_id)

@@ -35,6 +35,7 @@ from services.clock import Clock, SystemClock
 from services.config import Settings, resolve_jwt_secret, resolve_secrets_key
 from services.container import Core, Hooks, Services
 from services.crypto import SecretBox
+from services.idempotency import MemoryLedger, RedisLedger, Requests
 from services.instances import InstanceRegistry
 from services.leader import make_leader
 from services.locks import LockService, MemoryLocks, RedisLocks
@@ -47,6 +48,7 @@ from services.ratelimit import (
     RedisEventLimiter,
 )
 from services.redis_client import OutageLog, open_redis
+from services.replay import Delivery
 from services.replies import ReplyEngine
 from services.security import PasswordHasher, TokenService
 from services.sessions import Sessions
@@ -193,7 +195,13 @@ def build_services(settings: Settings, opening: _Opening, realtime: Realtime,
         hasher=PasswordHasher(settings.bcrypt_rounds),
         secrets=SecretBox(resolve_secrets_key(settings)),
         store=opening.store, blobs=opening.blobs, bus=opening.bus, presence=opening.presence,
-        counter=opening.counter, gateway=realtime, hooks=Hooks(), redis=opening.redis)
+        counter=opening.counter, gateway=realtime, hooks=Hooks(), redis=opening.redis,
+        delivery=Delivery(realtime.sio, clock, max_events=settings.replay_max_events,
+                          window_s=settings.replay_window_s, enabled=settings.sequence_pushes,
+                          redis=opening.redis, channel=realtime.channel),
+        requests=Requests(RedisLedger(opening.redis, MemoryLedger(clock))
+                          if opening.redis is not None else MemoryLedger(clock),
+                          settings.replay_window_s))
     redis, iid = opening.redis, settings.instance_id
     locks = LockService(
         RedisLocks(redis) if redis is not None else MemoryLocks(),

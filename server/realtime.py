@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ipaddress
+import json
 import logging
 import math
 import re
@@ -20,6 +21,7 @@ from typing import Any
 
 import socketio
 from engineio import json as engineio_json
+from engineio import packet as eio_packet
 from pydantic import ValidationError
 from socketio import packet as sio_packet
 
@@ -32,6 +34,7 @@ from server.web_security import handshake_origins
 from services.config import Settings
 from services.container import Services
 from services.gateway import SocketState
+from services.replay import CURRENT_CALL, CallPushes, Entry
 from store.base import User
 from store.errors import (
     EventError,
@@ -89,6 +92,22 @@ def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
             return True
         stack.extend((child, depth + 1) for child in item)
     return False
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def _request_id(value: Any) -> str:
+    if not isinstance(value, str) or not _REQUEST_ID.fullmatch(value):
+        raise EventError("bad_request", "requestId must be 1-64 characters of A-Z a-z 0-9 "
+                         "_ - . :", {"fields": [{"field": "requestId",
+                                                 "problem": "not a valid requestId",
+                                                 "type": "string_pattern_mismatch"}]})
+    return value
+
+
+# Socket.IO's own packet encoding (python-socketio encodes with these separators).
+_compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _finite(text: str) -> float:
@@ -233,8 +252,10 @@ class Realtime:
                 raise ValueError(f"event {spec.name} registered twice")
             self.events[spec.name] = spec
         manager = None
+        self.channel: str | None = None  # the manager's pub/sub channel (with Redis)
         if settings.redis_url:
-            manager = RedisManager(settings.redis_url, channel="collab:sio")
+            self.channel = "collab:sio"
+            manager = RedisManager(settings.redis_url, channel=self.channel)
         self.sio = CollabSocketServer(
             async_mode="aiohttp",
             serializer=EventPacket,
@@ -477,6 +498,10 @@ class Realtime:
             if not isinstance(data, dict):
                 raise EventError("bad_request",
                                  f"payload must be a JSON object, not {_json_type(data)}")
+            request_id = None
+            if "requestId" in data:  # any event takes one; mutating ones act on it
+                data = dict(data)
+                request_id = _request_id(data.pop("requestId"))
             if spec.auth:
                 if state.user_id is None:
                     raise Unauthorized("sign in first: connect with auth.token or call auth:login")
@@ -494,12 +519,25 @@ class Realtime:
             except ValidationError as exc:
                 raise bad_payload(exc) from None
             ctx = EventContext(self.services, sid, state, spec)
-            scope = spec.scope
-            if scope is not None and not scope.in_write:
-                ctx.resource, ctx.project_role = await scope.resolve(
-                    ctx, getattr(payload, scope.field))
-            result = await spec.handler(ctx, payload)
-            return {"ok": True, "data": result}
+            if request_id is None or not spec.idempotent or state.user_id is None:
+                return await self._call(ctx, payload)
+            requests = self.services.requests
+            first = await requests.begin(state.user_id, request_id, spec.name)
+            if first is not None:
+                outcome = "repeat"
+                return first
+            try:
+                ack = await self._call(ctx, payload)
+            except EventError as exc:
+                ack = {"ok": False, "error": exc.to_dict()}
+            except BaseException:
+                await requests.end(state.user_id, request_id, spec.name,
+                                   {"ok": False, "error": {"code": "internal"}})
+                raise
+            await requests.end(state.user_id, request_id, spec.name, ack)
+            if not ack["ok"]:
+                outcome = ack["error"]["code"]
+            return ack
         except EventError as exc:
             outcome = exc.code
             return {"ok": False, "error": exc.to_dict()}
@@ -520,6 +558,24 @@ class Realtime:
                 if ref:
                     fields["ref"] = ref
                 log.info("event", extra={"fields": fields})
+
+    async def _call(self, ctx: EventContext, payload: Any) -> dict:
+        """Resolve the event's scope, run its handler: the ok envelope, listing the pushes
+        the call caused that skipped the caller's socket (its seq tracking stays whole)."""
+        call = CallPushes(ctx.sid)
+        token = CURRENT_CALL.set(call)
+        try:
+            scope = ctx.spec.scope
+            if scope is not None and not scope.in_write:
+                ctx.resource, ctx.project_role = await scope.resolve(
+                    ctx, getattr(payload, scope.field))
+            result = await ctx.spec.handler(ctx, payload)
+        finally:
+            CURRENT_CALL.reset(token)
+        ack = {"ok": True, "data": result}
+        if call.pushes:
+            ack["pushes"] = call.pushes
+        return ack
 
     async def _within_budget(self, user_id: str, cls: str) -> None:
         rate, burst = self.services.settings.event_budget(cls)
@@ -549,13 +605,39 @@ class Realtime:
 
     # -- authorization and pushes ---------------------------------------------------------
 
-    async def push(self, event: str, data: Any, *, room: str, skip_sid: str | None = None):
-        await self.sio.emit(event, data, to=room, skip_sid=skip_sid)
+    async def push(self, event: str, data: Any, *, room: str | list[str],
+                   skip_sid: str | None = None):
+        await self.services.delivery.push(event, data, to=room, skip_sid=skip_sid)
 
     async def push_project(self, project_id: str, event: str, data: dict, *,
                            skip_sid: str | None = None) -> None:
-        await self.sio.emit(event, {"projectId": project_id, **data}, to=f"project:{project_id}",
-                            skip_sid=skip_sid)
+        await self.services.delivery.push(event, {"projectId": project_id, **data},
+                                          to=f"project:{project_id}", skip_sid=skip_sid)
+
+    async def replay(self, sid: str, entries: list[Entry], clear: bool, user_id: str,
+                     budget: int) -> int | None:
+        """Send buffered pushes to one socket of this instance, in order, each as it was
+        pushed (``sync``). The payloads are JSON text already (from Redis): they become
+        Socket.IO packets without being parsed and encoded again. None, sending nothing,
+        when they hold more than ``budget`` bytes (past its send queue the socket would be
+        dropped as a slow consumer, to come back and ask again)."""
+        texts = []
+        size = 0
+        for entry in entries:
+            payload = entry.payload_for(clear or entry.author == user_id)
+            text = payload if isinstance(payload, str) else _compact(payload)
+            size += len(text)
+            if size > budget:
+                return None
+            texts.append(f"2[{_compact(entry.event)},{text}]")
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        if eio_sid is None:
+            return 0
+        for i, text in enumerate(texts):
+            await self.sio._send_eio_packet(eio_sid, eio_packet.Packet(eio_packet.MESSAGE, text))
+            if i % 256 == 255:
+                await asyncio.sleep(0)  # let the socket's writer drain what is queued
+        return len(texts)
 
     async def push_presence(self, project_id: str) -> None:
         try:

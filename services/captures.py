@@ -92,9 +92,9 @@ class PcapService(JobWorker):
             try:  # a guest's upload spends one of their imports; at zero it stays a file
                 await spend_guest_quota(store, uploader.id, "remaining_imports")
             except EventError as exc:
-                await self.core.gateway.sio.emit("pcap:failed", {
+                await self.core.gateway.push_project(record.project_id, "pcap:failed", {
                     "fileId": record.id, "code": exc.code, "reason": "guest_limit",
-                    "message": exc.message}, to=f"project:{record.project_id}")
+                    "message": exc.message})
                 return
         await self.enqueue(record.id, record.project_id, record.uploader_id)
 

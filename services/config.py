@@ -132,6 +132,14 @@ class Settings:
     presence_ttl_s: float = _env("PRESENCE_TTL_S", 30.0,
                                  doc="a silent instance's users vanish after this")
     bcrypt_rounds: int = _env("BCRYPT_ROUNDS", 12, doc="password hashing cost")
+    replay_max_events: int = _env("REPLAY_MAX_EVENTS", 10000,
+                                  doc="pushes kept per room for sync after a reconnect")
+    replay_window_s: float = _env("REPLAY_WINDOW_S", 300.0,
+                                  doc="how far back sync replays, and how long a requestId "
+                                      "is remembered")
+    sequence_pushes: bool = _env("SEQUENCE_PUSHES", True,
+                                 doc="number room pushes (room/seq/epoch) and keep them for "
+                                     "sync; off only to measure what it costs")
 
     @property
     def production(self) -> bool:

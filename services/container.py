@@ -15,8 +15,10 @@ from services.clock import Clock
 from services.config import Settings
 from services.crypto import SecretBox
 from services.gateway import Gateway
+from services.idempotency import Requests
 from services.presence import Presence
 from services.ratelimit import Counter, EventLimiter
+from services.replay import Delivery
 from services.security import PasswordHasher, TokenService
 from services.sessions import Sessions
 from services.signin import SignInGuard
@@ -69,6 +71,8 @@ class Core:
     sessions: Sessions
     signin: SignInGuard
     gateway: Gateway
+    delivery: Delivery  # every room push goes out through it (numbered, kept)
+    requests: Requests  # the acks of calls made with a requestId (safe retries)
     hooks: Hooks
     redis: Redis | None = None  # set when REDIS_URL is
 

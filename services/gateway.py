@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import socketio
-from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from services.clock import Timer
 from services.ratelimit import TokenBucket
+from services.replay import Entry
 from store.base import User
 
 
@@ -42,7 +42,7 @@ class Gateway(Protocol):
     sio: socketio.AsyncServer
     sockets: dict[str, SocketState]
 
-    async def push(self, event: str, data: Any, *, room: str,
+    async def push(self, event: str, data: Any, *, room: str | list[str],
                    skip_sid: str | None = None) -> None: ...
 
     async def push_project(self, project_id: str, event: str, data: dict, *,
@@ -62,25 +62,7 @@ class Gateway(Protocol):
 
     def in_room(self, sid: str, room: str) -> bool: ...
 
+    async def replay(self, sid: str, entries: list[Entry], clear: bool, user_id: str,
+                     budget: int) -> int | None: ...
+
     def local_sockets_of(self, user_id: str) -> list[SocketState]: ...
-
-
-async def emit_everywhere(sio, event: str, data: Any, *, to: str) -> None:
-    await sio.emit(event, data, to=to)
-
-
-async def emit_here(sio, event: str, data: Any, *, to: str) -> None:
-    """``event`` to this instance's sockets in room ``to`` only. With ``emit_elsewhere`` it
-    is one ``sio.emit`` whose local half can go out before the other instances' half."""
-    await sio.emit(event, data, to=to, ignore_queue=True)
-
-
-async def emit_elsewhere(sio, event: str, data: Any, *, to: str) -> None:
-    """``event`` to the sockets in room ``to`` on the other instances (none without a
-    queue). A manager's rooms hold only its own sockets: those are skipped."""
-    manager = getattr(sio, "manager", None)
-    if isinstance(manager, AsyncPubSubManager):
-        here = [sid for sid, _ in manager.get_participants("/", to)]
-        await sio.emit(event, data, to=to, skip_sid=here)
-
-

@@ -28,8 +28,8 @@ from datetime import timedelta
 from services.ai import ChatRequest, Provider, ProviderError, Turn, fit_history
 from services.clock import Clock
 from services.container import Core
-from services.gateway import emit_elsewhere, emit_everywhere, emit_here
 from services.leader import Leader
+from services.replay import Delivery
 from services.reply_context import ContextBuilder
 from store.base import (
     ChatMessage,
@@ -77,10 +77,11 @@ def audience(c: Conversation) -> list[str]:
     return [room(c.id), f"project:{c.project_id}" if c.project_id else f"user:{c.owner_id}"]
 
 
-async def push_conversation(sio, event: str, c: Conversation, extra: dict | None = None):
-    await sio.emit(event, {"conversationId": c.id, "projectId": c.project_id,
-                           "conversation": conversation_view(c), **(extra or {})},
-                   to=audience(c))
+async def push_conversation(delivery: Delivery, event: str, c: Conversation,
+                            extra: dict | None = None, skip_sid: str | None = None) -> None:
+    await delivery.push(event, {"conversationId": c.id, "projectId": c.project_id,
+                                "conversation": conversation_view(c), **(extra or {})},
+                        to=audience(c), skip_sid=skip_sid)
 
 
 def make_title(text: str, fallback: str = "Conversation") -> str:
@@ -120,10 +121,7 @@ class LiveReply:
     pending: list[str] = field(default_factory=list)  # received, not pushed yet
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     slice_at: float = 0.0  # when the provider last let the loop go (see on_text)
-    # message:started reached this instance's sockets / every instance (the first delta
-    # follows it, here and there)
-    started_here: asyncio.Event = field(default_factory=asyncio.Event)
-    started_out: asyncio.Event = field(default_factory=asyncio.Event)
+    announced: asyncio.Event = field(default_factory=asyncio.Event)  # message:started sent
     closing: bool = False
 
     @property
@@ -149,6 +147,9 @@ class ReplyEngine:
     @property
     def sio(self):
         return self.core.gateway.sio
+
+    async def _push(self, event: str, data: dict, conversation_id: str) -> None:
+        await self.core.delivery.push(event, data, to=room(conversation_id))
 
     @property
     def store(self):
@@ -320,16 +321,12 @@ class ReplyEngine:
             started = {"conversationId": cid, "messageId": mid,
                        "message": message_view(live.reply),
                        "userMessage": message_view(live.user)}
-            for emit, done in ((emit_here, live.started_here),
-                               (emit_elsewhere, live.started_out)):
-                try:
-                    await emit(self.sio, "message:started", started, to=room(cid))
-                except Exception:
-                    log.exception("pushing message:started of %s failed", mid)
-                done.set()
+            try:
+                await self._push("message:started", started, cid)
+            except Exception:
+                log.exception("pushing message:started of %s failed", mid)
         finally:  # whatever happened, the first delta must not wait for it forever
-            live.started_here.set()
-            live.started_out.set()
+            live.announced.set()
         while True:
             await live.wake.wait()
             live.wake.clear()
@@ -338,20 +335,17 @@ class ReplyEngine:
                 return
 
     async def _push_first(self, live: LiveReply) -> None:
-        """The first delta, to this instance's sockets first: the one who sent the message,
-        and waits for it most, is connected here (it was their ``message:send``). The other
-        instances get it after ``message:started`` reached them, so order holds there too."""
+        """The first delta, pushed from the provider's own task as soon as it comes (the
+        sender is idle until woken), after ``message:started``: seq order is send order."""
         live.first_at = time.perf_counter()
         data = self._take_pending(live)
-        for emit, after in ((emit_here, live.started_here), (emit_elsewhere, live.started_out)):
-            await after.wait()
-            await self._push_delta(live, emit, data)
-            if emit is emit_here:
-                self.on_first_delta(time.perf_counter() - live.started)
+        await live.announced.wait()
+        await self._push_delta(live, data)
+        self.on_first_delta(time.perf_counter() - live.started)
 
     async def _push_pending(self, live: LiveReply) -> None:
         while live.pending:
-            await self._push_delta(live, emit_everywhere, self._take_pending(live))
+            await self._push_delta(live, self._take_pending(live))
 
     @staticmethod
     def _take_pending(live: LiveReply) -> dict:
@@ -363,9 +357,9 @@ class ReplyEngine:
         return {"conversationId": live.conversation.id, "messageId": live.reply.id,
                 "index": live.index, "text": text}
 
-    async def _push_delta(self, live: LiveReply, emit, data: dict) -> None:
+    async def _push_delta(self, live: LiveReply, data: dict) -> None:
         try:
-            await emit(self.sio, "message:delta", data, to=room(live.conversation.id))
+            await self._push("message:delta", data, live.conversation.id)
         except Exception:  # a broken push must not lose the reply's text
             log.exception("pushing a delta of %s failed", live.reply.id)
 
@@ -418,21 +412,21 @@ class ReplyEngine:
         if message is None:
             return  # reaped, displaced or deleted meanwhile: someone else reported it
         if error is None:
-            await self.sio.emit("message:done", {"conversationId": cid, "messageId": mid,
-                                                 "message": message_view(message)}, to=room(cid))
+            await self._push("message:done", {"conversationId": cid, "messageId": mid,
+                                               "message": message_view(message)}, cid)
             if live.conversation.title is None and status == "complete":
                 await self._title(live)
         else:
-            await self.sio.emit("message:error", {
+            await self._push("message:error", {
                 "conversationId": cid, "messageId": mid, **error,
-                "reply": message_view(message)}, to=room(cid))
+                "reply": message_view(message)}, cid)
 
     async def _title(self, live: LiveReply) -> None:
         fallback = live.files[0].name if live.files else "Conversation"
         title = make_title(live.user.content, fallback)
         updated = await self.store.chat.set_title(live.conversation.id, title, only_if_unset=True)
         if updated is not None:
-            await push_conversation(self.sio, "conversation:updated", updated)
+            await push_conversation(self.core.delivery, "conversation:updated", updated)
 
     # -- background -----------------------------------------------------------------------
 
@@ -480,6 +474,6 @@ class ReplyEngine:
 
     async def report_failed(self, message: ChatMessage) -> None:
         error = message.metadata.get("error") or LOST
-        await self.sio.emit("message:error", {
+        await self._push("message:error", {
             "conversationId": message.conversation_id, "messageId": message.id, **error,
-            "reply": message_view(message)}, to=room(message.conversation_id))
+            "reply": message_view(message)}, message.conversation_id)

@@ -73,6 +73,9 @@ SAMPLES: dict[str, Sample] = {
     "ticker:unsubscribe": lambda r: {},
     "conversation:leave": lambda r: {"id": r.conversation or "not-joined"},
     "ping": lambda r: {},
+    # each room is checked inside (tests/integration/test_replay.py); none readable here
+    "sync": lambda r: {"rooms": [{"room": f"project:{r.project or 'none'}", "seq": 0,
+                                  "epoch": None}]},
     # projects
     "project:get": lambda r: {"id": r.project},
     "project:update": lambda r: {"id": r.project, "name": "Renamed", "color": "blue"},

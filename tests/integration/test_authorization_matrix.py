@@ -100,7 +100,7 @@ POLICY: dict[str, str] = {
     "chat:list": "viewer",
     "chat:get": "viewer", "chat:messages": "viewer", "chat:rename": "editor",
     "chat:delete": "editor", "chat:search": "viewer",
-    "ping": "anyone",
+    "ping": "anyone", "sync": "signed in",
 }
 PROJECT_ROLES = ("viewer", "editor", "owner")
 

@@ -1,0 +1,396 @@
+"""Per-room sequence numbers and the replay buffer: a missed push is noticed, and within a
+window recovered (docs/DELIVERY.md).
+
+Every push to a ``project:<id>``, ``conversation:<id>`` or ``user:<id>`` room goes through
+``Delivery.push``, which gives it the room's next ``seq`` (with the room's ``epoch``), keeps it
+in the room's replay buffer and sends it. ``sync`` reads the buffer back (``since``).
+
+With Redis, one script assigns the number, appends to the room's stream and publishes the
+push on the Socket.IO manager's channel, atomically: Redis' order of publishes is then the
+order of ``seq``, and every instance (the sender's too) delivers from that one channel in that
+order. The origin does not deliver to its own sockets first, as python-socketio's manager
+does: that shortcut is exactly where a later push could overtake an earlier one. Embedded,
+numbering and delivery happen under one per-room lock. On either, an instance's own pushes to a
+room are numbered in the order they were made (a per-room queue), so a progress push created
+after another is never numbered before it.
+
+Redis unreachable: pushes are numbered in process under an epoch of this instance's own and
+reach this instance's sockets only (as python-socketio's manager does during an outage);
+clients see the epoch change and reload when Redis is back.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import json
+import logging
+import secrets
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import RedisError
+
+from services.clock import Clock
+from services.redis_client import OutageLog
+from store.errors import Unavailable
+
+if TYPE_CHECKING:
+    import socketio
+    from redis.asyncio import Redis
+
+log = logging.getLogger("services.replay")
+
+ROOM_KINDS = ("project", "conversation", "user")
+# Pushes to those rooms that are not sequenced: a full snapshot each time, and ephemeral
+# cursors/typing relayed between clients.
+UNSEQUENCED = frozenset({"project:presence", "project:broadcast"})
+# A room's number and epoch outlive its buffer: an idle room keeps them this long, so its
+# members' next push continues the sequence (when they go, the next push starts a new epoch).
+STATE_TTL_S = 7 * 86400
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def sequenced(room: str) -> bool:
+    """``project:<id>``, ``conversation:<id>``, ``user:<id>`` (not ``project:<id>:owners``)."""
+    kind, _, ident = room.partition(":")
+    return kind in ROOM_KINDS and bool(ident) and ":" not in ident
+
+
+@dataclass(frozen=True, slots=True)
+class Form:
+    """One form of a push: where it goes and what it says. A row of a table with secret
+    columns goes out in two forms, clear and masked; replay gives each member the form they
+    may see now (``masked``: the one for members who see secrets masked)."""
+
+    to: str  # a room, or one socket's sid
+    data: dict
+    skip: tuple[str, ...] = ()
+    masked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A buffered push: ``data`` is its payload (a dict, or its JSON text from Redis)."""
+
+    seq: int
+    at: float
+    event: str
+    data: Any
+    masked: Any = None
+    author: str | None = None
+
+    def payload_for(self, clear: bool) -> Any:
+        return self.data if clear or self.masked is None else self.masked
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    seq: int
+    epoch: str
+
+    def view(self, room: str) -> dict:
+        return {"room": room, "seq": self.seq, "epoch": self.epoch}
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What ``since`` found: the entries after the given seq, or ``resync``."""
+
+    head: Head
+    entries: list[Entry]
+    resync: bool = False
+
+
+# -- the pushes a call caused but its own socket was skipped from (listed in its ack) ------
+
+@dataclass(slots=True)
+class CallPushes:
+    sid: str
+    pushes: list[dict] = field(default_factory=list)
+
+
+CURRENT_CALL: contextvars.ContextVar[CallPushes | None] = contextvars.ContextVar(
+    "current_call", default=None)
+
+
+def _note_skipped(room: str, head: Head, forms: Iterable[Form]) -> None:
+    call = CURRENT_CALL.get()
+    if call is not None and any(call.sid in f.skip for f in forms):
+        call.pushes.append(head.view(room))
+
+
+# -- in process ----------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class _Room:
+    seq: int = 0
+    ring: deque[Entry] = field(default_factory=deque)
+
+
+class MemoryLog:
+    """Sequence numbers and a ring of recent pushes per room, in this process (embedded, and
+    the fallback while Redis is unreachable). Its epoch is new with every process."""
+
+    def __init__(self, clock: Clock, max_events: int, window_s: float):
+        self.clock, self.max_events, self.window_s = clock, max_events, window_s
+        self.epoch = secrets.token_hex(6)
+        self.rooms: dict[str, _Room] = {}
+        self._swept = clock.time()
+
+    def append(self, room: str, event: str, forms: list[Form], author: str | None) -> Head:
+        state = self.rooms.get(room)
+        if state is None:
+            state = self.rooms[room] = _Room()
+        state.seq += 1
+        head = Head(state.seq, self.epoch)
+        clear = next((f for f in forms if not f.masked), forms[0])
+        masked = next((f for f in forms if f.masked), None)
+        stamp = {"room": room, "epoch": head.epoch, "seq": head.seq}
+        for f in forms:
+            f.data.update(stamp)  # each form's dict, sent as is below
+        if self.max_events > 0:
+            now = self.clock.time()
+            if now - self._swept > self.window_s:
+                self.sweep()
+            ring = state.ring
+            ring.append(Entry(head.seq, now, event, clear.data,
+                              masked.data if masked is not None else None, author))
+            while len(ring) > self.max_events or ring[0].at < now - self.window_s:
+                ring.popleft()
+        return head
+
+    def head(self, room: str) -> Head:
+        state = self.rooms.get(room)
+        return Head(state.seq if state else 0, self.epoch)
+
+    def since(self, room: str, seq: int, epoch: str | None) -> Backlog:
+        state = self.rooms.get(room)
+        head = Head(state.seq if state else 0, self.epoch)
+        entries = [e for e in state.ring if e.seq > seq] if state else []
+        return _checked(head, entries, seq, epoch, self.clock.time() - self.window_s)
+
+    def sweep(self) -> None:
+        """Drop the buffers whose newest push is older than the window (numbers stay)."""
+        self._swept = self.clock.time()
+        cutoff = self._swept - self.window_s
+        for state in self.rooms.values():
+            if state.ring and state.ring[-1].at < cutoff:
+                state.ring.clear()
+
+
+def _checked(head: Head, entries: list[Entry], seq: int, epoch: str | None,
+             oldest: float) -> Backlog:
+    """The backlog after ``seq``, or resync when it cannot be given whole: another epoch,
+    a client ahead of the room, or a gap reaching past the buffer or the window."""
+    if epoch != head.epoch or seq > head.seq:
+        return Backlog(head, [], resync=True)
+    missing = head.seq - seq
+    if missing == 0:
+        return Backlog(head, [])
+    if len(entries) < missing or entries[0].seq != seq + 1 or entries[0].at < oldest:
+        return Backlog(head, [], resync=True)
+    return Backlog(head, entries[:missing])
+
+
+# -- Redis ---------------------------------------------------------------------------------
+
+# KEYS: the room's state hash, its stream. ARGV: epoch candidate, max events (0: no
+# buffer), state ttl, buffer ttl, channel, now, event, author, clear payload in three parts
+# (around the epoch and the seq), masked payload likewise (or three empty strings), then
+# per form: the manager message around the payload, and whether it carries the masked one.
+_PUSH = """
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('HSET', KEYS[1], 'e', epoch)
+end
+local seq = tostring(redis.call('HINCRBY', KEYS[1], 's', 1))
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+local clear = ARGV[9] .. epoch .. ARGV[10] .. seq .. ARGV[11]
+local masked = ''
+if ARGV[12] ~= '' then masked = ARGV[12] .. epoch .. ARGV[13] .. seq .. ARGV[14] end
+if tonumber(ARGV[2]) > 0 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], seq .. '-0',
+             't', ARGV[6], 'e', ARGV[7], 'd', clear, 'm', masked, 'a', ARGV[8])
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+end
+local i = 15
+while i <= #ARGV do
+  local body = clear
+  if ARGV[i + 2] == 'm' then body = masked end
+  redis.call('PUBLISH', ARGV[5], ARGV[i] .. body .. ARGV[i + 1])
+  i = i + 3
+end
+return {seq, epoch}
+"""
+
+# KEYS: state hash, stream. ARGV: epoch candidate, state ttl, after seq (or '' for the head only).
+_SINCE = """
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('HSET', KEYS[1], 'e', epoch)
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+local seq = redis.call('HGET', KEYS[1], 's') or '0'
+local entries = {}
+if ARGV[3] ~= '' and tonumber(seq) > tonumber(ARGV[3]) then
+  entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[3] .. '-0', '+')
+end
+return {seq, epoch, entries}
+"""
+
+
+def _payload_parts(room: str, data: dict) -> tuple[str, str, str]:
+    """The payload's JSON around its epoch and seq, which the script fills in."""
+    text = _dumps(data)
+    head = text[:-1] + ("," if len(text) > 2 else "")
+    return head + '"room":' + _dumps(room) + ',"epoch":"', '","seq":', "}"
+
+
+def _message_parts(event: str, form: Form) -> tuple[str, str]:
+    """python-socketio's pub/sub message around its payload (see AsyncPubSubManager.emit).
+    The host id matches no instance, so every instance, the sender's too, delivers it."""
+    return ('{"method":"emit","event":' + _dumps(event) + ',"data":[',
+            '],"binary":false,"namespace":"/","room":' + _dumps(form.to)
+            + ',"skip_sid":' + _dumps(list(form.skip)) + ',"callback":null,'
+            '"host_id":"sequenced"}')
+
+
+class RedisLog:
+    """Sequence numbers and buffers in Redis, shared by every instance."""
+
+    def __init__(self, redis: Redis, clock: Clock, channel: str, max_events: int,
+                 window_s: float, prefix: str = "collab:room:"):
+        self.clock, self.channel, self.prefix = clock, channel, prefix
+        self.max_events, self.window_s = max_events, window_s
+        self._push = redis.register_script(_PUSH)
+        self._since = redis.register_script(_SINCE)
+
+    def _keys(self, room: str) -> list[str]:
+        tag = "{" + room + "}"  # one slot per room on a Redis Cluster
+        return [self.prefix + tag, self.prefix + tag + ":log"]
+
+    async def append(self, room: str, event: str, forms: list[Form],
+                     author: str | None) -> Head:
+        clear = next((f for f in forms if not f.masked), forms[0])
+        masked = next((f for f in forms if f.masked), None)
+        args: list[Any] = [secrets.token_hex(6), self.max_events, STATE_TTL_S,
+                           max(1, round(self.window_s)), self.channel, repr(self.clock.time()),
+                           event, author or "", *_payload_parts(room, clear.data),
+                           *(_payload_parts(room, masked.data) if masked else ("", "", ""))]
+        for f in forms:
+            args.extend((*_message_parts(event, f), "m" if f.masked else "c"))
+        seq, epoch = await self._push(keys=self._keys(room), args=args)
+        return Head(int(seq), _text(epoch))
+
+    async def _read(self, room: str, after: int | None) -> tuple[Head, list]:
+        seq, epoch, raw = await self._since(
+            keys=self._keys(room),
+            args=[secrets.token_hex(6), STATE_TTL_S, "" if after is None else after])
+        return Head(int(seq), _text(epoch)), raw
+
+    async def head(self, room: str) -> Head:
+        return (await self._read(room, None))[0]
+
+    async def since(self, room: str, seq: int, epoch: str | None) -> Backlog:
+        head, raw = await self._read(room, seq)
+        entries = []
+        for ident, values in raw:
+            f = dict(zip(values[::2], values[1::2], strict=True))
+            entries.append(Entry(int(_text(ident).split("-", 1)[0]), float(f[b"t"]),
+                                 _text(f[b"e"]), _text(f[b"d"]),
+                                 _text(f[b"m"]) or None, _text(f[b"a"]) or None))
+        return _checked(head, entries, seq, epoch, self.clock.time() - self.window_s)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# -- the one way pushes go out -------------------------------------------------------------
+
+class Delivery:
+    """Sends every push of the instance (``push``/``push_forms``) and answers ``sync``'s reads
+    (``head``/``since``). ``enabled`` False (``SEQUENCE_PUSHES=0``): plain emits, no buffer."""
+
+    def __init__(self, sio: socketio.AsyncServer, clock: Clock, *, max_events: int,
+                 window_s: float, enabled: bool = True, redis: Redis | None = None,
+                 channel: str | None = None):
+        self.sio, self.clock, self.enabled = sio, clock, enabled
+        self.window_s = window_s
+        self.memory = MemoryLog(clock, max_events, window_s)
+        self.shared = RedisLog(redis, clock, channel, max_events, window_s) \
+            if redis is not None and channel else None
+        self._queues: dict[str, list] = {}  # room → [lock, users]
+        self._outage = OutageLog(log, "sequencing pushes (this instance numbers them alone)")
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, room: str) -> AsyncIterator[None]:
+        """This instance's pushes to ``room``, one at a time in the order they came."""
+        slot = self._queues.get(room)
+        if slot is None:
+            slot = self._queues[room] = [asyncio.Lock(), 0]
+        slot[1] += 1
+        try:
+            async with slot[0]:
+                yield
+        finally:
+            slot[1] -= 1
+            if slot[1] == 0:
+                self._queues.pop(room, None)
+
+    async def push(self, event: str, data: dict, *, to: str | list[str],
+                   skip_sid: str | list[str] | None = None) -> None:
+        """``event`` to one or more rooms (or sids). A push to several sequenced rooms is
+        one push per room, each numbered in its room: a socket in two of them gets a copy
+        from each (each copy names its room)."""
+        skip = tuple(skip_sid) if isinstance(skip_sid, list) else \
+            (skip_sid,) if skip_sid else ()
+        rooms = to if isinstance(to, list) else [to]
+        if not self.enabled or event in UNSEQUENCED or not all(map(sequenced, rooms)):
+            await self.sio.emit(event, data, to=to, skip_sid=list(skip) or None)
+            return
+        for room in rooms:
+            await self.push_forms(room, event, [Form(room, dict(data), skip)])
+
+    async def push_forms(self, room: str, event: str, forms: list[Form],
+                         author: str | None = None) -> None:
+        """One push to sequenced ``room`` in several forms (all numbered alike)."""
+        if not self.enabled:
+            for f in forms:
+                await self.sio.emit(event, f.data, to=f.to, skip_sid=list(f.skip) or None)
+            return
+        async with self._turn(room):
+            head = None
+            if self.shared is not None:
+                try:
+                    head = await self.shared.append(room, event, forms, author)
+                    self._outage.ok()
+                except (RedisError, Unavailable) as exc:
+                    self._outage.failed(exc)
+            if head is None:
+                head = self.memory.append(room, event, forms, author)
+                for f in forms:
+                    await self.sio.emit(event, f.data, to=f.to, skip_sid=list(f.skip) or None,
+                                        ignore_queue=self.shared is not None)
+        _note_skipped(room, head, forms)
+
+    async def head(self, room: str) -> Head:
+        if self.shared is not None:
+            try:
+                return await self.shared.head(room)
+            except (RedisError, Unavailable) as exc:
+                self._outage.failed(exc)
+        return self.memory.head(room)
+
+    async def since(self, room: str, seq: int, epoch: str | None) -> Backlog:
+        if self.shared is not None and epoch != self.memory.epoch:
+            return await self.shared.since(room, seq, epoch)
+        return self.memory.since(room, seq, epoch)
+
+    def sweep(self) -> None:
+        self.memory.sweep()
