@@ -1,4 +1,4 @@
-"""``python -m server [serve | create-admin EMAIL | events]``."""
+"""``python -m server [serve | create-admin EMAIL | events | asyncapi]``."""
 from __future__ import annotations
 
 import argparse
@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     admin.add_argument("--password-stdin", action="store_true",
                        help="read the password from standard input")
     sub.add_parser("events", help="print the event catalogue as Markdown")
+    sub.add_parser("asyncapi", help="print the AsyncAPI 3.0 document (as GET /asyncapi.json "
+                                    "serves it with this configuration)")
     args = parser.parse_args(argv)
 
     if args.command == "events":
@@ -37,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "asyncapi":
+        import handlers
+        from server.asyncapi import document_json
+
+        sys.stdout.write(document_json(tuple(handlers.all_events()), settings))
+        return 0
     if args.command == "create-admin":
         return asyncio.run(_create_admin(settings, args.email, args.password_stdin))
     return _serve(settings)

@@ -15,10 +15,11 @@ from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 
-from handlers import auth, files, tables
+from handlers import all_events, auth, files, tables
 from handlers.base import bad_payload
 from handlers.scopes import ImportedChat
 from ingest.csv_tables import write_csv
+from server.asyncapi import document_json
 from server.drain import DRAIN
 from server.keys import METRICS, REALTIME, SETTINGS, services_of
 from server.realtime import client_ip
@@ -295,6 +296,12 @@ async def client_library(request: web.Request) -> web.FileResponse:
     return web.FileResponse(WEB_DIR / "client.js")
 
 
+async def asyncapi(request: web.Request) -> web.Response:
+    """The AsyncAPI 3.0 document of the Socket.IO events (``server.asyncapi``)."""
+    text = document_json(tuple(all_events()), request.app[SETTINGS])
+    return web.Response(text=text, content_type="application/json")
+
+
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
@@ -309,4 +316,5 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/chats/{chat_id}/export.{fmt}", export_chat)
     app.router.add_get("/", console)
     app.router.add_get("/client.js", client_library)
+    app.router.add_get("/asyncapi.json", asyncapi)
     app.router.add_static("/static/", WEB_DIR, follow_symlinks=False)
