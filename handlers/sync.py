@@ -15,14 +15,14 @@ _PROJECT = scopes.Project("id", "viewer")
 _CONVERSATION = scopes.Conversation("id", "viewer")
 
 
-class RoomPosition(Payload):
+class SyncPosition(Payload):
     room: str = Field(min_length=1, max_length=200)
     seq: int | None = Int(None, description="the last seq seen; null asks for the head only")
     epoch: str | None = Field(None, max_length=64)
 
 
 class SyncPayload(Payload):
-    rooms: list[RoomPosition] = Field(min_length=1, max_length=100)
+    rooms: list[SyncPosition] = Field(min_length=1, max_length=100)
 
 
 async def _readable(ctx, room: str) -> bool:

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from services.ai import Final, Provider
 from services.clock import SystemClock
 from services.leader import LocalLeader
+from services.replay import Delivery
 from services.replies import SLICE_S, ReplyEngine
 from store.factory import open_store
 from tests.conftest import make_settings
@@ -41,8 +42,10 @@ async def test_a_burst_goes_out_in_few_pushes_without_holding_the_loop(tmp_path)
     settings = make_settings(tmp_path)
     store = await open_store(data_dir=tmp_path / "data")
     sio = Recorder()
-    services = SimpleNamespace(settings=settings, store=store, clock=SystemClock(),
-                               gateway=SimpleNamespace(sio=sio))
+    clock = SystemClock()
+    services = SimpleNamespace(settings=settings, store=store, clock=clock,
+                               gateway=SimpleNamespace(sio=sio),
+                               delivery=Delivery(sio, clock, max_events=100_000, window_s=60))
     provider = Burst()
     engine = ReplyEngine(services, provider, LocalLeader("chat", "i"))
     user = await store.users.create_user(email="a@example.com", username="a",
