@@ -72,6 +72,7 @@ COLLAB_ENV = {"BROADCAST_RATE": "1000000", "BROADCAST_BURST": "1000000",
 
 TARGET_RATE = 0.80  # collab deliveries/s >= 80 % of bare
 TARGET_P99 = 1.5  # collab p99 <= 1.5 x bare p99
+TARGET_SEQ_RATE = 0.90  # --sequencing: sequenced deliveries/s >= 90 % of unsequenced
 
 
 # -- receivers --------------------------------------------------------------------------
@@ -605,6 +606,35 @@ class Run:
             await self.sender.close()
 
 
+class RowUpdateRun(Run):
+    """fanout's collab run, but every message is a row:update (pushed as row:updated)."""
+
+    async def start(self) -> None:
+        urls = self.dep.urls
+        self.sender, self.project_id, specs = await _setup_collab(urls, self.args.clients)
+        table = await self.sender.ok("table:create", {
+            "projectId": self.project_id, "name": "fan", "columns": [
+                {"name": "t", "type": "number"}, {"name": "p", "type": "text"},
+                {"name": "s", "type": "number"}, {"name": "x", "type": "text"}]})
+        rows = asyncio.Queue()
+        for _ in range(self.args.window):  # one row per message in flight: no version races
+            row = await self.sender.ok("row:add", {"tableId": table["id"], "values": {}})
+            rows.put_nowait((row["id"], row["version"]))
+
+        async def send(data: dict) -> dict:
+            row_id, version = await rows.get()
+            ack = await self.sender.sio.call("row:update", {
+                "tableId": table["id"], "rowId": row_id, "version": version, "values": data},
+                timeout=self.args.timeout)
+            rows.put_nowait((row_id, ack["data"]["version"] if ack.get("ok") else version))
+            return ack
+
+        self.send = send
+        self.pool = (LocalPool(specs, self.project_id) if self.args.procs == 0
+                     else ProcPool(specs, self.project_id, self.args.procs))
+        await self.pool.start()
+
+
 async def run_scenario(n: int, tmp: Path, args) -> dict[str, RunResult]:
     """Both servers up side by side; their measured rounds alternate (bare, collab,
     collab, bare, ...) so that load from elsewhere on the machine hits both alike."""
@@ -637,6 +667,28 @@ async def run_scenario(n: int, tmp: Path, args) -> dict[str, RunResult]:
         return {kind: run.result for kind, run in runs.items()}
 
 
+async def sequencing_cost(n: int, tmp: Path, args) -> dict[str, RunResult]:
+    """Issue 13's cost: the same row:update fan-out (pushed as row:updated, a sequenced
+    room push) with SEQUENCE_PUSHES off and on, rounds alternating."""
+    kinds = {"unseq": {"SEQUENCE_PUSHES": "0"}, "seq": {"SEQUENCE_PUSHES": "1"}}
+    with contextlib.ExitStack() as stack:
+        deps = {k: stack.enter_context(deploy("collab", n, tmp / k, env))
+                for k, env in kinds.items()}
+        runs = {k: RowUpdateRun(k, deps[k], args) for k in kinds}
+        try:
+            for run in runs.values():
+                await run.start()
+            for run in runs.values():
+                await run.warm_up()
+            for r in range(args.rounds):
+                for k in (("unseq", "seq") if r % 2 == 0 else ("seq", "unseq")):
+                    await runs[k].measure(r)
+        finally:
+            for run in runs.values():
+                await run.close()
+        return {k: run.result for k, run in runs.items()}
+
+
 # -- reporting --------------------------------------------------------------------------
 
 
@@ -651,7 +703,9 @@ def _row(label: str, res: RunResult) -> str:
             f"{res.expected - res.delivered:>7}{res.errors:>7}")
 
 
-def report(name: str, bare: RunResult, collab: RunResult) -> bool:
+def report(name: str, bare: RunResult, collab: RunResult, *, labels=("bare", "collab"),
+           target_rate: float = TARGET_RATE, target_p99: float | None = TARGET_P99) -> bool:
+    """``bare`` is the baseline, ``collab`` the one measured against it (``labels``)."""
     # Targets compare round i of collab with round i of bare (run back to back), so a
     # burst of load from elsewhere on the machine skews one pair, not the verdict.
     rate_ratio = _paired(collab.rates, bare.rates)
@@ -660,29 +714,33 @@ def report(name: str, bare: RunResult, collab: RunResult) -> bool:
     print(f"\n{name}")
     print(f"  {'server':<7}{'deliv/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'srv µs/dl':>11}"
           f"{'srv CPU':>9}{'cli CPU':>9}{'other':>9}{'lost':>7}{'errors':>7}")
-    print(_row("bare", bare))
-    print(_row("collab", collab))
+    print(_row(labels[0], bare))
+    print(_row(labels[1], collab))
     print(f"  {'ratio':<7}{rate_ratio:>10.2f}{collab.pct(0.5) / bare.pct(0.5):>8.2f}x"
           f"{p99_ratio:>8.2f}x{cpu_ratio:>10.2f}x")
-    print("  ratio = median over rounds of collab/bare, each pair run back to back")
+    print(f"  ratio = median over rounds of {labels[1]}/{labels[0]}, each pair run back to back")
     print("  per round deliv/s: " + "; ".join(
-        f"{r.kind} " + " ".join(f"{x:,.0f}" for x in r.rates) for r in (bare, collab)))
+        f"{k} " + " ".join(f"{x:,.0f}" for x in r.rates) for k, r in zip(labels, (bare, collab))))
     print("  per round p99 ms:  " + "; ".join(
-        f"{r.kind} " + " ".join(f"{x * 1e3:.0f}" for x in r.round_p99) for r in (bare, collab)))
+        f"{k} " + " ".join(f"{x * 1e3:.0f}" for x in r.round_p99)
+        for k, r in zip(labels, (bare, collab))))
     if bare.redis_cpu or collab.redis_cpu:
         per = [r.redis_cpu / r.delivered * 1e6 if r.delivered else 0.0 for r in (bare, collab)]
-        print(f"  redis-server CPU per delivery: bare {per[0]:.1f} µs, collab {per[1]:.1f} µs")
+        print(f"  redis-server CPU per delivery: {labels[0]} {per[0]:.1f} µs, "
+              f"{labels[1]} {per[1]:.1f} µs")
     busy = max(bare.other_cpu / bare.wall, collab.other_cpu / collab.wall) if bare.wall else 0
     if busy > 0.2:
         print(f"  note: other processes used up to {busy:.0%} of a core during the rounds; "
               f"deliv/s and latency are noisy, srv µs/dl much less so")
-    ok_rate = rate_ratio >= TARGET_RATE
-    ok_p99 = p99_ratio <= TARGET_P99
+    ok_rate = rate_ratio >= target_rate
+    ok_p99 = target_p99 is None or p99_ratio <= target_p99
     complete = (bare.delivered == bare.expected and collab.delivered == collab.expected
                 and not bare.errors and not collab.errors)
-    print(f"  target deliveries/s >= {TARGET_RATE:.0%} of bare: {rate_ratio:.0%}  "
+    print(f"  target deliveries/s >= {target_rate:.0%} of {labels[0]}: {rate_ratio:.0%}  "
           f"{'PASS' if ok_rate else 'FAIL'}")
-    print(f"  target p99 <= {TARGET_P99}x bare: {p99_ratio:.2f}x  {'PASS' if ok_p99 else 'FAIL'}")
+    if target_p99 is not None:
+        print(f"  target p99 <= {target_p99}x {labels[0]}: {p99_ratio:.2f}x  "
+              f"{'PASS' if ok_p99 else 'FAIL'}")
     if not complete:
         print("  FAIL: deliveries were lost or broadcasts refused (see above)")
     return ok_rate and ok_p99 and complete
@@ -711,6 +769,13 @@ async def amain(args) -> int:
         tmp = Path(tmpname)
         for key in args.scenario:
             name, n = SCENARIOS[key]
+            if args.sequencing:
+                results = await sequencing_cost(n, tmp / key, args)
+                passed &= report(f"{name}: row:updated to {args.clients} receivers, "
+                                 "sequencing off vs on", results["unseq"], results["seq"],
+                                 labels=("unseq", "seq"), target_rate=TARGET_SEQ_RATE,
+                                 target_p99=None)
+                continue
             results = await run_scenario(n, tmp / key, args)
             passed &= report(f"{name}: {args.clients} receivers"
                              + (f" split over {n} instances, sender on the first" if n > 1 else ""),
@@ -741,6 +806,9 @@ def parse_args(argv=None):
     p.add_argument("--py-spy", metavar="DIR",
                    help="sample every instance with py-spy during the measured rounds; "
                         "folded stacks go to DIR (summarize: python -m bench.profile DIR/*)")
+    p.add_argument("--sequencing", action="store_true",
+                   help="measure what numbering and keeping room pushes costs (issue 13): "
+                        "row:updated fan-out with SEQUENCE_PUSHES=0 against =1")
     p.add_argument("--quick", action="store_true",
                    help="tiny run: 10 clients x 20 messages, 1 round")
     args = p.parse_args(argv)

@@ -29,7 +29,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench import fanout  # noqa: E402
-from bench.fanout import Run, _quantile, deploy  # noqa: E402
+from bench.fanout import RowUpdateRun, Run, _quantile, deploy  # noqa: E402
 from tests.client import Client, unique_email  # noqa: E402
 
 LOCK_ENV = {"BCRYPT_ROUNDS": "4", "LOG_LEVEL": "INFO"}
@@ -95,35 +95,6 @@ async def contention(urls: list[str], racers: int, rounds: int) -> tuple[float, 
         for c in [owner, *clients]:
             await c.close()
     return grants / elapsed, grants, doubles
-
-
-class RowUpdateRun(Run):
-    """fanout's collab run, but every message is a row:update (pushed as row:updated)."""
-
-    async def start(self) -> None:
-        urls = self.dep.urls
-        self.sender, self.project_id, specs = await fanout._setup_collab(urls, self.args.clients)
-        table = await self.sender.ok("table:create", {
-            "projectId": self.project_id, "name": "fan", "columns": [
-                {"name": "t", "type": "number"}, {"name": "p", "type": "text"},
-                {"name": "s", "type": "number"}, {"name": "x", "type": "text"}]})
-        rows = asyncio.Queue()
-        for _ in range(self.args.window):  # one row per message in flight: no version races
-            row = await self.sender.ok("row:add", {"tableId": table["id"], "values": {}})
-            rows.put_nowait((row["id"], row["version"]))
-
-        async def send(data: dict) -> dict:
-            row_id, version = await rows.get()
-            ack = await self.sender.sio.call("row:update", {
-                "tableId": table["id"], "rowId": row_id, "version": version, "values": data},
-                timeout=self.args.timeout)
-            rows.put_nowait((row_id, ack["data"]["version"] if ack.get("ok") else version))
-            return ack
-
-        self.send = send
-        self.pool = (fanout.LocalPool(specs, self.project_id) if self.args.procs == 0
-                     else fanout.ProcPool(specs, self.project_id, self.args.procs))
-        await self.pool.start()
 
 
 async def row_fanout(n: int, tmp: Path, args) -> tuple:

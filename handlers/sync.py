@@ -82,9 +82,6 @@ async def on_sync(ctx, p: SyncPayload):
                 else:
                     replayed[room] = sent
         heads[room] = {"seq": head.seq, "epoch": head.epoch}
-    if errors and len(errors) == len(p.rooms):
-        first = next(iter(errors.values()))
-        raise EventError(first["code"], first["message"], {"errors": errors})
     return {"replayed": replayed, "resync": resync, "heads": heads, "errors": errors}
 
 
