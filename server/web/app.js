@@ -1,23 +1,31 @@
-// The console's core: one socket.io connection, the session (tokens in localStorage, refreshed
-// on `token_expired` and on the `auth:expired` push), a tiny event bus, and call() — the ack
-// helper every panel goes through. Panels are listed, in order, in panels/index.js.
+// The console's core: the client library (client.js: one socket, the session, calls, ordered
+// pushes, catching up after a reconnect) wired to the page — tokens in localStorage (rotated
+// under a Web Lock, so two tabs never spend one refresh token), a tiny event bus, and the
+// connection pill. Panels are listed, in order, in panels/index.js.
 //
 // Panel contract: a module default-exports {id, title, slot: 'aside' | 'main', mount(root, app)}.
 // mount() gets an empty element inside the panel's <section> and this App:
 //   app.call(event, payload?)   → Promise of the ack's data; rejects with AckError {code, message}
-//   app.on(push, fn)            → subscribe to a server push; returns an unsubscribe function
-//   app.bus.on(name, fn)        → 'session' (user | null: after every (re)connect, sign-in or
-//                                  sign-out; re-load data and re-join rooms here),
+//   app.on(push, fn)            → subscribe to a server push (in order, never twice); returns an
+//                                  unsubscribe function
+//   app.bus.on(name, fn)        → 'session' (user | null: the first answer to "who is this", then
+//                                  every sign-in, sign-out or change of user; load data here),
+//                                  'resync' ({room, error?}: the pushes of a room could not all be
+//                                  replayed after a reconnect — reload what you show of it; with
+//                                  error, the room is no longer readable or could not be re-joined),
 //                                  'project' (the open project {id, name, role} | null),
-//                                  'connection' ('connecting' | 'online' | 'offline'),
+//                                  'connection' ('connecting' | 'online' | 'offline'; 'online'
+//                                  once rooms are re-joined and caught up after a reconnect),
 //                                  'call' ({event, ok, code, ms}), 'push' ({event, data})
 //   app.state                   → {connection, user, project}
 //   app.setProject(p), app.signIn(event, payload), app.signOut(), app.notify(text, level)
+// Rooms joined with project:join / conversation:join are re-joined by the client library after
+// a reconnect and the pushes missed meanwhile replayed: panels need not do it themselves.
 import panels from './panels/index.js';
-import { AckError, Bus, errorText, h } from './lib.js';
+import { connect } from './client.js';
+import { Bus, errorText, h } from './lib.js';
 
 const TOKENS_KEY = 'collab.tokens';
-const CALL_TIMEOUT_MS = 15000;
 
 const tokenStore = {
   load() {
@@ -32,193 +40,68 @@ const tokenStore = {
     localStorage.setItem(TOKENS_KEY, JSON.stringify({ accessToken, refreshToken, expiresAt }));
   },
   clear() { localStorage.removeItem(TOKENS_KEY); },
+  // Other tabs of this console rotate the same refresh token: one at a time.
+  lock(fn) { return navigator.locks ? navigator.locks.request(TOKENS_KEY, fn) : fn(); },
 };
 
 export class App {
   constructor() {
     this.bus = new Bus();
     this.state = { connection: 'connecting', user: null, project: null };
-    this.tokens = tokenStore.load();
-    this.sendToken = true; // offer the stored access token at the next handshake
-    this.refreshing = null; // the one refresh in flight (a second one would replay the token)
-    this.socket = io({
-      transports: ['websocket'],
-      autoConnect: false,
-      reconnectionDelay: 500, // first retry soon; backs off to reconnectionDelayMax (5 s)
-      // Read at every (re)connect, so a reconnect always carries the freshest token.
-      auth: (cb) => cb(this.sendToken && this.tokens ? { token: this.tokens.accessToken } : {}),
+    const client = connect({ io: window.io, storage: tokenStore, transports: ['websocket'] });
+    this.client = client;
+    client.onConnection((status) => this.setConnection(status));
+    client.onSession((user, info) => {
+      this.setSession(user);
+      if (info && info.error) this.notify(`Signed out: ${errorText(info.error)}`, 'error');
     });
-    this.socket.on('connect', () => { this.setConnection('online'); this.resume(); });
-    this.socket.on('disconnect', (reason) => {
-      this.setConnection('offline');
-      if (reason === 'io server disconnect') this.socket.connect();
-    });
-    this.socket.on('connect_error', (err) => this.connectFailed(err));
-    this.socket.io.on('reconnect_attempt', () => this.setConnection('connecting'));
-    this.socket.on('auth:expired', () => {
-      if (this.tokens) this.refresh().catch((err) => this.refreshFailed(err));
-    });
-    // This session was ended elsewhere (sign-out, password change, an admin): the server
-    // disconnects next; reconnect anonymously rather than with the dead token.
-    this.socket.on('auth:revoked', ({ reason } = {}) => this.lostSession(
-      { code: 'unauthorized', message: `your session was ended (${reason || 'revoked'})` }));
-    this.socket.onAny((event, data) => this.bus.emit('push', { event, data }));
+    client.onResync((room, error) => this.bus.emit('resync', { room, error }));
+    client.onCall((call) => this.bus.emit('call', call));
+    client.onPush((push) => this.bus.emit('push', push));
+    client.onError((err, context) => this.notify(`${context === 'refresh'
+      ? 'Could not renew the session' : context === 'sign-in' ? 'Could not sign in'
+        : 'Could not resume after reconnecting'}: ${errorText(err)}`, 'error'));
     window.addEventListener('storage', (e) => { if (e.key === TOKENS_KEY) this.otherTab(); });
   }
 
-  start() { this.socket.connect(); }
+  /** The socket.io socket underneath (tests cut its transport). */
+  get socket() { return this.client.socket; }
+
+  /** {accessToken, refreshToken, expiresAt} | null, for REST calls (lib.authorizedFetch). */
+  get tokens() { return this.client.tokens; }
 
   // -- calls ------------------------------------------------------------------------------
 
-  /** Emit an event and resolve with the ack's data; an error ack rejects with AckError.
-   *  An expired access token is refreshed once and the call retried. */
-  async call(event, payload) {
-    const started = performance.now();
-    let env = await this.emit(event, payload);
-    if (!env.ok && env.error && env.error.code === 'token_expired' && this.tokens) {
-      try {
-        await this.refresh();
-      } catch (err) {
-        this.refreshFailed(err);
-        throw err;
-      }
-      env = await this.emit(event, payload);
-    }
-    const ms = Math.round(performance.now() - started);
-    this.bus.emit('call', { event, ok: env.ok, code: env.ok ? null : env.error.code, ms });
-    if (env.ok) return env.data;
-    throw new AckError(env.error, event);
-  }
+  /** Emit an event and resolve with the ack's data; an error ack rejects with AckError. */
+  call(event, payload) { return this.client.call(event, payload); }
 
-  /** The raw envelope (never rejects on an error ack). */
-  async emit(event, payload) {
-    const args = payload === undefined ? [] : [payload];
-    let env;
-    try {
-      env = await this.socket.timeout(CALL_TIMEOUT_MS).emitWithAck(event, ...args);
-    } catch {
-      env = { ok: false, error: { code: 'timeout',
-        message: `no answer to ${event} within ${CALL_TIMEOUT_MS / 1000} s` } };
-    }
-    if (!env || typeof env !== 'object' || typeof env.ok !== 'boolean') {
-      env = { ok: false, error: { code: 'internal', message: `malformed ack for ${event}` } };
-    }
-    if (!env.ok && !env.error) env.error = { code: 'internal', message: 'error ack without error' };
-    return env;
-  }
-
-  on(event, fn) {
-    this.socket.on(event, fn);
-    return () => this.socket.off(event, fn);
-  }
+  on(event, fn) { return this.client.on(event, fn); }
 
   // -- session ----------------------------------------------------------------------------
 
+  /** auth:login | auth:register | auth:guest | auth:upgrade; the client keeps the tokens and
+   *  the 'session' event follows. */
   async signIn(event, payload) {
     const data = await this.call(event, payload);
-    this.keepTokens(data.tokens);
-    this.setSession(data.user);
     return data.user;
   }
 
-  async signOut() {
-    const refreshToken = this.tokens && this.tokens.refreshToken;
-    let signedOutOnServer = false;
-    try {
-      await this.call('auth:logout', refreshToken ? { refreshToken } : {});
-      signedOutOnServer = true;
-    } finally {
-      this.dropTokens();
-      this.setSession(null);
-      if (!signedOutOnServer) this.reconnect(); // make sure the socket is anonymous again
-    }
-  }
+  signOut() { return this.client.signOut(); }
 
-  /** Rotate the refresh token (single-flight; across tabs too, via a Web Lock). */
-  refresh() {
-    if (!this.refreshing) {
-      this.refreshing = this.refreshOnce().finally(() => { this.refreshing = null; });
-    }
-    return this.refreshing;
-  }
+  /** Rotate the refresh token (single-flight, across tabs too). */
+  refresh() { return this.client.refresh(); }
 
-  async refreshOnce() {
-    const run = async () => {
-      // Another tab may have rotated it already: the stored token is the live one.
-      const current = tokenStore.load() || this.tokens;
-      if (!current) throw new AckError({ code: 'unauthorized', message: 'not signed in' });
-      const env = await this.emit('auth:refresh', { refreshToken: current.refreshToken });
-      if (!env.ok) throw new AckError(env.error, 'auth:refresh');
-      this.keepTokens(env.data.tokens);
-      this.state.user = env.data.user;
-      return env.data.user;
-    };
-    return navigator.locks ? navigator.locks.request(TOKENS_KEY, run) : run();
-  }
-
-  /** After every (re)connect: who is this socket? */
-  async resume() {
-    try {
-      if (this.tokens && this.sendToken) {
-        this.setSession(await this.call('auth:me'));
-      } else if (this.tokens) {
-        this.setSession(await this.refresh());
-      } else {
-        this.setSession(null);
-      }
-    } catch (err) {
-      this.refreshFailed(err);
-    }
-  }
-
-  /** A refused refresh (or session check) ends the session; a timeout only says so. */
-  refreshFailed(err) {
-    if (['unauthorized', 'token_expired', 'forbidden'].includes(err.code)) this.lostSession(err);
-    else this.notify(`Could not renew the session: ${errorText(err)}`, 'error');
-  }
-
-  connectFailed(err) {
-    const code = err && err.data && err.data.code;
-    if (code === 'token_expired' || code === 'unauthorized' || code === 'forbidden') {
-      // The server refused the stored access token: connect anonymously, then refresh.
-      this.sendToken = false;
-      this.socket.connect();
-      return;
-    }
-    this.setConnection(this.socket.active ? 'connecting' : 'offline');
-  }
-
-  lostSession(err) {
-    const wasSignedIn = Boolean(this.tokens || this.state.user);
-    this.dropTokens();
-    this.setSession(null);
-    if (wasSignedIn) this.notify(`Signed out: ${errorText(err)}`, 'error');
+  /** Ask again who is signed in (e.g. after an admin changed their own role). */
+  resume() {
+    return this.call('auth:me').catch((err) => this.notify(
+      `Could not reload the session: ${errorText(err)}`, 'error'));
   }
 
   /** Another tab signed in or out (token rotation alone changes nothing here). */
   otherTab() {
     const stored = tokenStore.load();
     if (Boolean(stored) === Boolean(this.state.user)) return;
-    this.tokens = stored;
-    this.sendToken = true;
-    if (!stored) this.setSession(null);
-    this.reconnect();
-  }
-
-  reconnect() {
-    this.socket.disconnect();
-    this.socket.connect();
-  }
-
-  keepTokens(tokens) {
-    this.tokens = tokens;
-    this.sendToken = true;
-    tokenStore.save(tokens);
-  }
-
-  dropTokens() {
-    this.tokens = null;
-    tokenStore.clear();
+    this.client.setTokens(stored);
   }
 
   // -- shared state -----------------------------------------------------------------------
@@ -285,5 +168,4 @@ if (typeof window.io !== 'function') {
   const app = new App();
   window.collab = app; // for the devtools console: collab.call('ping')
   mountPanels(app);
-  app.start();
 }

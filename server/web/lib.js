@@ -1,17 +1,12 @@
 // Small shared helpers for the console: the error type acks reject with, a tiny event bus,
 // and DOM helpers. No framework: panels build elements with h() and re-render what changes.
 
-/** What app.call() rejects with: the ack's error envelope (SPEC §2), plus the event name.
- *  Client-side failures use code 'timeout' (no ack in time). */
-export class AckError extends Error {
-  constructor({ code = 'internal', message = '', details } = {}, event = '') {
-    super(message || code.replace(/_/g, ' '));
-    this.name = 'AckError';
-    this.code = code;
-    this.details = details;
-    this.event = event;
-  }
-}
+/** What app.call() rejects with: the ack's error envelope (SPEC §2), plus the event name;
+ *  client-side failures use code 'timeout' (no ack in time) or 'disconnected'. The client
+ *  library's CallError, under the name the panels know it by. */
+import { CallError as AckError } from './client.js';
+
+export { AckError };
 
 /** on(name, fn) → unsubscribe function; emit(name, value) calls every handler, isolating
  *  failures so one broken panel cannot stop the others. */

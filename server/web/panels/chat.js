@@ -251,6 +251,26 @@ function mount(root, app) {
     }
   });
 
+  // After a reconnect the client re-joined the open conversation and replayed the missed
+  // pushes; what could not be replayed is reloaded.
+  app.bus.on('resync', async ({ room, error }) => {
+    if (!project) return;
+    if (room === `project:${project.id}`) {
+      if (!error) await loadList();
+      return;
+    }
+    if (!current || room !== `conversation:${current}`) return;
+    if (error && (error.code === 'forbidden' || error.code === 'not_found')) {
+      current = null;
+      view.hidden = true;
+      setGenerating(null);
+      renderList();
+      msg.error(error);
+      return;
+    }
+    await open(current); // joins again (the client may have had to let the room go)
+  });
+
   app.bus.on('project', async (p) => {
     const same = project && p && project.id === p.id;
     project = p;
@@ -266,6 +286,6 @@ function mount(root, app) {
       conversations.clear();
     }
     await loadList();
-    if (current) await open(current); // a reconnect: re-join and catch up
+    if (current) await open(current); // e.g. our role changed: reload what it may show
   });
 }

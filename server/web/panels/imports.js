@@ -788,7 +788,12 @@ function mount(root, app) {
       if (p) await act(chatList, listMsg, () => loadChats());
       return;
     }
-    // The same project again (a reconnect re-joined its room, or our role changed).
+    // The same project again (the projects panel re-entered its room, or our role changed).
+    await reloadProject();
+  });
+
+  /** The project's chats and the open one's header, as they are now. */
+  async function reloadProject() {
     renderAll();
     await act(chatList, listMsg, () => loadChats());
     if (open) {
@@ -798,6 +803,12 @@ function mount(root, app) {
         renderHeader();
       }
     }
+  }
+
+  // After a reconnect the missed pushes (chat:imported, chat:updated...) are replayed; what
+  // could not be is reloaded.
+  app.bus.on('resync', ({ room, error }) => {
+    if (project && !error && room === `project:${project.id}`) reloadProject();
   });
 
   renderAll();

@@ -222,6 +222,11 @@ function mount(root, app) {
     h('div', { class: 'row' }, input, list), h('div', { class: 'row' }, bar, barText),
     msg.el, details);
   root.append(body);
+  // After a reconnect, pushes the server could not replay (pcap:progress, pcap:done...) are
+  // made up for by reading the captures and the selected one's state again.
+  app.bus.on('resync', ({ room, error }) => {
+    if (project && !error && room === `project:${project.id}`) act(list, msg, refreshList);
+  });
   app.bus.on('project', (p) => {
     project = p;
     file = null;

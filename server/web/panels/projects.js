@@ -317,6 +317,30 @@ function mount(root, app) {
     }
   });
 
+  // A reconnect re-joins the open project's room and replays what was missed; what could not
+  // be replayed is reloaded: the project list (pushed to our user room) or the open project.
+  app.bus.on('resync', async ({ room, error }) => {
+    if (!me) return;
+    if (room === `user:${me.id}`) {
+      await load();
+      return;
+    }
+    if (!current || room !== `project:${current.id}`) return;
+    const { id } = current;
+    if (error && (error.code === 'forbidden' || error.code === 'not_found')) {
+      removed(id, 'removed');
+      render();
+      return;
+    }
+    try {
+      if (error) await join(id); // the client could not keep its room: enter it again
+      else upsert(await app.call('project:get', { id }));
+      render();
+    } catch (err) {
+      msg.error(err);
+    }
+  });
+
   app.bus.on('session', async (user) => {
     const previous = me;
     me = user;
@@ -333,7 +357,7 @@ function mount(root, app) {
     }
     await load();
     if (current) {
-      // A new socket (reconnect) is in no room: go back into the open project's.
+      // The same user signed in again (e.g. a guest upgraded): enter the project's room again.
       const { id } = current;
       try {
         await join(id);

@@ -992,7 +992,14 @@ function mount(root, app) {
       renderTable();
       return;
     }
-    // The same project again: a reconnect re-joined its room, or our role changed.
+    // The same project again: the projects panel re-entered its room, or our role changed.
+    await reloadProject();
+    await reclaimLock();
+    renderAll();
+  });
+
+  /** The open project's tables and the selected table's rows, as they are now. */
+  async function reloadProject() {
     renderAll();
     await loadTables();
     if (table && !tables.has(table.id)) {
@@ -1000,16 +1007,34 @@ function mount(root, app) {
       resetRows();
     }
     if (table) await loadTable();
-    const ed = editing;
-    if (ed && !ed.lost) {
-      try {
-        const lock = await app.call('row:lock', { tableId: ed.tableId, rowId: ed.rowId });
-        ed.token = lock.lockToken; // reclaimed after the reconnect
-      } catch (err) {
-        if (editing === ed) lockLost(ed, null, err);
-      }
-    }
     renderAll();
+  }
+
+  /** The row being edited keeps its lock across a reconnect only if the new socket claims it
+   *  within the server's grace (LOCK_GRACE_S). */
+  async function reclaimLock() {
+    const ed = editing;
+    if (!ed || ed.lost) return;
+    try {
+      const lock = await app.call('row:lock', { tableId: ed.tableId, rowId: ed.rowId });
+      ed.token = lock.lockToken;
+    } catch (err) {
+      if (editing === ed) lockLost(ed, null, err);
+    }
+  }
+
+  // After a reconnect the room's missed pushes are replayed; only what could not be (a new
+  // epoch, a gap older than the server's buffer) is reloaded.
+  app.bus.on('resync', ({ room, error }) => {
+    if (project && !error && room === `project:${project.id}`) reloadProject();
+  });
+  let wasOffline = false;
+  app.bus.on('connection', (status) => {
+    if (status === 'offline') wasOffline = true;
+    if (status === 'online' && wasOffline) {
+      wasOffline = false;
+      reclaimLock();
+    }
   });
 
   renderAll();
