@@ -59,7 +59,6 @@ async def on_sync(ctx, p: SyncPayload):
     resync: list[str] = []
     heads: dict[str, dict] = {}
     errors: dict[str, dict] = {}
-    budget = ctx.settings.send_queue_max_bytes // 2
     for position in p.rooms:
         room = position.room
         try:
@@ -75,9 +74,8 @@ async def on_sync(ctx, p: SyncPayload):
             if backlog.resync:
                 resync.append(room)
             elif backlog.entries:
-                sent = await ctx.gateway.replay(ctx.sid, backlog.entries, clear,
-                                                ctx.user_id, budget)
-                if sent is None:  # more than the socket's send queue takes: reload instead
+                sent = await ctx.gateway.replay(ctx.sid, backlog.entries, clear, ctx.user_id)
+                if sent is None:  # the socket stopped reading: whatever it got, reload
                     resync.append(room)
                 else:
                     replayed[room] = sent

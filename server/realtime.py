@@ -54,6 +54,7 @@ _HEADER = re.compile(r'2(?:(/[^,]*),)?(\d*)\["((?:[^"\\]|\\.){0,200})"')
 # Just the namespace and ack id of an EVENT packet, to answer one whose body is unusable.
 _PREFIX = re.compile(r'2(?:(/[^,]*),)?(\d{1,15})')
 SEEN_EVERY_S = 3600  # last_seen_at is written at most this often by connects
+REPLAY_STALL_S = 30.0  # a replay stops when its socket reads nothing this long
 MAX_DEPTH = 64  # nesting of arrays/objects in an event's payload
 # A BINARY_EVENT's header: attachment count, optional "/namespace,", optional ack id.
 _BINARY = re.compile(r'5(\d{1,4})-(?:(/[^,]*),)?(\d{0,15})')
@@ -614,30 +615,36 @@ class Realtime:
         await self.services.delivery.push(event, {"projectId": project_id, **data},
                                           to=f"project:{project_id}", skip_sid=skip_sid)
 
-    async def replay(self, sid: str, entries: list[Entry], clear: bool, user_id: str,
-                     budget: int) -> int | None:
+    async def replay(self, sid: str, entries: list[Entry], clear: bool,
+                     user_id: str) -> int | None:
         """Send buffered pushes to one socket of this instance, in order, each as it was
         pushed (``sync``). The payloads are JSON text already (from Redis): they become
-        Socket.IO packets without being parsed and encoded again. None, sending nothing,
-        when they hold more than ``budget`` bytes (past its send queue the socket would be
-        dropped as a slow consumer, to come back and ask again)."""
-        texts = []
-        size = 0
+        Socket.IO packets without being parsed and encoded again. Paced by the socket's
+        send queue (half of SEND_QUEUE_MAX_KB at most), so a long replay never gets its
+        client dropped as a slow consumer. None when the socket stopped reading (gone, or
+        not draining within REPLAY_STALL_S): the rest is not sent."""
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        if eio_sid is None:
+            return None
+        engine = self.sio.eio
+        high = engine.send_queue_max // 2
+        events: dict[str, str] = {}
+        queued = 0
         for entry in entries:
             payload = entry.payload_for(clear or entry.author == user_id)
             text = payload if isinstance(payload, str) else _compact(payload)
-            size += len(text)
-            if size > budget:
-                return None
-            texts.append(f"2[{_compact(entry.event)},{text}]")
-        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
-        if eio_sid is None:
-            return 0
-        for i, text in enumerate(texts):
-            await self.sio._send_eio_packet(eio_sid, eio_packet.Packet(eio_packet.MESSAGE, text))
-            if i % 256 == 255:
-                await asyncio.sleep(0)  # let the socket's writer drain what is queued
-        return len(texts)
+            head = events.get(entry.event)
+            if head is None:
+                head = events[entry.event] = f"2[{_compact(entry.event)},"
+            packet = head + text + "]"
+            queued += len(packet)
+            if queued > high:
+                if not await engine.drained(eio_sid, high // 2, REPLAY_STALL_S):
+                    return None
+                queued = len(packet)
+            await self.sio._send_eio_packet(eio_sid,
+                                            eio_packet.Packet(eio_packet.MESSAGE, packet))
+        return len(entries)
 
     async def push_presence(self, project_id: str) -> None:
         try:

@@ -43,6 +43,7 @@ class SendQueue(asyncio.Queue):
     def __init__(self) -> None:
         super().__init__()
         self.bytes = 0
+        self._drained: tuple[int, asyncio.Future] | None = None
 
     def _put(self, item: Any) -> None:
         self.bytes += message_size(item)
@@ -51,7 +52,19 @@ class SendQueue(asyncio.Queue):
     def _get(self) -> Any:
         item = super()._get()
         self.bytes -= message_size(item)
+        if self._drained is not None and self.bytes <= self._drained[0]:
+            if not self._drained[1].done():
+                self._drained[1].set_result(None)
+            self._drained = None
         return item
+
+    async def drained(self, limit: int) -> None:
+        """Return once at most ``limit`` bytes are queued (the writer took the rest)."""
+        if self.bytes <= limit:
+            return
+        if self._drained is None:
+            self._drained = (limit, asyncio.get_running_loop().create_future())
+        await self._drained[1]
 
 
 class _TrackedWebSocket(aiohttp_driver.WebSocket):
@@ -98,6 +111,19 @@ class BoundedEngineServer(engineio.AsyncServer):
         await super().send_packet(sid, pkt)
         if socket is not None and socket.queue.bytes > self.peak_bytes:
             self.peak_bytes = socket.queue.bytes
+
+    async def drained(self, sid: str, limit: int, timeout: float) -> bool:
+        """Wait until socket ``sid`` has at most ``limit`` bytes queued: a sender of many
+        messages (a replay) keeps to the pace of the client's reading instead of growing the
+        queue past the bound. False if the socket is gone or still full after ``timeout``."""
+        socket = self.sockets.get(sid)
+        if socket is None or socket.closing or socket.closed:
+            return False
+        try:
+            await asyncio.wait_for(socket.queue.drained(limit), timeout)
+        except TimeoutError:
+            return False
+        return not (socket.closing or socket.closed)
 
     async def _drop_slow_consumer(self, sid, socket, queued: int) -> None:
         if self.on_slow_consumer:

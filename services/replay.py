@@ -228,7 +228,7 @@ return {seq, epoch}
 """
 
 # KEYS: state hash, stream. ARGV: epoch candidate, state ttl, after seq (or '' for the head only).
-_SINCE = """
+_SINCE = r"""
 local epoch = redis.call('HGET', KEYS[1], 'e')
 if not epoch then
   epoch = ARGV[1]
@@ -236,11 +236,17 @@ if not epoch then
   redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
 local seq = redis.call('HGET', KEYS[1], 's') or '0'
-local entries = {}
+local out = {}
 if ARGV[3] ~= '' and tonumber(seq) > tonumber(ARGV[3]) then
-  entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[3] .. '-0', '+')
+  -- One string back, not an array per entry: parsing 10,000 nested replies costs the
+  -- client a second; JSON text never holds a raw \30 or \31, so they separate safely.
+  for _, entry in ipairs(redis.call('XRANGE', KEYS[2], '(' .. ARGV[3] .. '-0', '+')) do
+    local f = entry[2]  -- t, e, d, m, a: the order _PUSH writes them in
+    out[#out + 1] = entry[1] .. '\31' .. f[2] .. '\31' .. f[4] .. '\31' .. f[6] .. '\31'
+                    .. f[8] .. '\31' .. f[10]
+  end
 end
-return {seq, epoch, entries}
+return {seq, epoch, table.concat(out, '\30')}
 """
 
 
@@ -299,11 +305,10 @@ class RedisLog:
     async def since(self, room: str, seq: int, epoch: str | None) -> Backlog:
         head, raw = await self._read(room, seq)
         entries = []
-        for ident, values in raw:
-            f = dict(zip(values[::2], values[1::2], strict=True))
-            entries.append(Entry(int(_text(ident).split("-", 1)[0]), float(f[b"t"]),
-                                 _text(f[b"e"]), _text(f[b"d"]),
-                                 _text(f[b"m"]) or None, _text(f[b"a"]) or None))
+        for record in _text(raw).split("\x1e") if raw else ():
+            ident, at, event, data, masked, author = record.split("\x1f")
+            entries.append(Entry(int(ident.split("-", 1)[0]), float(at), event, data,
+                                 masked or None, author or None))
         return _checked(head, entries, seq, epoch, self.clock.time() - self.window_s)
 
 

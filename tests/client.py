@@ -97,6 +97,11 @@ async def eventually(check, timeout: float = 10, interval: float = 0.05):
     raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
 
 
+def unstamped(push: dict) -> dict:
+    """A room push without its delivery stamp (``room``/``seq``/``epoch``, docs/DELIVERY.md)."""
+    return {k: v for k, v in push.items() if k not in ("room", "seq", "epoch")}
+
+
 _counter = 0
 
 

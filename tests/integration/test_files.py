@@ -8,7 +8,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.client import Client, unique_email
+from tests.client import Client, unique_email, unstamped
 from tests.conftest import RunningServer, make_settings
 from tests.files_helpers import download, upload, upload_raw
 from tests.pcap_files import PCAPS
@@ -53,7 +53,7 @@ async def test_upload_list_download_delete(server):
         assert "people.csv" in headers["Content-Disposition"]
         await c.ok("file:delete", {"id": f["id"]})
         deleted = await c.wait_for("file:deleted")
-        assert deleted == {"projectId": p["id"], "id": f["id"]}
+        assert unstamped(deleted) == {"projectId": p["id"], "id": f["id"]}
         assert (await download(server.url, c.tokens["accessToken"], f["id"]))[0] == 404
         assert stored_blobs(server.settings) == []
     finally:

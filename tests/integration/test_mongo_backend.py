@@ -9,7 +9,7 @@ import os
 import pytest
 
 from store.blobs.gridfs import BUCKET
-from tests.client import Client, unique_email
+from tests.client import Client, unique_email, unstamped
 from tests.cluster.harness import RedisServer
 from tests.conftest import RunningServer, make_settings
 from tests.files_helpers import download, upload
@@ -97,7 +97,7 @@ async def test_upload_on_a_list_download_delete_on_b(pair):
 
     await bo.ok("file:delete", {"id": fid})
     deleted = await ana.wait_for("file:deleted", lambda d: d["id"] == fid)
-    assert deleted == {"projectId": p["id"], "id": fid}
+    assert unstamped(deleted) == {"projectId": p["id"], "id": fid}
     assert (await download(pair.a.url, ana.tokens["accessToken"], fid))[0] == 404
     assert (await ana.ok("file:list", {"projectId": p["id"]}))["items"] == []
     assert pair.sync_db[f"{BUCKET}.files"].count_documents({}) == 0
