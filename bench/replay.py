@@ -9,15 +9,20 @@ child torn down at the end). A, on the first instance, owns a project with a tab
 its room on the last instance, notes the room's position and disconnects. A then adds
 --missed rows (each a ``row:added`` push to the room, numbered and kept). B connects again,
 joins and calls ``sync`` from its old position: timed from the call to the last replayed push
-decoded by B's client (python-socketio's AsyncClient, counting pushes), and to the ack (which
-follows the pushes on the same socket). Each sync is repeated --repeat times (sync replays the
-same backlog every time). Target: the last push within 1 s.
+decoded by B's client, and to the ack (which follows the pushes on the same socket). Two
+clients, one after the other: the official Socket.IO client (socket.io-client, the browser's,
+run in Node: bench/replay_receiver.mjs) and python-socketio's AsyncClient. Each sync is
+repeated --repeat times (sync replays the same backlog every time). Target: the last push
+within 1 s, judged on the official client (what browsers run); python-socketio's client
+decodes several times slower and its figure is printed beside it.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -59,6 +64,17 @@ async def scenario(n: int, tmp: Path, args) -> list[tuple[float, float, int]]:
         print(f"  {args.missed:,} pushes made in {time.perf_counter() - started:.1f} s")
         await a.close()
 
+        position = [head["room"], str(head["seq"]), head["epoch"]]
+        proc = await asyncio.create_subprocess_exec(
+            "node", str(REPO / "bench" / "replay_receiver.mjs"), urls[-1], token, project,
+            *position, str(args.missed), str(args.repeat), cwd=REPO,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = await proc.communicate()
+        if proc.returncode:
+            raise SystemExit(f"replay_receiver.mjs failed: {err.decode()[-2000:]}")
+        js = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+        js_runs = [(r["last"], r["ack"], r["replayed"]) for r in js]
+
         got = 0
         done = asyncio.Event()
 
@@ -89,7 +105,7 @@ async def scenario(n: int, tmp: Path, args) -> list[tuple[float, float, int]]:
                 runs.append((last, acked, ack["data"]["replayed"].get(head["room"], 0)))
         finally:
             await sio.disconnect()
-        return runs
+        return {"socket.io-client (JS)": js_runs, "python-socketio": runs}
 
 
 async def amain(args) -> int:
@@ -99,17 +115,18 @@ async def amain(args) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmpname:
         for name, n in (("embedded", 1), ("2 instances + Redis", 2)):
             print(f"\n{name}")
-            runs = await scenario(n, Path(tmpname) / str(n), args)
-            last = [r[0] for r in runs]
-            acked = [r[1] for r in runs]
-            assert all(r[2] == args.missed for r in runs), runs
-            median = statistics.median(last)
+            by_client = await scenario(n, Path(tmpname) / str(n), args)
+            for client, runs in by_client.items():
+                last = [r[0] for r in runs]
+                acked = [r[1] for r in runs]
+                assert all(r[2] == args.missed for r in runs), runs
+                print(f"  {client}: last push decoded: median "
+                      f"{statistics.median(last) * 1e3:.0f} ms, max {max(last) * 1e3:.0f} ms; "
+                      f"ack: median {statistics.median(acked) * 1e3:.0f} ms")
+            median = statistics.median(r[0] for r in by_client["socket.io-client (JS)"])
             ok = median <= TARGET_S
             passed &= ok
-            print(f"  last push decoded: median {median * 1e3:.0f} ms, "
-                  f"max {max(last) * 1e3:.0f} ms; ack: median "
-                  f"{statistics.median(acked) * 1e3:.0f} ms")
-            print(f"  target {args.missed:,} pushes <= {TARGET_S:.0f} s: "
+            print(f"  target {args.missed:,} pushes <= {TARGET_S:.0f} s (official client): "
                   f"{median:.2f} s  {'PASS' if ok else 'FAIL'}")
     print(f"\noverall: {'PASS' if passed else 'FAIL'}")
     return 0 if passed else 1

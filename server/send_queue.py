@@ -22,18 +22,21 @@ from collections.abc import Callable
 from typing import Any
 
 import engineio
+from aiohttp import web as aiohttp_web
 from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as aiohttp_driver
+
+_MESSAGE = eio_packet.MESSAGE
 
 
 def message_size(pkt: Any) -> int:
     """Bytes a queued packet holds: a message's encoded text (Socket.IO encodes JSON as
     ASCII, so characters are bytes). Control packets (ping, noop, close) are a character
     each and at most a few per socket: they count 0."""
-    if pkt is None or pkt.packet_type != eio_packet.MESSAGE:
+    if pkt is None or pkt.packet_type != _MESSAGE:
         return 0
     data = pkt.data
-    return len(data) if isinstance(data, str | bytes) else 0
+    return len(data) if type(data) is str or type(data) is bytes else 0
 
 
 class SendQueue(asyncio.Queue):
@@ -69,15 +72,33 @@ class SendQueue(asyncio.Queue):
 
 class _TrackedWebSocket(aiohttp_driver.WebSocket):
     """engineio's aiohttp websocket wrapper, recorded by socket id for as long as it runs
-    (engineio hands it the socket's bound ``_websocket_handler``)."""
+    (engineio hands it the socket's bound ``_websocket_handler``).
+
+    Two costs of the library's wrapper go, paid on every message to every socket: the
+    permessage-deflate extension is not offered (as the Node Socket.IO server, whose
+    ``perMessageDeflate`` is off by default: deflating each small JSON frame costs more CPU
+    than the bytes it saves — half of a replay's send time here), and ``send`` calls aiohttp
+    directly instead of asking ``inspect`` whether it is a coroutine each time."""
 
     async def __call__(self, environ):
         sid = self.handler.__self__.sid
-        self.server.connections[sid] = environ["aiohttp.request"]
+        request = environ["aiohttp.request"]
+        self.server.connections[sid] = request
         try:
-            return await super().__call__(environ)
+            self._sock = aiohttp_web.WebSocketResponse(
+                max_msg_size=self.server.max_http_buffer_size, compress=False)
+            await self._sock.prepare(request)
+            self.environ = environ
+            await self.handler(self)
+            return self._sock
         finally:
             self.server.connections.pop(sid, None)
+
+    async def send(self, message):
+        if isinstance(message, str):
+            await self._sock.send_str(message)
+        else:
+            await self._sock.send_bytes(message)
 
 
 class BoundedEngineServer(engineio.AsyncServer):
