@@ -18,6 +18,7 @@ from typing import Any
 
 from handlers.base import EventSpec
 from services.config import Settings
+from services.replay import UNNUMBERED_PUSHES
 from store.errors import HTTP_STATUS
 
 ASYNCAPI_VERSION = "3.0.0"
@@ -38,8 +39,7 @@ EXTRA_PUSHES = {
 
 # Pushes that carry no room/seq/epoch (docs/DELIVERY.md, "Sequenced rooms"): snapshots,
 # ephemeral relays, the ticker, and those addressed to one socket.
-UNSEQUENCED_PUSHES = frozenset({"project:presence", "project:broadcast", "ticker:tick",
-                                "auth:expired", "auth:revoked", "server:draining"})
+UNSEQUENCED_PUSHES = UNNUMBERED_PUSHES
 
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from handlers.base import EventSpec
+from services.replay import UNNUMBERED_PUSHES
 
 
 def _type(schema: dict, defs: dict) -> str:
@@ -36,16 +37,22 @@ def payload_summary(spec: EventSpec) -> str:
     for name, prop in props.items():
         opt = "" if name in required else "?"
         parts.append(f"`{name}{opt}`: {_type(prop, defs)}")
+    if spec.idempotent:  # docs/DELIVERY.md: a retry with it is answered, not applied again
+        parts.append("`requestId?`: string")
     return ", ".join(parts)
 
 
 def render(specs: list[EventSpec]) -> str:
     lines = [
+        "Every push carries `room`, `seq` and `epoch` (docs/DELIVERY.md) except those marked "
+        "*(not numbered)*; every mutating event takes an optional `requestId`.",
+        "",
         "| event | payload | who may call | ack `data` | pushes | what it does |",
         "|---|---|---|---|---|---|",
     ]
     for spec in specs:
-        emits = ", ".join(f"`{e}`" for e in spec.emits) or "—"
+        emits = ", ".join(f"`{e}`" + (" *(not numbered)*" if e in UNNUMBERED_PUSHES else "")
+                          for e in spec.emits) or "—"
         lines.append(f"| `{spec.name}` | {payload_summary(spec)} | {spec.access} | "
                      f"{spec.ack or '—'} | {emits} | {spec.doc.replace('|', '/')} |")
     return "\n".join(lines) + "\n"

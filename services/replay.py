@@ -47,6 +47,10 @@ ROOM_KINDS = ("project", "conversation", "user")
 # Pushes to those rooms that are not sequenced: a full snapshot each time, and ephemeral
 # cursors/typing relayed between clients.
 UNSEQUENCED = frozenset({"project:presence", "project:broadcast"})
+# Every push that goes out without room/seq/epoch: those, the ticker's (its own room) and the
+# ones addressed to one socket (the catalogue and the AsyncAPI document say so).
+UNNUMBERED_PUSHES = UNSEQUENCED | {"ticker:tick", "auth:expired", "auth:revoked",
+                                   "server:draining"}
 # A room's number and epoch outlive its buffer: an idle room keeps them this long, so its
 # members' next push continues the sequence (when they go, the next push starts a new epoch).
 STATE_TTL_S = 7 * 86400
