@@ -94,6 +94,9 @@ class RawSocket:
             raise RuntimeError(f"no engine.io open packet: {opened[:100]!r}")
         await self.ws.send_str("40" + json.dumps(auth))
         reply = await self.ws.receive_str(timeout=60)
+        while reply == "2":  # a ping before the connect's answer (a slow handshake)
+            await self.ws.send_str("3")
+            reply = await self.ws.receive_str(timeout=60)
         if not reply.startswith("40"):
             raise RuntimeError(f"socket.io connect refused: {reply[:200]!r}")
         self._reader = asyncio.create_task(self._read())

@@ -10,6 +10,8 @@ import sys
 
 from services.config import ConfigError, Settings
 
+LISTEN_BACKLOG = 4096
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m server")
@@ -65,8 +67,12 @@ def _serve(settings: Settings) -> int:
             else "in-process (single instance)")
     print(f"collab server {settings.instance_id}: http://{settings.host}:{settings.port}/  "
           f"store: {where}; Socket.IO manager: {mode}", flush=True)
+    # backlog: aiohttp's default (128) overflows when thousands of clients reconnect at
+    # once (a deploy, a dead instance): the kernel drops their SYNs and they retry after
+    # 1 s, 3 s, … — everyone, /health included, sees seconds. The kernel caps it at somaxconn.
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None,
-                shutdown_timeout=5)  # after the drain: sockets have moved off by then
+                shutdown_timeout=5,  # after the drain: sockets have moved off by then
+                backlog=LISTEN_BACKLOG)
     return 0
 
 
