@@ -2,10 +2,19 @@
 // load — scripts, event-handler attributes, javascript: URLs, style (our CSP refuses inline
 // styles anyway), images (a reply must not fetch tracking pixels), forms, frames. Both are
 // vendored from npm by scripts/vendor-js.sh, with their licences.
+//
+// HTML written in the markdown itself is shown as text, as chat apps do: a reply quoting a
+// file full of <img onerror=…> reads as that text. It also keeps such attributes away from
+// DOMPurify's parser, whose document shares the page's CSP: Chromium reports every inline
+// handler or style it parses as a policy violation, even though none of them runs.
 import { Marked } from './vendor/marked.esm.js';
 import DOMPurify from './vendor/purify.es.mjs';
 
+const ESCAPES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+const escapeHtml = (text) => String(text).replace(/[&<>"']/g, (c) => ESCAPES[c]);
+
 const marked = new Marked({ gfm: true, breaks: true, async: false });
+marked.use({ renderer: { html: ({ text }) => escapeHtml(text) } });
 
 const PURIFY = {
   USE_PROFILES: { html: true }, // no SVG or MathML

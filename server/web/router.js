@@ -86,6 +86,8 @@ export class Router {
 
   #changed() {
     const route = parse(this.win.location.hash);
+    // The address says what was understood ("#/p/x" → "#/p/x/tables"), without an entry.
+    if (href(route) !== (this.win.location.hash || '#/')) this.#replaceHash(route);
     if (same(route, this.route)) return;
     this.route = route;
     this.bus.emit('route', route);

@@ -70,6 +70,12 @@ export function mountShell(app) {
       h('a', { href: href({ name: 'project', projectId: route.projectId, view }),
         'data-testid': `nav-${view}`, 'data-view': view,
         'aria-current': view === route.view ? 'page' : null }, label)))));
+    // On a phone the views are a strip that scrolls sideways: keep the current one in sight.
+    const current = nav.querySelector('[aria-current="page"]');
+    if (current && nav.scrollWidth > nav.clientWidth) {
+      const left = current.getBoundingClientRect().left - nav.getBoundingClientRect().left;
+      nav.scrollLeft += left - (nav.clientWidth - current.offsetWidth) / 2;
+    }
   }
 
   function renderCrumbs(route, room) {

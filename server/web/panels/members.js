@@ -71,7 +71,7 @@ function mount(root, app) {
     h('h3', {}, 'Manage'), renameForm, addForm);
 
   controls.append(
-    h('div', { class: 'table-scroll' }, h('table', { class: 'members' },
+    h('div', { class: 'table-scroll' }, h('table', { class: 'members project-members' },
       h('caption', { class: 'visually-hidden' }, 'Members of this project'),
       h('thead', {}, h('tr', {}, ['Member', 'Email', 'Role', 'Status', 'Actions'].map(
         (c) => h('th', { scope: 'col' }, c)))),
