@@ -265,7 +265,7 @@ async def on_leave(ctx, p: IdPayload):
 
 @event("message:send", SendPayload, scope=SEND, ack="{message, replyId, reply}",
        emits=("message:started", "message:delta", "message:done", "message:error",
-              "conversation:updated"))
+              "conversation:updated", "auth:quota"))
 async def on_send(ctx, p: SendPayload):
     """Send a message (project editors; a private conversation's owner), optionally with
     attached files, all the project's files, or imported ``chats`` (their participants,
@@ -288,7 +288,8 @@ async def on_send(ctx, p: SendPayload):
         files, omitted = await _attachments(ctx, conv, p)
         chats = await _chats(ctx, conv, p)
         if ctx.state.is_guest:
-            remaining = await spend_guest_quota(ctx.store, ctx.user_id, "remaining_messages")
+            remaining = await spend_guest_quota(ctx.store, ctx.gateway, ctx.user_id,
+                                                "remaining_messages")
     chat = engine(ctx)
     exchange = await ctx.store.chat.start_exchange(
         p.conversationId, author_id=ctx.user_id, content=p.content,

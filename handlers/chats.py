@@ -90,7 +90,7 @@ class SearchPayload(Payload):
 @event("chat:import", ImportPayload, scope=File("fileId", "editor"),
        ack="job {fileId, state, progress, position, ...}",
        emits=("chat:import:queued", "chat:import:progress", "chat:imported",
-              "chat:import:failed"))
+              "chat:import:failed", "auth:quota"))
 async def on_import(ctx, p: ImportPayload):
     """Import an uploaded chat export (editors): the platform is detected from the file
     (``platform`` forces one); WhatsApp times are read in ``timezone`` (default UTC).
@@ -103,7 +103,7 @@ async def on_import(ctx, p: ImportPayload):
     if current is not None and current.state in ("queued", "running"):
         raise Conflict("this file is already being imported", {"state": current.state})
     if ctx.state.is_guest:
-        await spend_guest_quota(ctx.store, ctx.user_id, "remaining_imports")
+        await spend_guest_quota(ctx.store, ctx.gateway, ctx.user_id, "remaining_imports")
     return await ctx.services.imports.enqueue(
         record.id, record.project_id, ctx.user_id,
         {"platform": p.platform, "timezone": p.timezone or "UTC"})

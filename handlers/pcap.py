@@ -145,14 +145,14 @@ def page_sorted(items: list[dict], key: str, descending: bool, cursor: str | Non
 
 @event("pcap:ingest", FilePayload, scope=File("fileId", "editor"),
        ack="job {fileId, state, progress, position, ...}",
-       emits=("pcap:queued", "pcap:progress", "pcap:done", "pcap:failed"))
+       emits=("pcap:queued", "pcap:progress", "pcap:done", "pcap:failed", "auth:quota"))
 async def on_ingest(ctx, p: FilePayload):
     """Ingest an uploaded capture (editors). Uploads of .pcap/.pcapng start this by
     themselves; calling it again on a finished capture ingests it anew. Each ingest spends
     one of a guest's imports (``forbidden`` with reason ``guest_limit`` at zero)."""
     record = ctx.resource
     if ctx.state.is_guest:
-        await spend_guest_quota(ctx.store, ctx.user_id, "remaining_imports")
+        await spend_guest_quota(ctx.store, ctx.gateway, ctx.user_id, "remaining_imports")
     return await service(ctx).enqueue(record.id, record.project_id, ctx.user_id)
 
 

@@ -129,7 +129,7 @@ async def on_delete(ctx, p: TablePayload):
 
 
 @event("table:import", ImportPayload, scope=Project("projectId", "editor"),
-       ack="{table, rows, skipped, warnings}", emits=("table:created",))
+       ack="{table, rows, skipped, warnings}", emits=("table:created", "auth:quota"))
 async def on_import(ctx, p: ImportPayload):
     """Make a table from an uploaded CSV: header → columns, types inferred. Rows with the
     wrong number of fields fail the import with their line numbers, unless skipBadRows.
@@ -153,7 +153,7 @@ async def on_import(ctx, p: ImportPayload):
         if unknown:
             raise EventError("bad_request", f"no such columns to keep secret: {unknown}")
         if ctx.state.is_guest:  # spent once the file is known to import
-            await spend_guest_quota(ctx.store, ctx.user_id, "remaining_imports")
+            await spend_guest_quota(ctx.store, ctx.gateway, ctx.user_id, "remaining_imports")
         columns = [Column(name, kind, name in p.secretColumns)
                    for name, kind in zip(prof.header, prof.types)]
         name = p.name or record.name.rsplit(".", 1)[0][:100] or "import"

@@ -33,6 +33,9 @@ EXTRA_PUSHES = {
                     "Data: {reason}.",
     "server:draining": "This instance is shutting down: reconnect (to another instance) "
                        "after reconnectInMs. Data: {reconnectInMs}.",
+    "auth:quota": "A guest spent one of their imports or AI messages (an import, a message, "
+                  "or a capture upload, whose ingest the server starts): what is left, to "
+                  "their own room. Data: {userId, remainingImports | remainingMessages}.",
     "file:added": "A file was uploaded to the project (REST POST /api/projects/{id}/files). "
                   "Data: {file}.",
 }

@@ -90,7 +90,8 @@ class PcapService(JobWorker):
         uploader = await store.users.get_user(record.uploader_id)
         if uploader is not None and uploader.is_guest:
             try:  # a guest's upload spends one of their imports; at zero it stays a file
-                await spend_guest_quota(store, uploader.id, "remaining_imports")
+                await spend_guest_quota(store, self.core.gateway, uploader.id,
+                                        "remaining_imports")
             except EventError as exc:
                 await self.core.gateway.push_project(record.project_id, "pcap:failed", {
                     "fileId": record.id, "code": exc.code, "reason": "guest_limit",

@@ -1,29 +1,42 @@
 // The console's core: the client library (client.js: one socket, the session, calls, ordered
 // pushes, catching up after a reconnect) wired to the page — tokens in localStorage (rotated
-// under a Web Lock, so two tabs never spend one refresh token), a tiny event bus, and the
-// connection pill. Panels are listed, in order, in panels/index.js.
+// under a Web Lock, so two tabs never spend one refresh token), a tiny event bus, the
+// connection pill, the route (router.js) and the open project's room (project-room.js). The
+// page around the panels is shell.js; where each panel is shown, panels/index.js.
 //
-// Panel contract: a module default-exports {id, title, slot: 'aside' | 'main', mount(root, app)}.
-// mount() gets an empty element inside the panel's <section> and this App:
+// Panel contract: a module default-exports {id, title, slot, mount(root, app)} (slot is
+// historical: panels/index.js places the panel). mount() runs once, at start, and gets an
+// empty element inside the panel's <section> and this App:
 //   app.call(event, payload?)   → Promise of the ack's data; rejects with AckError {code, message}
 //   app.on(push, fn)            → subscribe to a server push (in order, never twice); returns an
 //                                  unsubscribe function
 //   app.bus.on(name, fn)        → 'session' (user | null: the first answer to "who is this", then
 //                                  every sign-in, sign-out or change of user; load data here),
+//                                  'user' (the same user with new details, e.g. a guest's
+//                                  remaining quota after auth:quota),
 //                                  'resync' ({room, error?}: the pushes of a room could not all be
 //                                  replayed after a reconnect — reload what you show of it; with
 //                                  error, the room is no longer readable or could not be re-joined),
-//                                  'project' (the open project {id, name, role} | null),
+//                                  'project' (the open project {id, name, role} | null: the
+//                                  route's project once its room is entered),
+//                                  'room' (the open project in full: project-room.js),
+//                                  'route' (router.js: {name, projectId, view, item}),
 //                                  'connection' ('connecting' | 'online' | 'offline'; 'online'
 //                                  once rooms are re-joined and caught up after a reconnect),
 //                                  'call' ({event, ok, code, ms}), 'push' ({event, data})
 //   app.state                   → {connection, user, project}
+//   app.router                  → .route, .go(route), .replace(route), .setItem(item): the URL
 //   app.setProject(p), app.signIn(event, payload), app.signOut(), app.notify(text, level)
 // Rooms joined with project:join / conversation:join are re-joined by the client library after
 // a reconnect and the pushes missed meanwhile replayed: panels need not do it themselves.
-import panels from './panels/index.js';
 import { connect } from './client.js';
 import { Bus, errorText, h } from './lib.js';
+import { Router } from './router.js';
+import { ProjectRoom } from './project-room.js';
+import { mountShell } from './shell.js';
+import { mountProjectHeader } from './project-header.js';
+import { mountAccountBar } from './account-bar.js';
+import { mountDrawer } from './drawer.js';
 
 const TOKENS_KEY = 'collab.tokens';
 
@@ -62,6 +75,18 @@ export class App {
       ? 'Could not renew the session' : context === 'sign-in' ? 'Could not sign in'
         : 'Could not resume after reconnecting'}: ${errorText(err)}`, 'error'));
     window.addEventListener('storage', (e) => { if (e.key === TOKENS_KEY) this.otherTab(); });
+    // A guest's quota changes as they spend it: the user object from sign-in is updated in
+    // place (client.js tells 'session' only when the user changes, not their counters).
+    this.on('auth:quota', (d) => {
+      const user = this.state.user;
+      if (!user || user.id !== d.userId) return;
+      for (const key of ['remainingImports', 'remainingMessages']) {
+        if (typeof d[key] === 'number') user[key] = d[key];
+      }
+      this.bus.emit('user', user);
+    });
+    this.router = new Router(this.bus);
+    this.room = new ProjectRoom(this);
   }
 
   /** The socket.io socket underneath (tests cut its transport). */
@@ -107,10 +132,10 @@ export class App {
   // -- shared state -----------------------------------------------------------------------
 
   setSession(user) {
-    this.state.user = user;
+    this.state.user = user ? { ...user } : null; // our copy: auth:quota updates it
     if (!user) this.setProject(null);
     document.body.dataset.session = user ? 'signed-in' : 'signed-out';
-    this.bus.emit('session', user);
+    this.bus.emit('session', this.state.user);
   }
 
   setProject(project) {
@@ -141,31 +166,16 @@ export class App {
   }
 }
 
-function mountPanels(app) {
-  for (const panel of panels) {
-    const titleId = `panel-${panel.id}-title`;
-    const body = h('div', { class: 'panel-body' });
-    const section = h('section', { class: `panel panel-${panel.id}`, 'data-panel': panel.id,
-      'aria-labelledby': titleId }, h('h2', { id: titleId }, panel.title), body);
-    const slot = document.getElementById(`slot-${panel.slot || 'main'}`)
-      || document.getElementById('slot-main');
-    slot.append(section);
-    try {
-      panel.mount(body, app);
-    } catch (err) {
-      console.error(`panel ${panel.id} failed to mount`, err);
-      body.replaceChildren(h('p', { class: 'msg error', role: 'alert' },
-        `This panel failed to start: ${err.message}`));
-    }
-  }
-}
-
 if (typeof window.io !== 'function') {
   document.body.dataset.session = 'unavailable';
-  document.getElementById('slot-main').append(h('p', { class: 'msg error', role: 'alert' },
+  document.getElementById('view').replaceChildren(h('p', { class: 'msg error', role: 'alert' },
     'The socket.io client (/static/vendor/socket.io.min.js) did not load.'));
 } else {
   const app = new App();
   window.collab = app; // for the devtools console: collab.call('ping')
-  mountPanels(app);
+  mountShell(app);
+  mountProjectHeader(app);
+  mountAccountBar(app);
+  mountDrawer();
+  app.router.start();
 }

@@ -5,8 +5,10 @@
  *  client-side failures use code 'timeout' (no ack in time) or 'disconnected'. The client
  *  library's CallError, under the name the panels know it by. */
 import { CallError as AckError } from './client.js';
+import { describeError, errorText } from './error-messages.js';
+import { plural } from './format.js';
 
-export { AckError };
+export { AckError, errorText, plural };
 
 /** on(name, fn) → unsubscribe function; emit(name, value) calls every handler, isolating
  *  failures so one broken panel cannot stop the others. */
@@ -59,36 +61,28 @@ export function field(text, control, hint = '') {
     control);
 }
 
-/** '<code>: <message>' for an AckError (every field problem of a bad_request), else the
- *  exception's message. */
-export function errorText(err) {
-  if (err && err.code) {
-    let text = `${err.code}: ${err.message}`;
-    const fields = err.details && err.details.fields;
-    if (Array.isArray(fields) && fields.length > 1) {
-      text = `${err.code}: ${fields.map((f) => f.problem).join('; ')}`;
-    }
-    return text;
-  }
-  return `error: ${(err && err.message) || err}`;
-}
-
-/** A polite live region for a panel's outcome messages. Errors carry data-code. */
+/** A polite live region for a panel's outcome messages. An error reads as a sentence for
+ *  its code (error-messages.js) with the server's message after it; the code itself is in
+ *  data-code, and details.reason in data-reason. */
 export function messageBox(testid) {
   const el = h('p', { class: 'msg', role: 'status', 'aria-live': 'polite', 'data-testid': testid });
-  const set = (kind, text, code) => {
+  const set = (kind, content, code, reason) => {
     el.className = `msg ${kind}`;
-    el.textContent = text;
+    el.replaceChildren(...content);
     if (code) el.dataset.code = code; else delete el.dataset.code;
+    if (reason) el.dataset.reason = reason; else delete el.dataset.reason;
   };
   return {
     el,
     error(err) {
-      if (!(err instanceof AckError)) console.error(err);
-      set('error', errorText(err), (err && err.code) || 'error');
+      if (!(err instanceof AckError)) console.error(err); // a bug, not an answer
+      const { summary, detail, code } = describeError(err);
+      set('error', [summary ? h('strong', {}, summary) : null, summary && detail ? ' ' : null,
+        detail ? h('span', { class: 'detail' }, detail) : null].filter(Boolean), code,
+      err && err.details && err.details.reason);
     },
-    info(text) { set('info', text); },
-    clear() { set('', ''); },
+    info(text) { set('info', [text]); },
+    clear() { set('', []); },
   };
 }
 
@@ -106,8 +100,6 @@ export async function act(controls, msg, fn) {
     controls.disabled = false;
   }
 }
-
-export function plural(n, word) { return `${n} ${word}${n === 1 ? '' : 's'}`; }
 
 /** fetch() with the signed-in user's Bearer access token, refreshed once (app.refresh) if it
  *  had expired; a non-2xx answer becomes an AckError carrying the server's error. */

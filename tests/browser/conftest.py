@@ -14,7 +14,9 @@ Async tests under tests/browser/ are put on the session loop automatically.
     async def test_y(open_console): ...
 
 On failure each tab's screenshot, DOM and console log are saved in the test's tmp_path
-(printed in the teardown output). Uncaught page errors fail the test.
+(printed in the teardown output). Any error in a page's console — an uncaught exception, a
+console.error, a CSP violation, a resource that failed to load — fails the test that caused
+it, unless the test allowed it (``ConsolePage.allow_console_error``).
 """
 from __future__ import annotations
 
@@ -103,14 +105,15 @@ async def clients(server):
 @pytest_asyncio.fixture(loop_scope="session")
 async def open_console(browser, server, request, tmp_path):
     """open_console(name="user", goto=True) → a ConsolePage in a fresh browser context."""
-    from tests.browser.harness import ACTION_TIMEOUT_MS, CSP_WATCH, ConsolePage
+    from tests.browser import harness
+    from tests.browser.harness import ConsolePage
 
     opened: list[ConsolePage] = []
 
     async def make(name: str = "user", goto: bool = True) -> ConsolePage:
-        context = await browser.new_context(viewport={"width": 1280, "height": 860})
-        context.set_default_timeout(ACTION_TIMEOUT_MS)
-        await context.add_init_script(CSP_WATCH)
+        context = await browser.new_context(viewport=dict(harness.DEFAULT_VIEWPORT))
+        context.set_default_timeout(harness.ACTION_TIMEOUT_MS)
+        await context.add_init_script(harness.CSP_WATCH)
         page = await context.new_page()
         console = ConsolePage(context, page, server.url, f"{len(opened) + 1}-{name}")
         opened.append(console)
@@ -131,5 +134,5 @@ async def open_console(browser, server, request, tmp_path):
         await console.close()
     errors = [f"{c.name}: {e}" for c in opened for e in c.errors]
     if errors and not failed:
-        pytest.fail("uncaught errors in the page:\n" + "\n".join(errors), pytrace=False)
+        pytest.fail("errors in the page's console:\n" + "\n".join(errors), pytrace=False)
 

@@ -14,10 +14,15 @@ async def test_admin_panel(open_console, server):
     boss = await open_console("boss")
     boss_email = unique_email("boss")
     await boss.sign_up(boss_email, username=f"boss{unique_email()[4:12]}")
-    await expect(boss.page.locator("section[data-panel=admin]")).to_be_hidden()  # not admin
+    await expect(boss.tid("nav-admin")).to_have_count(0)  # not admin
+    await boss.page.goto(boss.base_url + "/#/admin")  # and the address alone shows nothing
+    await boss.shows("home")
+    await expect(boss.page.locator("section[data-panel=admin]")).to_be_hidden()
     await store.users.update_user((await boss.call("auth:me"))["id"], role="admin")
     await boss.reopen()
     await boss.signed_in()
+    await boss.tid("nav-admin").click()
+    await boss.shows("admin")
     await expect(boss.page.locator("section[data-panel=admin]")).to_be_visible()
     await expect(boss.tid("admin-metrics").locator("[data-metric=totalUsers]")).not_to_have_text("")
 

@@ -1,4 +1,5 @@
-"""The web console end to end in headless Chromium: accounts, projects, live pushes, presence."""
+"""The web console end to end in headless Chromium: accounts, projects, live pushes, presence.
+(Routing, the drawer, formats and the layout and accessibility checks: test_console_shell.py.)"""
 from __future__ import annotations
 
 import pytest
@@ -24,8 +25,9 @@ async def test_two_users_share_a_project_live(open_console):
     # Bob's list gains the project without a reload (project:updated to his user room).
     item = bob.project_item("Apollo")
     await expect(item).to_have_attribute("data-role", "editor")
-    await bob.open_project("Apollo")
+    await bob.open_project("Apollo", view="members")
     await expect(bob.tid("project-description")).to_have_text("moon shot")
+    await expect(bob.tid("member-list")).to_be_visible()
     await expect(bob.tid("member-add")).to_be_hidden()  # owners manage members
 
     # Both in the room: each sees the other online.
@@ -36,7 +38,8 @@ async def test_two_users_share_a_project_live(open_console):
     # A rename reaches Bob's open project and his list.
     await alice.rename_project("Apollo 11")
     await expect(bob.tid("project-title")).to_have_text("Apollo 11")
-    await expect(bob.project_item("Apollo 11")).to_be_visible()
+    await expect(bob.tid("crumb-project")).to_have_text("Apollo 11")
+    await expect(bob.project_item("Apollo 11")).to_have_count(1)  # his list, behind the view
 
     # A role change reaches Bob live.
     await alice.member_row("bob").get_by_test_id("member-role").select_option("viewer")
@@ -47,6 +50,7 @@ async def test_two_users_share_a_project_live(open_console):
     await bob.close_project()
     await expect(alice.member_row("bob")).to_have_attribute("data-online", "false")
     await expect(alice.presence_user("bob")).to_have_count(0)
+    await expect(bob.project_item("Apollo 11")).to_be_visible()
     await bob.open_project("Apollo 11")
     await expect(alice.member_row("bob")).to_have_attribute("data-online", "true")
     await alice.keep_screenshot("console")
@@ -67,22 +71,27 @@ async def test_guest_sign_in_and_errors_are_shown(open_console):
     name = await page.guest()
     assert name.startswith("guest-")
     await page.keep_screenshot("console-guest")
-    await expect(page.page.locator(".who .badge.guest")).to_be_visible()
+    await expect(page.page.locator(".account-bar .badge.guest")).to_be_visible()
+    await page.tid("auth-user").click()  # the account page: where a guest keeps the account
+    await page.shows("account")
     await expect(page.tid("auth-upgrade")).to_be_visible()
     await page.create_project("Scratch")
     await page.sign_out()
-    await expect(page.tid("projects-signed-out")).to_be_visible()
+    await page.shows("signin")
+    await expect(page.tid("project-list")).to_be_hidden()
 
-    await page.fill_credentials(taken, "correct horse battery")
+    await page.fill_credentials(taken, "correct horse battery", register=True)
     await page.tid("auth-register").click()
     await page.expect_error("auth-error", "conflict")
+    # A sentence for the code, then the server's own words.
+    await expect(page.tid("auth-error")).to_contain_text("That clashes with something")
     await page.keep_screenshot("console-error")
 
     await page.fill_credentials(taken, "wrong password!")
     await page.tid("auth-login").click()
     await page.expect_error("auth-error", "unauthorized", "wrong login or password")
 
-    await page.fill_credentials(unique_email("short"), "short")
+    await page.fill_credentials(unique_email("short"), "short", register=True)
     await page.tid("auth-register").click()
     await page.expect_error("auth-error", "bad_request", "at least 8 characters")
 
@@ -95,7 +104,7 @@ async def test_session_survives_token_expiry_and_reload(open_console, server):
     page = await open_console("carol")
     await page.sign_up(unique_email("carol"), username="carol")
     await page.create_project("Mercury")
-    await page.open_project("Mercury")
+    await page.open_project("Mercury", view="members")
     first = await page.stored_tokens()
 
     # The server pushes auth:expired; the console rotates its tokens on the same socket...
@@ -105,8 +114,9 @@ async def test_session_survives_token_expiry_and_reload(open_console, server):
             return t && t.refreshToken !== first;
         }""", arg=first["refreshToken"], timeout=6000)
     # ...and keeps working, still in the project's room.
-    await page.create_project("Venus")
+    await page.rename_project("Mercury I")
     await expect(page.member_row("carol")).to_have_attribute("data-online", "true")
+    await page.create_project("Venus")
 
     # A new tab after the stored access token expired: the handshake is refused with
     # token_expired, the console reconnects anonymously and refreshes.

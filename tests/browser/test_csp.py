@@ -17,7 +17,7 @@ async def test_console_works_under_its_policy_and_inline_code_is_refused(open_co
     await expect(page.tid("conn-status")).to_have_attribute("data-state", "online")
     await page.sign_up(unique_email("csp"))
     await page.create_project("Policed")
-    await page.open_project("Policed")
+    await page.open_project("Policed", view="chat")
     await expect(page.tid("chat-panel")).to_be_visible()  # the panel whose CSS moved
     assert page.errors == []
 
@@ -35,7 +35,9 @@ async def test_console_works_under_its_policy_and_inline_code_is_refused(open_co
         document.head.append(s);
         const el = document.createElement('span');
         el.setAttribute('style', 'display: block; width: 9px');
-        document.body.append(el);
+        const line = document.createElement('p'); // inline in it, whatever the body's layout
+        line.append(el);
+        document.body.append(line);
         return [window.inlineRan === true, getComputedStyle(el).width]; }""") == [False, "auto"]
     def reported() -> list[str] | None:
         found = [e for e in page.errors if e.startswith(CSP_VIOLATION)]

@@ -42,7 +42,7 @@ async def test_import_browse_search_export_rename_delete(open_console, server, t
     alice = await open_console("alice")
     await alice.sign_up(unique_email("alice"), username="alice")
     await alice.create_project("Histories")
-    await alice.open_project("Histories")
+    await alice.open_project("Histories", view="imports")
     await expect(alice.tid("imports-panel")).to_be_visible()
     await expect(alice.tid("imports-empty")).to_be_visible()
 
@@ -175,7 +175,7 @@ async def test_a_file_that_is_no_chat_fails_with_its_reason(open_console, tmp_pa
     bob = await open_console("bob")
     await bob.sign_up(unique_email("bob"), username="bob")
     await bob.create_project("Notes")
-    await bob.open_project("Notes")
+    await bob.open_project("Notes", view="imports")
     notes = tmp_path / "notes.txt"
     notes.write_text("shopping list\n- milk\n- bread\n", encoding="utf-8")
     await bob.tid("imports-file").set_input_files(str(notes))
@@ -185,7 +185,8 @@ async def test_a_file_that_is_no_chat_fails_with_its_reason(open_console, tmp_pa
     box = bob.tid("imports-import-error")
     await expect(box).to_have_attribute("data-code", "bad_request")
     await expect(box).to_have_attribute("data-reason", "unknown_format")
-    await expect(box).to_contain_text("bad_request: notes.txt is not a chat export")
+    await expect(box).to_contain_text("That was not accepted.")  # a sentence, not the code
+    await expect(box).to_contain_text("notes.txt is not a chat export")
     await expect(bob.tid("imports-failure-details")).to_contain_text(
         "seen: text whose first line is 'shopping list'")
     await expect(bob.tid("imports-chat-item")).to_have_count(0)

@@ -12,7 +12,7 @@ async def test_upload_progress_packet_list_and_dissection(open_console):
     alice = await open_console("alice")
     await alice.sign_up(unique_email("alice"), username="alice")
     await alice.create_project("Captures")
-    await alice.open_project("Captures")
+    await alice.open_project("Captures", view="captures")
     await expect(alice.tid("pcap-panel")).to_be_visible()
     await alice.tid("pcap-upload").set_input_files(str(PCAPS / "http-simple-get.pcap"))
     await expect(alice.tid("pcap-progress")).to_have_attribute("data-percent", "100",

@@ -254,6 +254,9 @@ async def test_guest_limit(server):
         for left in (1, 0):
             ack, event, _ = await ask(guest, conv["id"], "hello")
             assert event == "message:done" and ack["remainingMessages"] == left
+            pushed = await guest.wait_for("auth:quota",
+                                          lambda d, n=left: d["remainingMessages"] == n)
+            assert pushed["userId"] == guest.user["id"]
         err = await guest.err("message:send", {"conversationId": conv["id"], "content": "more"})
         assert err["code"] == "forbidden" and err["details"]["reason"] == "guest_limit"
         got = await guest.ok("conversation:get", {"id": conv["id"]})

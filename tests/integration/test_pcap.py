@@ -195,8 +195,12 @@ async def test_guest_ingests_spend_imports_shared_with_table_imports(clients, se
     await g.ok("project:join", {"id": p["id"]})
     data = (PCAPS / "dns-udp.pcap").read_bytes()
     fid, _ = await ingest(g, server, p["id"], data, "dns.pcap")  # the upload's ingest: one
-    g.forget("pcap:done")
+    # Each spend tells the guest what is left (the count shown since sign-in is stale).
+    quota = await g.wait_for("auth:quota")
+    assert quota["userId"] == g.user["id"] and quota["remainingImports"] == 1
+    g.forget("pcap:done", "auth:quota")
     await g.ok("pcap:ingest", {"fileId": fid})  # again: the second
+    assert (await g.wait_for("auth:quota"))["remainingImports"] == 0
     await g.wait_for("pcap:done", lambda d: d["fileId"] == fid, timeout=60)
     assert (await g.ok("auth:me"))["remainingImports"] == 0
     err = await g.err("pcap:ingest", {"fileId": fid})

@@ -1,8 +1,9 @@
-// Activity: the last pushes received and calls made on this socket, newest first — the
-// console's window onto the protocol. Call payloads are never shown (they carry passwords).
+// Protocol log (the developer drawer, drawer.js): the last pushes received and calls made on
+// this socket, newest first — the console's window onto the protocol. Call payloads are never
+// shown (they carry passwords).
 import { h } from '../lib.js';
 
-export default { id: 'activity', title: 'Activity', slot: 'aside', mount };
+export default { id: 'activity', title: 'Protocol log', slot: 'aside', mount };
 
 const KEEP = 60;
 

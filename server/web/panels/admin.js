@@ -2,6 +2,7 @@
 // heir for the projects), the audit log. Shown to admins only; the server refuses the
 // admin:* events to everyone else anyway.
 import { act, field, h, messageBox, plural } from '../lib.js';
+import { bytes, number, timeEl } from '../format.js';
 
 export default { id: 'admin', title: 'Admin', slot: 'main', mount };
 
@@ -43,7 +44,7 @@ function renderMetrics(dl, m) {
     h('dd', { 'data-metric': key }, text));
   dl.replaceChildren(
     ...FIGURES.map(([key, label]) => figure(label, key,
-      key === 'storageBytes' ? bytes(m[key]) : m[key].toLocaleString())),
+      key === 'storageBytes' ? bytes(m[key]) : number(m[key]))),
     figure('Instances', 'instances',
       m.instances.map((i) => `${i.id} (${plural(i.sockets, 'socket')})`).join(', ')),
     figure('Jobs', 'jobs', `${m.jobs.running} running, ${m.jobs.queued} queued`));
@@ -81,14 +82,15 @@ function usersView(app, msg) {
   more.addEventListener('click', () => act(more, msg, () => load(true)));
   const el = h('div', { class: 'stack' }, h('h3', {}, 'Users'), search,
     h('div', { class: 'scroll-x' }, h('table', { class: 'members admin-users' },
-      h('thead', {}, h('tr', {}, ['User', 'Email', 'Role', 'Active', 'Projects', 'Last seen', '']
-        .map((t) => h('th', {}, t)))), body)), more);
+      h('thead', {}, h('tr', {}, ['User', 'Email', 'Role', 'Active', 'Projects', 'Last seen',
+        'Actions'].map((t) => h('th', { scope: 'col' }, t)))), body)), more);
   return { el, load: () => act(search, msg, () => load()) };
 }
 
 function userRow(app, msg, u, reload) {
   const me = app.state.user && app.state.user.id === u.id;
   const role = select(`admin-role-${u.id}`, [['user', 'user'], ['admin', 'admin']], u.role);
+  role.setAttribute('aria-label', `Role of ${u.username}`);
   const active = h('input', { type: 'checkbox', checked: u.active, 'data-testid': `admin-active-${u.id}`,
     'aria-label': `${u.username} is active` });
   const row = h('tr', { 'data-user-id': u.id, class: u.active ? '' : 'inactive' });
@@ -104,7 +106,7 @@ function userRow(app, msg, u, reload) {
   row.append(
     h('td', {}, u.username, u.isGuest ? h('span', { class: 'badge guest' }, 'guest') : null),
     h('td', {}, u.email || '—'), h('td', {}, role), h('td', {}, active),
-    h('td', {}, String(u.projects)), h('td', {}, u.lastSeenAt ? ago(u.lastSeenAt) : 'never'),
+    h('td', {}, number(u.projects)), h('td', {}, u.lastSeenAt ? timeEl(u.lastSeenAt) : 'never'),
     h('td', {}, remove));
   return row;
 }
@@ -142,7 +144,7 @@ function auditView(app, msg) {
       ...(append && cursor ? { cursor } : {}) });
     if (!append) list.replaceChildren();
     list.append(...page.items.map((e) => h('li', { 'data-kind': e.kind },
-      h('time', { datetime: e.at }, new Date(e.at).toLocaleString()), ' ',
+      timeEl(e.at), ' ',
       h('strong', {}, e.kind), ` ${e.targetId ? `→ ${e.targetId}` : ''}`,
       e.ip ? h('span', { class: 'muted' }, ` from ${e.ip}`) : null)));
     cursor = page.nextCursor;
@@ -162,20 +164,4 @@ function select(testid, options, value = '') {
     options.map(([v, label]) => h('option', { value: v }, label)));
   el.value = value;
   return el;
-}
-
-function bytes(n) {
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < units.length - 1) { v /= 1024; i += 1; }
-  return `${v.toFixed(i ? 1 : 0)} ${units[i]}`;
-}
-
-function ago(iso) {
-  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
-  if (s < 60) return 'just now';
-  if (s < 3600) return `${Math.round(s / 60)} min ago`;
-  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
-  return `${Math.round(s / 86400)} d ago`;
 }

@@ -16,6 +16,7 @@
 // chat around that message. Rename, delete, and export as JSON, CSV, Markdown or text (REST,
 // Bearer token, downloaded as a file).
 import { AckError, act, authorizedFetch, field, h, messageBox } from '../lib.js';
+import { duration, exactTime, number, plural } from '../format.js';
 
 export default { id: 'imports', title: 'Imported chats', slot: 'main', mount };
 
@@ -30,9 +31,8 @@ const RESULTS = 20; // search results per load
 const CHATS = 100; // chats per chat:list page
 const SHOWN_PARTICIPANTS = 6;
 
-const number = (n) => Number(n || 0).toLocaleString('en-US');
 /** '1 message', '2,504 messages'. */
-const count = (n, word) => `${number(n)} ${word}${n === 1 ? '' : 's'}`;
+const count = (n, word) => plural(Number(n || 0), word);
 const pad = (n) => String(n).padStart(2, '0');
 
 /** An ISO time as 'YYYY-MM-DD HH:MM' in the browser's zone. */
@@ -53,10 +53,7 @@ function span(first, last) {
 
 function eta(seconds) {
   if (seconds === null || seconds === undefined) return '';
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s} s`;
-  const m = Math.floor(s / 60);
-  return m < 60 ? `${m} min ${pad(s % 60)} s` : `${Math.floor(m / 60)} h ${pad(m % 60)} min`;
+  return duration(Math.max(1, Math.round(seconds)));
 }
 
 /** A search snippet as nodes: «hit» → <mark>hit</mark>, everything else as plain text. */
@@ -521,7 +518,7 @@ function mount(root, app) {
     h('div', { class: 'imp-head' },
       m.kind === 'system' ? null : h('strong', { 'data-testid': 'imports-message-author' },
         m.author),
-      h('time', { datetime: m.time, title: m.time }, stamp(m.time)),
+      h('time', { datetime: m.time, title: exactTime(m.time) }, stamp(m.time)),
       m.replyTo ? h('button', { type: 'button', class: 'link small',
         'data-testid': 'imports-reply-to', title: 'Show the message this one answers',
         onclick: () => openChat(m.chatId || open.chat.id, { around: m.replyTo }) },
@@ -691,7 +688,7 @@ function mount(root, app) {
       title: 'Open the chat at this message',
       onclick: () => openChat(r.chatId, { around: r.messageId }) },
     h('span', { class: 'imp-head' }, h('strong', {}, r.author),
-      h('time', { datetime: r.time, title: r.time }, stamp(r.time)),
+      h('time', { datetime: r.time, title: exactTime(r.time) }, stamp(r.time)),
       h('small', { class: 'muted' }, c ? c.name : '')),
     h('span', { class: 'snippet', 'data-testid': 'imports-snippet' },
       markedSnippet(r.snippet || r.text || ''))));
