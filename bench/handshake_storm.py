@@ -101,8 +101,9 @@ async def amain(args) -> int:
         if args.py_spy:
             import subprocess
             Path(args.py_spy).mkdir(parents=True, exist_ok=True)
-            spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(proc.pid), "--rate", "250",
-                                    "--nonblocking", "--format", "raw", "--output",
+            spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record",
+                                    "--pid", str(proc.pid), "--rate", "250", "--nonblocking",
+                                    "--format", "raw", "--output",
                                     str(Path(args.py_spy) / "storm.folded")])
             await asyncio.sleep(0.5)
         try:
