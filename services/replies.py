@@ -86,7 +86,10 @@ async def push_conversation(delivery: Delivery, event: str, c: Conversation,
 
 def make_title(text: str, fallback: str = "Conversation") -> str:
     line = next((ln for ln in text.splitlines() if ln.strip()), "")
-    words = re.sub(r"[`*_#>\[\]]+", "", line).split()
+    # Markdown's markers go (emphasis, code, links; heading and quote marks at the start),
+    # not characters that are text: "<b>" in a question stays "<b>".
+    line = re.sub(r"^\s*(?:[#>]+\s*)+", "", line)
+    words = re.sub(r"[`*_\[\]]+", "", line).split()
     title = ""
     for word in words[:8]:
         if len(title) + len(word) + 1 > 60:

@@ -96,6 +96,8 @@ def test_titles():
     assert make_title("  which columns have **missing** values in sales.csv?\nthanks") == \
         "Which columns have missing values in sales.csv?"
     assert make_title("", "data.csv") == "data.csv"
+    assert make_title("Summarise <b>this</b> file") == "Summarise <b>this</b> file"
+    assert make_title("## > quoted *heading*") == "Quoted heading"
     assert len(make_title("word " * 40)) <= 60
 
 
