@@ -80,12 +80,15 @@ async def axe_violations(c: ConsolePage, scope: str = '[data-panel="pcap"]') -> 
     return [v for v in result if v["impact"] in ("serious", "critical")]
 
 
-async def screenshot(c: ConsolePage, label: str) -> None:
-    """Keep a picture of the Captures panel for a human look (tests/browser/screens/, not
-    committed)."""
+async def screenshot(c: ConsolePage, label: str, window: bool = False) -> None:
+    """Keep a picture of the Captures panel (or of the window, for a dialog) for a human look
+    (tests/browser/screens/, not committed)."""
     SCREENS.mkdir(exist_ok=True)
-    panel = c.page.locator('[data-panel="pcap"]')
-    await panel.screenshot(path=str(SCREENS / f"captures-{label}.png"))
+    path = str(SCREENS / f"captures-{label}.png")
+    if window:
+        await c.page.screenshot(path=path)
+    else:
+        await c.page.locator('[data-panel="pcap"]').screenshot(path=path)
 
 
 def console_errors(c: ConsolePage) -> list[str]:
@@ -159,7 +162,11 @@ async def test_every_tab_shows_its_data_within_the_window_and_passes_axe(open_co
             assert counts == [b["packets"] for b in sizes["buckets"]]
             assert sum(counts) == total
         elif tab == "packets":
-            await expect(alice.tid("pcap-packet-row").first).to_be_visible()
+            # With a packet open, so its detail tree and bytes are measured and checked too.
+            await alice.page.locator('[data-testid="pcap-packet-row"][data-protocol="HTTP"]') \
+                .first.click()
+            await expect(alice.tid("pcap-detail")).to_have_attribute(
+                "data-loaded", re.compile(r"^\d+$"))
         scroll_width, inner_width = await page_width(alice)
         assert scroll_width <= inner_width, f"{tab} at {viewport}: page {scroll_width} px wide"
         found = await axe_violations(alice)
@@ -392,7 +399,7 @@ async def test_follow_stream_from_a_packet_and_from_a_conversation(open_console)
     await expect(segments.first).to_contain_text("47 45 54 20")  # "GET "
     found = await axe_violations(alice, '[data-testid="pcap-follow-dialog"]')
     assert found == [], found
-    await screenshot(alice, "follow")
+    await screenshot(alice, "follow", window=True)
 
     # "Show these packets" narrows the packet list to the stream.
     await alice.tid("pcap-follow-packets").click()

@@ -177,13 +177,14 @@ export function mountCaptures(root, app) {
     bar.hidden = ph === 'idle';
     barText.textContent = text;
     barText.dataset.phase = ph;
-    title.textContent = e ? e.file.name : 'No capture chosen';
+    title.textContent = e ? e.file.name : uploading ? uploading.name : '';
     title.title = e ? `${e.file.name} · ${bytes(e.file.size)}` : '';
     const running = e && e.job && (e.job.state === 'queued' || e.job.state === 'running');
     cancel.hidden = !(running && canEdit() && !uploading);
     again.hidden = !(e && canEdit() && !running && !uploading && ph !== 'done');
     again.textContent = ph === 'none' ? 'Ingest' : 'Ingest again';
-    work.hidden = !e;
+    work.hidden = !e && !uploading; // an upload's progress shows before anything is chosen
+    views.hidden = !e;
     uploadLabel.hidden = !canEdit();
   }
 
@@ -327,10 +328,11 @@ export function mountCaptures(root, app) {
     renderHeader();
   }
 
+  const views = h('div', { class: 'cap-views' }, view.el, view.panels);
   const work = h('div', { class: 'cap-work', hidden: true, 'data-testid': 'pcap-workspace' },
     h('div', { class: 'cap-head' }, title,
       h('div', { class: 'cap-progress' }, bar, barText, cancel, again)),
-    view.el, view.panels);
+    views);
 
   // -- pushes (the project room: every member sees every capture and its progress) ----------
 
