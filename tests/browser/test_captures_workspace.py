@@ -247,11 +247,13 @@ async def test_io_graph_draws_every_point_with_axes_hover_and_brush_filters_pack
     for row in await packet_rows(alice):
         assert start - eps <= row["time"] <= end + eps, row
 
-    # Removing the chip brings every packet back.
+    # Removing the chip brings every packet back, and the graph lets go of its selection.
     await alice.tid("pcap-filter-chip").get_by_role("button").click()
     await expect(alice.tid("pcap-filter-chip")).to_have_count(0)
     await expect(alice.tid("pcap-packets-status")).to_contain_text(
         f"of {len(everything):,} packets")
+    await expect(alice.tid("pcap-io-brush")).to_be_hidden()
+    assert await chart.get_attribute("data-brush-from") is None
     assert console_errors(alice) == []
 
 
@@ -418,6 +420,12 @@ async def test_follow_stream_from_a_packet_and_from_a_conversation(open_console)
     await expect(alice.tid("pcap-follow-title")).to_have_text(f"Follow TCP stream {top['stream']}")
     await alice.page.keyboard.press("Escape")
     await expect(dialog).to_be_hidden()
+    # ...and its Packets button lists exactly that conversation's frames.
+    await alice.tid("pcap-conv-packets").first.click()
+    await expect(alice.tid("pcap-tab-packets")).to_have_attribute("aria-selected", "true")
+    await expect(alice.tid("pcap-filter-chip")).to_have_text(
+        re.compile(f"^TCP stream {top['stream']}"))
+    assert await load_every_packet(alice) == top["frames"]
     assert console_errors(alice) == []
 
 

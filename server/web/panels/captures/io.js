@@ -30,9 +30,9 @@ export function ioChart(app, { onBrush, onShowPackets }) {
     'aria-label': 'I/O graph: packets and bytes per interval',
     'aria-describedby': 'cap-io-desc' });
   const brushText = h('span', { 'data-testid': 'pcap-io-brush-text' });
+  const unselect = () => { if (plot) plot.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false); };
   const clear = h('button', { type: 'button', class: 'small', 'data-testid': 'pcap-io-brush-clear',
-    onclick: () => { if (plot) plot.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false); brushed(null); } },
-  'Clear selection');
+    onclick: () => { unselect(); brushed(null); } }, 'Clear selection');
   const show = h('button', { type: 'button', class: 'small', 'data-testid': 'pcap-io-brush-show',
     onclick: () => onShowPackets() }, 'Show packets');
   const brushBar = h('div', { class: 'cap-brush', hidden: true, 'data-testid': 'pcap-io-brush' },
@@ -163,6 +163,8 @@ export function ioChart(app, { onBrush, onShowPackets }) {
       return act(interval, msg, fetch);
     },
     shown() { if (!plot && data) draw(); },
+    /** The packet list dropped the time range: drop the selection that made it. */
+    unbrush() { unselect(); resetBrush(); },
     clear() {
       fileId = null;
       gen += 1;

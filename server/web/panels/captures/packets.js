@@ -10,8 +10,9 @@ const OVERSCAN = 12;
 const COLUMNS = [['number', 'No.'], ['time', 'Time'], ['source', 'Source'],
   ['destination', 'Destination'], ['protocol', 'Protocol'], ['length', 'Length'], ['info', 'Info']];
 
-/** packetList(app, {onSelect(packet), onOpen(packet)}) → see the returned object. */
-export function packetList(app, { onSelect, onOpen }) {
+/** packetList(app, {onSelect(packet), onOpen(packet), onUnfilter(key)}) → see the returned
+ *  object (onUnfilter: the reader removed the filter chip another view had set). */
+export function packetList(app, { onSelect, onOpen, onUnfilter = () => {} }) {
   const msg = messageBox('pcap-packets-error');
   let fileId = null;
   let filter = {}; // what the server filters on (PacketFilterIn)
@@ -83,6 +84,7 @@ export function packetList(app, { onSelect, onOpen }) {
         const next = { ...filter };
         for (const f of chip.fields) delete next[f];
         setFilter(next, rest);
+        onUnfilter(key);
       } }, '×'))));
   }
 

@@ -22,7 +22,8 @@ export function mountCaptures(root, app) {
   const msg = messageBox('pcap-error');
   let project = null;
   let selected = null; // the chosen capture's file id
-  let gen = 0; // bumped when the project or the chosen capture changes: late answers are dropped
+  let gen = 0; // bumped when the chosen capture changes: late answers about it are dropped
+  let opened = 0; // bumped when the project changes: late answers about its list are dropped
   let statsFor = null; // the capture whose statistics the tabs show
   let uploading = null; // {name, text, percent} while an upload runs
   const entries = new Map(); // file id → {file, job, summary, seen}
@@ -97,7 +98,7 @@ export function mountCaptures(root, app) {
   }
 
   async function refreshList() {
-    const mine = gen;
+    const mine = opened;
     const found = [];
     let cursor = null;
     do {
@@ -105,13 +106,13 @@ export function mountCaptures(root, app) {
         ...(cursor ? { cursor } : {}) });
       found.push(...page.items.filter(isCapture));
       cursor = page.nextCursor;
-    } while (cursor && mine === gen);
-    if (mine !== gen) return;
+    } while (cursor && mine === opened);
+    if (mine !== opened) return;
     const ids = new Set(found.map((f) => f.id));
     for (const id of [...entries.keys()]) if (!ids.has(id)) entries.delete(id);
     for (const f of found) remember(f);
     await Promise.all(found.map((f) => loadState(entries.get(f.id))));
-    if (mine !== gen) return;
+    if (mine !== opened) return;
     renderList();
     if (selected && !entries.has(selected)) forget();
     else if (selected) {
@@ -197,6 +198,7 @@ export function mountCaptures(root, app) {
   });
   const packets = packetList(app, {
     onSelect: (p) => detail.show(selected, p),
+    onUnfilter: (key) => { if (key === 'time') io.unbrush(); },
     onOpen: (p) => {
       if (String(detail.el.dataset.number) !== String(p.number)) detail.show(selected, p);
       detail.focus();
@@ -395,6 +397,7 @@ export function mountCaptures(root, app) {
     const same = p && project && p.id === project.id;
     project = p;
     if (same) { renderHeader(); return; } // a rename or a role change
+    opened += 1;
     entries.clear();
     forget();
     msg.clear();
