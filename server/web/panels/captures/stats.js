@@ -31,7 +31,7 @@ export function renderSummary(el, s, file) {
     ['Format', `${s.format}${s.compressed ? ' (gzip-compressed)' : ''}`],
     ['Encapsulation', s.linkTypes.map((l) => l.name).join(', ') || '—'],
     ['Packets', count(s.packets)],
-    ['Size', `${bytes(s.bytes)} (${count(s.bytes)} bytes)`],
+    ['Packet data', `${bytes(s.bytes)} (${count(s.bytes)} bytes)`],
     ['First packet', when(s.firstTime)],
     ['Last packet', when(s.lastTime)],
     ['Elapsed', duration(s.duration)],

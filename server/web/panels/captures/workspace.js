@@ -175,7 +175,7 @@ export function mountCaptures(root, app) {
     if (pc === null) bar.removeAttribute('value'); else bar.value = pc;
     bar.dataset.percent = String(Math.round(pc || 0));
     bar.dataset.phase = ph;
-    bar.hidden = ph === 'idle';
+    bar.hidden = ph === 'idle' || ph === 'done'; // a full bar on every finished capture is noise
     barText.textContent = text;
     barText.dataset.phase = ph;
     title.textContent = e ? e.file.name : uploading ? uploading.name : '';
