@@ -319,7 +319,8 @@ class ConsolePage:
                 path=str(AXE), content_type="text/javascript"))
             await self.page.add_script_tag(url=url)
         results = await self.page.evaluate("""async (context) => {
-            const r = await axe.run(context, { resultTypes: ['violations'] });
+            // preload: off — it inserts an inline <style>, which the CSP refuses (an error)
+            const r = await axe.run(context, { resultTypes: ['violations'], preload: false });
             return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help,
               nodes: v.nodes.slice(0, 5).map((n) => n.target.join(' ') + ' — '
                 + (n.failureSummary || '').replace(/\\s+/g, ' ')) }));

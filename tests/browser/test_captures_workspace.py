@@ -6,7 +6,6 @@ Stream, the capture list live for a collaborator, progress with rate/ETA and Can
 file chosen after the project closed (bug 9)."""
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -18,8 +17,6 @@ from tests.browser.harness import ConsolePage
 from tests.client import unique_email
 from tests.pcap_files import GOOD, PCAPS
 
-ROOT = Path(__file__).resolve().parents[2]
-AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 SCREENS = Path(__file__).parent / "screens"
 LARGEST = max((PCAPS / name for name in GOOD), key=lambda p: p.stat().st_size)
 TABS = ["summary", "protocols", "conversations", "endpoints", "io", "lengths", "packets"]
@@ -32,7 +29,7 @@ async def owner_with_project(open_console, name: str = "alice") -> ConsolePage:
     c = await open_console(name)
     await c.sign_up(unique_email(name), username=name)
     await c.create_project("Captures")
-    await c.open_project("Captures")
+    await c.open_project("Captures", view="captures")
     await expect(c.tid("pcap-panel")).to_be_visible()
     return c
 
@@ -52,32 +49,6 @@ async def show_tab(c: ConsolePage, tab: str) -> None:
     await c.tid(f"pcap-tab-{tab}").click()
     await expect(c.tid(f"pcap-tab-{tab}")).to_have_attribute("aria-selected", "true")
     await expect(c.tid(f"pcap-tabpanel-{tab}")).to_be_visible()
-
-
-async def page_width(c: ConsolePage) -> tuple[int, int]:
-    """(document scrollWidth, innerWidth) with the other panels set aside: they belong to
-    other views (and developers) and the console shows them on this same page until views
-    are routed one at a time, so only what the Captures panel adds is measured here."""
-    return tuple(await c.page.evaluate("""() => {
-        const others = [...document.querySelectorAll('section.panel:not([data-panel="pcap"])')];
-        for (const el of others) el.hidden = true;
-        const size = [document.documentElement.scrollWidth, window.innerWidth];
-        for (const el of others) el.hidden = false;
-        return size; }"""))
-
-
-async def axe_violations(c: ConsolePage, scope: str = '[data-panel="pcap"]') -> list[dict]:
-    """Serious and critical axe-core findings inside ``scope``. axe is evaluated through the
-    DevTools protocol: a <script> tag (page.add_script_tag) would be refused by the console's
-    Content-Security-Policy, and the refusal would count as a page error."""
-    if not await c.page.evaluate("typeof window.axe === 'object'"):
-        await c.page.evaluate(AXE.read_text())
-    result = await c.page.evaluate(
-        "(scope) => axe.run(document.querySelector(scope),"
-        " {resultTypes: ['violations'], preload: false})"
-        ".then(r => r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,"
-        " nodes: v.nodes.slice(0, 5).map(n => n.target.join(' '))})))", scope)
-    return [v for v in result if v["impact"] in ("serious", "critical")]
 
 
 async def screenshot(c: ConsolePage, label: str, window: bool = False) -> None:
@@ -167,10 +138,9 @@ async def test_every_tab_shows_its_data_within_the_window_and_passes_axe(open_co
                 .first.click()
             await expect(alice.tid("pcap-detail")).to_have_attribute(
                 "data-loaded", re.compile(r"^\d+$"))
-        scroll_width, inner_width = await page_width(alice)
-        assert scroll_width <= inner_width, f"{tab} at {viewport}: page {scroll_width} px wide"
-        found = await axe_violations(alice)
-        assert found == [], f"{tab} at {viewport}:\n{json.dumps(found, indent=1)}"
+        overflow = await alice.sideways_overflow()
+        assert overflow is None, f"{tab} at {viewport}: {overflow}"
+        await alice.check_accessibility(f"captures {tab} at {viewport}", '[data-panel="pcap"]')
         await screenshot(alice, f"{viewport}-{tab}")
     assert console_errors(alice) == []
 
@@ -322,8 +292,7 @@ async def test_packet_list_keyboard_selection_virtual_scrolling_and_clipped_info
     clip = await info.evaluate("""td => ({scroll: td.scrollWidth, client: td.clientWidth,
         overflow: getComputedStyle(td).textOverflow})""")
     assert clip["scroll"] > clip["client"] and clip["overflow"] == "ellipsis", clip
-    scroll_width, inner_width = await page_width(alice)
-    assert scroll_width <= inner_width
+    assert await alice.sideways_overflow() is None
     assert console_errors(alice) == []
 
 
@@ -399,8 +368,7 @@ async def test_follow_stream_from_a_packet_and_from_a_conversation(open_console)
     await expect(dialog.locator('[data-dir="1"]').first).to_contain_text("HTTP/1.1 ")
     await alice.tid("pcap-follow-mode").select_option("hex")
     await expect(segments.first).to_contain_text("47 45 54 20")  # "GET "
-    found = await axe_violations(alice, '[data-testid="pcap-follow-dialog"]')
-    assert found == [], found
+    await alice.check_accessibility("follow dialog", '[data-testid="pcap-follow-dialog"]')
     await screenshot(alice, "follow", window=True)
 
     # "Show these packets" narrows the packet list to the stream.
@@ -437,7 +405,7 @@ async def test_a_collaborator_sees_an_upload_its_progress_and_its_deletion_live(
     await bob.sign_up(bob_email, username="bob")
     alice = await owner_with_project(open_console)
     await alice.add_member(bob_email, "viewer")
-    await bob.open_project("Captures")
+    await bob.open_project("Captures", view="captures")
     await expect(bob.tid("pcap-files-empty")).to_be_visible()
     await expect(bob.page.locator(".cap-upload")).to_be_hidden()  # viewers do not upload
 
@@ -506,7 +474,7 @@ async def test_a_file_chosen_after_the_project_closed_is_refused_quietly(open_co
     await alice.tid("pcap-upload").set_input_files(str(PCAPS / "dns-udp.pcap"))
     await expect(alice.tid("pcap-error")).to_have_text(re.compile("Open a project"))
     assert posted == []
-    await alice.open_project("Captures")
+    await alice.open_project("Captures", view="captures")
     await expect(alice.tid("pcap-files-empty")).to_be_visible()
     await expect(alice.tid("pcap-error")).to_have_text("")
     assert console_errors(alice) == []
