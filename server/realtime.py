@@ -27,6 +27,7 @@ from socketio import packet as sio_packet
 
 from handlers.base import EventSpec, bad_payload
 from handlers.context import EventContext
+from server.local_delivery import LocalManager
 from server.metrics import Metrics
 from server.redis_manager import RedisManager
 from server.send_queue import BoundedEngineServer
@@ -252,7 +253,7 @@ class Realtime:
             if spec.name in self.events:
                 raise ValueError(f"event {spec.name} registered twice")
             self.events[spec.name] = spec
-        manager = None
+        manager: socketio.AsyncManager = LocalManager()
         self.channel: str | None = None  # the manager's pub/sub channel (with Redis)
         if settings.redis_url:
             self.channel = "collab:sio"

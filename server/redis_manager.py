@@ -23,6 +23,7 @@ import logging
 import socketio
 from redis.exceptions import RedisError
 
+from server.local_delivery import deliver
 from services.redis_client import OutageLog, client_options
 
 log = logging.getLogger("server.redis_manager")
@@ -43,6 +44,25 @@ class RedisManager(socketio.AsyncRedisManager):
         if not self.server.manager_initialized:
             self.server.manager_initialized = True
             self.initialize()
+
+    async def _handle_emit(self, message):
+        """A push for this instance's sockets (from the channel, or this instance's own):
+        queued per recipient without a task each (server/local_delivery.py)."""
+        if message.get("callback") is not None or message.get("binary"):
+            return await super()._handle_emit(message)
+        data = message["data"]
+        if isinstance(data, list):
+            data = data[0] if len(data) == 1 else tuple(data)
+        await deliver(self, message["event"], data, message.get("namespace"),
+                      message.get("room"), message.get("skip_sid"))
+
+    async def emit(self, event, data, namespace=None, room=None, skip_sid=None,
+                   callback=None, to=None, **kwargs):
+        if kwargs.get("ignore_queue") and callback is None:  # this instance's sockets only
+            await deliver(self, event, data, namespace, to or room, skip_sid)
+            return
+        await super().emit(event, data, namespace=namespace, room=room, skip_sid=skip_sid,
+                           callback=callback, to=to, **kwargs)
 
     async def _publish(self, data):
         if self.redis is None:
