@@ -416,6 +416,7 @@ async def test_row_and_table_history_with_restore(open_console, clients):
     await expect(items.nth(0)).to_contain_text("Version 4 · restored by you")
     await expect(alice.cell(row_a, "pnl")).to_have_text("1,234.5")
     await expect(bob.cell(row_b, "pnl")).to_have_text("1,234.5")
+    assert await axe_problems(alice) == []
     await shot(alice, "grid-row-history")
     await alice.tid("row-history-close").click()
     await expect(dialog).to_be_hidden()
@@ -433,6 +434,8 @@ async def test_row_and_table_history_with_restore(open_console, clients):
     history = alice.tid("table-history")
     entries = history.get_by_test_id("history-item")
     await expect(entries.first).to_contain_text("bob deleted row “ben”")
+    assert await axe_problems(alice) == []
+    await shot(alice, "grid-table-history")
     await entries.first.get_by_test_id("row-undelete").click()
     await expect(alice.tid("table-history-message")).to_contain_text("Restored row “ben”")
     await expect(alice.table_row("ben")).to_have_count(1)

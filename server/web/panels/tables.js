@@ -307,7 +307,8 @@ function mount(root, app) {
   function renderStatus() {
     if (!table) return;
     const total = rowset.total;
-    if (!rowset.filtered) count.textContent = plural(total ?? rowset.count, 'row');
+    if (rowset.status === 'loading' && rowset.loaded === 0) count.textContent = 'loading rows…';
+    else if (!rowset.filtered) count.textContent = plural(total ?? rowset.count, 'row');
     else if (total === null) {
       count.textContent = `${formatNumber(rowset.loaded)}+ of ${plural(rowset.count, 'row')}`;
     } else count.textContent = `${formatNumber(total)} of ${plural(rowset.count, 'row')}`;

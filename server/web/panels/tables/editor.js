@@ -161,7 +161,8 @@ export function createEditor(opts) {
     const input = valueInput(col, row.values[col.name], label, 'row-input');
     input.classList.add('cell-editor');
     if (initial !== null && input.tagName === 'INPUT') input.value = initial;
-    const mine = { rowId, column, col, input, base: row.values[col.name], closing: false };
+    const mine = { rowId, column, col, input, base: row.values[col.name], closing: false,
+      done: null };
     cell = mine;
     input.addEventListener('keydown', (e) => onKey(e, mine));
     input.addEventListener('blur', () => {
@@ -194,10 +195,16 @@ export function createEditor(opts) {
   /** Save the open cell if it changed, close it, and go on: 'stay' focuses its cell, 'next'
    *  and 'prev' open the neighbouring cell of the row, null leaves focus where it went.
    *  False when the value could not be saved (the editor stays open). */
-  async function commit(move) {
+  function commit(move) {
     const c = cell;
-    if (!c || c.closing) return Boolean(!c);
+    if (!c) return Promise.resolve(true);
+    if (c.closing) return c.done || Promise.resolve(false); // a save already on its way
     c.closing = true;
+    c.done = save(c, move);
+    return c.done;
+  }
+
+  async function save(c, move) {
     let change;
     try {
       change = readInput(c.col, c.input, c.base);

@@ -94,7 +94,7 @@ export function createHistory(opts) {
         when(c.at)),
       lines.length ? h('ul', { class: 'history-diff' }, lines.map((l) => h('li', {}, l))) : null,
       restorable ? h('button', { type: 'button', class: 'small', 'data-testid': 'history-restore',
-        'aria-label': `Restore version ${c.version}`,
+        'aria-label': `Restore this version (${c.version})`,
         onclick: (e) => restoreRow(c.version, e.currentTarget) }, 'Restore this version')
         : null);
     }));
