@@ -643,3 +643,50 @@ async def test_empty_table_and_a_table_deleted_while_open(open_console, clients)
     await expect(alice.tid("table-list-message")).to_have_text("The table “brokers” was deleted.")
     await expect(alice.table_item("brokers")).to_have_count(0)
     assert alice.errors == []
+
+
+# -- reconnecting -----------------------------------------------------------------------------
+
+@pytest.mark.server_settings(replay_max_events=2)
+async def test_after_a_reconnect_the_grid_catches_up_and_the_editor_keeps_its_lock(
+        open_console, clients):
+    s = await seed(clients)
+    alice = await console_for(open_console, "alice", s.alice_email)
+    bob = await console_for(open_console, "bob", s.bob_email)
+    await bob.cell(bob.table_row("ben"), "desk").dblclick()
+    lock_seen_by_alice = alice.table_row("ben").get_by_test_id("row-lock")
+    await expect(lock_seen_by_alice).to_contain_text("bob")
+
+    # Bob's connection drops and stays down while more changes happen than the server keeps
+    # for replay (REPLAY_MAX_EVENTS=2): his console must reload what the grid shows.
+    await bob.page.evaluate("""() => {
+        window.__resync = [];
+        window.collab.bus.on('resync', (r) => window.__resync.push(r.room));
+        const io = window.collab.socket.io;
+        io.reconnection(false);
+        io.engine.close();
+    }""")
+    await expect(bob.tid("conn-status")).to_have_attribute("data-state", "offline")
+    for name in ("dora", "eli", "fay"):
+        await s.alice.ok("row:add", {"tableId": s.table["id"], "values": {"user": name}})
+    await s.alice.ok("row:update", {"tableId": s.table["id"], "rowId": s.rows["ana"]["id"],
+                                    "version": 1, "values": {"pnl": 1}})
+    await bob.page.evaluate("""() => {
+        window.collab.socket.io.reconnection(true);
+        window.collab.socket.connect();
+    }""")
+    await expect(bob.tid("conn-status")).to_have_attribute("data-state", "online")
+    await expect(bob.tid("table-count")).to_have_text("6 rows")
+    await expect(bob.table_row("fay")).to_have_count(1)
+    await expect(bob.cell(bob.table_row("ana"), "pnl")).to_have_text("1")
+    assert f"project:{s.project['id']}" in await bob.page.evaluate("window.__resync")
+
+    # The open editor survived, and its lock with it (reclaimed within the grace period).
+    editor = bob.cell(bob.table_row("ben"), "desk").get_by_test_id("row-input")
+    await expect(editor).to_be_focused()
+    await expect(lock_seen_by_alice).to_contain_text("bob")
+    await editor.fill("Macro")
+    await editor.press("Enter")
+    await expect(alice.cell(alice.table_row("ben"), "desk")).to_have_text("Macro")
+    await expect(lock_seen_by_alice).to_have_text("")
+    assert alice.errors == [] and bob.errors == []
