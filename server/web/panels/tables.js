@@ -6,14 +6,15 @@
 // history with restore (tables/history.js), rename and CSV export. Rows and locks are live:
 // row:added|updated|deleted and row:locked|unlocked pushes. Secret values arrive masked
 // (••••1234) for viewers who may not see them, and are never written back unless retyped.
-import { act, authorizedFetch, field, h } from '../lib.js';
+import { act, field, h } from '../lib.js';
 import { formatNumber, plural } from './tables/format.js';
 import { createEditor } from './tables/editor.js';
 import { createGrid } from './tables/grid.js';
+import { createHeader } from './tables/header.js';
 import { createHistory } from './tables/history.js';
 import { messageLine } from './tables/messages.js';
-import { createDialog, createMenu } from './tables/popups.js';
 import { createQueryBar } from './tables/querybar.js';
+import { createRowActions } from './tables/rowactions.js';
 import { RowSet } from './tables/rowset.js';
 import { createTools } from './tables/tools.js';
 import { readInput, valueInput } from './tables/values.js';
@@ -84,84 +85,17 @@ function mount(root, app) {
 
   // -- the selected table: header ---------------------------------------------------------
 
-  const title = h('h3', { tabindex: '-1', id: 'tables-current-title', 'data-testid': 'table-title' });
-  const count = h('span', { class: 'muted count', 'data-testid': 'table-count',
-    'aria-live': 'polite' });
-  const readOnly = h('span', { class: 'badge', 'data-testid': 'table-read-only', hidden: true },
-    'read only');
-  const renameButton = h('button', { type: 'button', class: 'small', 'data-testid': 'table-rename',
-    onclick: () => startRename() }, 'Rename');
-  const renameInput = h('input', { type: 'text', required: true, maxlength: 100,
-    'data-testid': 'table-rename-input', 'aria-label': 'New table name' });
-  const renameMsg = messageLine('table-rename-error');
-  const renameControls = h('fieldset', { class: 'row rename' },
-    h('legend', { class: 'visually-hidden' }, 'Rename the table'), renameInput,
-    h('button', { type: 'submit', class: 'small primary', 'data-testid': 'table-rename-save' },
-      'Save'),
-    h('button', { type: 'button', class: 'small', 'data-testid': 'table-rename-cancel',
-      onclick: () => endRename() }, 'Cancel'));
-  const renameForm = h('form', { class: 'rename-form', hidden: true, onsubmit: (e) => {
-    e.preventDefault();
-    act(renameControls, renameMsg, rename);
-  }, onkeydown: (e) => {
-    if (e.key === 'Escape') {
-      e.preventDefault();
-      endRename();
-    }
-  } }, renameControls, renameMsg.el);
-  const historyButton = h('button', { type: 'button', class: 'small',
-    'data-testid': 'table-history-open', onclick: () => history.showTable() }, 'History');
-  const exportButton = h('button', { type: 'button', class: 'small', 'data-testid': 'table-export',
-    onclick: () => act(exportButton, say, exportCsv) }, 'Export CSV');
-  const titleLine = h('div', { class: 'title-line' }, title, renameButton, count, readOnly);
-
-  function startRename() {
-    renameInput.value = table.name;
-    renameMsg.clear();
-    titleLine.hidden = true;
-    renameForm.hidden = false;
-    renameInput.focus();
-    renameInput.select();
-  }
-
-  function endRename() {
-    renameForm.hidden = true;
-    titleLine.hidden = false;
-    renameButton.focus();
-  }
-
-  async function rename() {
-    const name = renameInput.value.trim();
-    if (name === table.name) {
-      endRename();
-      return;
-    }
-    const renamed = await app.call('table:rename', { tableId: table.id, name });
-    tableChanged(renamed);
-    endRename();
-    say.info(`Renamed the table to “${renamed.name}”.`);
-  }
+  const header = createHeader({ app, say, table: () => table,
+    onRenamed: (t) => tableChanged(t), onHistory: () => history.showTable() });
 
   function tableChanged(t) {
     tables.set(t.id, t);
     if (table && table.id === t.id) {
       table = t;
       rowset.table = t;
-      title.textContent = t.name;
+      header.setName(t.name);
     }
     renderList();
-  }
-
-  async function exportCsv() {
-    const t = table;
-    const res = await authorizedFetch(app, `/api/tables/${encodeURIComponent(t.id)}/export.csv`);
-    const blob = await res.blob();
-    const url = URL.createObjectURL(blob);
-    const link = h('a', { href: url, download: `${t.name}.csv`, hidden: true });
-    document.body.append(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
   }
 
   // -- the grid, its editor and its popups ------------------------------------------------
@@ -176,10 +110,10 @@ function mount(root, app) {
   }
 
   const grid = createGrid({
-    rowset, labelId: 'tables-current-title', lockOf, canWrite,
+    rowset, labelId: header.labelId, lockOf, canWrite,
     editingRowId: () => editor.rowId,
     onEdit: (rowId, column, initial) => editor.open(rowId, column, initial),
-    onMenu: (rowId, button) => openMenu(rowId, button),
+    onMenu: (rowId, button) => actions.open(rowId, button),
     onSort: (column) => querybar.cycleSort(column),
     onLeaveEdited: () => editor.commit(null),
   });
@@ -196,7 +130,6 @@ function mount(root, app) {
   } });
 
   const popupHost = h('div', { class: 'tables-popups' });
-  const menu = createMenu(popupHost);
   const history = createHistory({ app, host: popupHost, rowset, canWrite,
     names: () => names(),
     onRowRestored: (row) => {
@@ -206,82 +139,9 @@ function mount(root, app) {
     onTableRestored: () => loadTable({ keep: rowset.loaded }),
   });
 
-  const deleteDialog = createDialog(popupHost, { testid: 'row-delete-dialog',
-    title: 'Delete this row?' });
-  const deleteText = h('p', {});
-  // Focused when the dialog opens: the reader chose "Delete row" a moment ago.
-  const deleteYes = h('button', { type: 'button', class: 'danger', autofocus: true,
-    'data-testid': 'row-delete-confirm' }, 'Delete row');
-  deleteDialog.body.append(deleteText);
-  deleteDialog.footer.append(deleteYes, h('button', { type: 'button',
-    'data-testid': 'row-delete-cancel', onclick: () => deleteDialog.close() }, 'Cancel'));
-  let deleting = null;
-  deleteYes.addEventListener('click', () => {
-    const rowId = deleting;
-    deleteDialog.close();
-    if (rowId) deleteRow(rowId);
-  });
-
-  function openMenu(rowId, button) {
-    const row = rowset.get(rowId);
-    if (!row) return;
-    const lock = lockOf(rowId);
-    const other = lock && !lock.mine ? lock : null;
-    const label = grid.rowLabel(rowId);
-    const entries = [];
-    if (canWrite()) {
-      entries.push({ label: 'Edit', testid: 'row-edit', disabled: Boolean(other),
-        hint: other ? `(${other.username} is editing)` : '',
-        onSelect: () => grid.focusCell(rowId, table.columns[0].name)
-          .then(() => editor.open(rowId, table.columns[0].name)) });
-    }
-    entries.push({ label: 'History', testid: 'row-history-open',
-      onSelect: () => history.showRow(rowId, label) });
-    if (canWrite()) {
-      entries.push({ label: 'Delete row', testid: 'row-delete', danger: true,
-        disabled: Boolean(other), hint: other ? `(${other.username} is editing)` : '',
-        onSelect: () => {
-          deleting = rowId;
-          deleteText.textContent = `Delete ${label}? You can bring it back from the table's `
-            + 'history.';
-          deleteDialog.show();
-        } });
-    }
-    if (other && isOwner()) {
-      entries.push({ label: `Break ${other.username}'s lock`, testid: 'row-break-lock',
-        danger: true, onSelect: () => breakLock(rowId) });
-    }
-    menu.open(button, entries, `Actions for ${label}`);
-  }
-
-  async function deleteRow(rowId) {
-    const row = rowset.get(rowId);
-    if (!row) return;
-    if (editor.rowId === rowId || (editor.lock && editor.lock.rowId === rowId)) {
-      await editor.drop();
-    }
-    try {
-      await app.call('row:delete', { tableId: table.id, rowId, version: row.version });
-      rowset.deleted(rowId);
-      locks.delete(rowId);
-      say.info('Row deleted. You can restore it from the table history.');
-      grid.focus();
-    } catch (err) {
-      say.error(err, err.code === 'conflict' || err.code === 'not_found');
-    }
-  }
-
-  async function breakLock(rowId) {
-    const held = locks.get(rowId);
-    try {
-      await app.call('row:unlock', { tableId: table.id, rowId, force: true });
-      locks.delete(rowId);
-      grid.schedule();
-      say.info(`Broke ${held ? `${held.username}'s` : 'the'} lock.`);
-    } catch (err) {
-      say.error(err);
-    }
-  }
+  const actions = createRowActions({ app, host: popupHost, rowset, grid, editor, history, say,
+    lockOf, canWrite, isOwner, locks: {
+      get: (id) => locks.get(id), delete: (id) => locks.delete(id) } });
 
   function names() {
     if (!memberNames && project) {
@@ -307,11 +167,11 @@ function mount(root, app) {
   function renderStatus() {
     if (!table) return;
     const total = rowset.total;
-    if (rowset.status === 'loading' && rowset.loaded === 0) count.textContent = 'loading rows…';
-    else if (!rowset.filtered) count.textContent = plural(total ?? rowset.count, 'row');
+    if (rowset.status === 'loading' && rowset.loaded === 0) header.setCount('loading rows…');
+    else if (!rowset.filtered) header.setCount(plural(total ?? rowset.count, 'row'));
     else if (total === null) {
-      count.textContent = `${formatNumber(rowset.loaded)}+ of ${plural(rowset.count, 'row')}`;
-    } else count.textContent = `${formatNumber(total)} of ${plural(rowset.count, 'row')}`;
+      header.setCount(`${formatNumber(rowset.loaded)}+ of ${plural(rowset.count, 'row')}`);
+    } else header.setCount(`${formatNumber(total)} of ${plural(rowset.count, 'row')}`);
     let content = [];
     status.dataset.state = rowset.status;
     if (rowset.status === 'loading' && rowset.loaded === 0) {
@@ -381,8 +241,7 @@ function mount(root, app) {
   // -- the view ---------------------------------------------------------------------------
 
   const view = h('div', { class: 'table-view', 'data-testid': 'table-view', hidden: true },
-    h('div', { class: 'table-head' }, titleLine, renameForm,
-      h('div', { class: 'table-actions' }, historyButton, exportButton)),
+    header.el,
     querybar.el,
     say.el,
     grid.el,
@@ -396,9 +255,8 @@ function mount(root, app) {
     pick.hidden = Boolean(table) || tables.size === 0;
     if (!table) return;
     view.dataset.tableId = table.id;
-    title.textContent = table.name;
-    readOnly.hidden = canWrite();
-    renameButton.hidden = !canWrite();
+    header.setName(table.name);
+    header.setWritable(canWrite());
     addForm.hidden = !canWrite();
     grid.setReadOnly(!canWrite());
     renderStatus();
@@ -409,15 +267,14 @@ function mount(root, app) {
   async function select(tableId) {
     if (table && table.id === tableId) return;
     await editor.drop();
-    menu.close(false);
+    actions.close();
     history.closeAll();
     table = tables.get(tableId) || null;
     locks = new Map();
     say.clear();
     addMsg.clear();
     if (tablesState === 'ready') listMsg.clear();
-    renameForm.hidden = true;
-    titleLine.hidden = false;
+    header.reset();
     rowset.reset(table);
     rowset.setQuery({ sort: null, filters: [] });
     renderList();
@@ -543,7 +400,7 @@ function mount(root, app) {
 
   function reset() {
     editor.drop();
-    menu.close(false);
+    actions.close();
     history.closeAll();
     tables.clear();
     table = null;

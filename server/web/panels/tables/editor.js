@@ -117,7 +117,9 @@ export function createEditor(opts) {
       try {
         await app.call('row:unlock', { tableId: held.tableId, rowId: held.rowId });
       } catch (err) {
-        if (err.code !== 'not_found') say.error(err);
+        // Said only while its table is still on screen (not after a sign-out, say).
+        const shown = rowset.table && rowset.table.id === held.tableId;
+        if (err.code !== 'not_found' && shown) say.error(err);
       }
     });
   }

@@ -416,10 +416,6 @@ export function createGrid(opts) {
       if (!entry || !entry.tr.isConnected) return null;
       return entry.tr.querySelector(`td[data-column="${CSS.escape(column)}"]`);
     },
-    rowElement(rowId) {
-      const entry = rowEls.get(rowId);
-      return entry && entry.tr.isConnected ? entry.tr : null;
-    },
     async focusCell(rowId, column) {
       const i = rowset.indexOf(rowId);
       if (i < 0) return;
@@ -437,7 +433,6 @@ export function createGrid(opts) {
       const target = focusTarget(active) || tabStop;
       if (target) target.focus();
     },
-    hasFocus: () => gridEl.contains(document.activeElement),
     rowLabel(rowId) {
       const i = rowset.indexOf(rowId);
       const row = rowset.get(rowId);

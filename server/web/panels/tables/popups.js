@@ -67,7 +67,7 @@ export function createMenu(host) {
   }, true);
   window.addEventListener('resize', () => close(false));
 
-  return { open, close, get isOpen() { return !menu.hidden; } };
+  return { open, close };
 }
 
 /** A modal dialog with a title, a body and a Close button. */
@@ -90,7 +90,5 @@ export function createDialog(host, { testid, title }) {
       if (!dialog.open) dialog.showModal();
     },
     close() { if (dialog.open) dialog.close(); },
-    get open() { return dialog.open; },
-    onClose(fn) { dialog.addEventListener('close', fn); },
   };
 }

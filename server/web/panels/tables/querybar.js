@@ -22,7 +22,7 @@ function chipText(column, f) {
   return `${column.name} ${op ? op[1] : f.op} ${value}`;
 }
 
-/** opts: {onChange({sort, filters}), say: {problem(text, code)}} */
+/** opts: {onChange({sort, filters})} */
 export function createQueryBar(opts) {
   let table = null;
   let filters = [];
@@ -171,6 +171,5 @@ export function createQueryBar(opts) {
       renderChips();
       opts.onChange({ sort, filters });
     },
-    get filters() { return filters; },
   };
 }

@@ -155,7 +155,7 @@ export function createTools(opts) {
     h('summary', { 'data-testid': 'table-import-toggle' }, 'Import CSV'), importForm);
 
   return {
-    el: h('div', { class: 'tables-tools' }, createSection, importSection),
+    el: h('div', { class: 'tables-tools row' }, createSection, importSection),
     setWritable(writable) {
       createSection.hidden = !writable;
       importSection.hidden = !writable;
