@@ -118,8 +118,12 @@ async def axe_problems(page) -> list[str]:
 
 
 async def shot(page, label: str) -> None:
+    """The whole page, and the open table on its own (the part worth a look)."""
     SCREENS.mkdir(parents=True, exist_ok=True)
     await page.page.screenshot(path=str(SCREENS / f"{label}.png"), full_page=True)
+    view = page.tid("table-view")
+    if await view.is_visible():
+        await view.screenshot(path=str(SCREENS / f"{label}-table.png"))
 
 
 def focused(page):
@@ -477,6 +481,13 @@ async def test_rename_is_seen_by_the_other_user(open_console, clients):
     await expect(bob.table_item("desks 2024")).to_be_visible()
     await expect(bob.table_item("brokers")).to_have_count(0)
 
+    # A table made elsewhere is listed for both at once.
+    await s.alice.ok("table:create", {"projectId": s.project["id"], "name": "limits",
+                                      "columns": [{"name": "desk"}]})
+    await expect(alice.table_item("limits")).to_be_visible()
+    await expect(bob.table_item("limits")).to_be_visible()
+    await expect(bob.tid("table-title")).to_have_text("desks 2024")  # still on his table
+
     # A name the server refuses is said in words, the form kept.
     await alice.tid("table-rename").click()
     await alice.tid("table-rename-input").fill("x" * 100)
@@ -640,7 +651,8 @@ async def test_empty_table_and_a_table_deleted_while_open(open_console, clients)
 
     await s.alice.ok("table:delete", {"tableId": s.table["id"]})
     await expect(alice.tid("table-view")).to_be_hidden()
-    await expect(alice.tid("table-list-message")).to_have_text("The table “brokers” was deleted.")
+    await expect(alice.tid("table-list-message")).to_have_text(
+        "The table “brokers” was deleted.")
     await expect(alice.table_item("brokers")).to_have_count(0)
     assert alice.errors == []
 

@@ -16,6 +16,8 @@ const PREFETCH = 40; // ask for the next page this many rows before the loaded e
 const KEEP_EDITED = 300; // an edited row further than this from view is committed and let go
 const WIDTH_REM = { text: 12, number: 8, bool: 7, datetime: 11 }; // as in tables.css
 const FALLBACK_ROW_PX = 36;
+// Headers are narrow: the type as a short mark (spelled out for screen readers).
+const TYPE_MARK = { text: 'abc', number: '123', bool: 'y/n', datetime: 'date' };
 
 /** opts: {rowset, labelId, lockOf(rowId) → {username, userId, mine, lost} | null,
  *  canWrite(), editingRowId(), onEdit(rowId, column, initial?), onMenu(rowId, button),
@@ -61,7 +63,8 @@ export function createGrid(opts) {
       ...columns.map((c, j) => {
         const sorted = sort && sort.column === c.name;
         const label = [h('span', { class: 'col-name' }, c.name),
-          h('small', { class: 'col-type' }, c.type)];
+          h('small', { class: 'col-type', 'aria-hidden': 'true' }, TYPE_MARK[c.type] || c.type),
+          h('span', { class: 'visually-hidden' }, ` (${c.type})`)];
         return h('th', { scope: 'col', 'data-column': c.name, 'data-col': String(j + 1),
           class: `t-${c.type}`, tabindex: c.secret ? '-1' : null,
           'aria-sort': sorted ? (sort.order === 'asc' ? 'ascending' : 'descending') : null },
@@ -390,7 +393,9 @@ export function createGrid(opts) {
       table = t;
       columns = t ? t.columns : [];
       rowEls.clear();
-      for (const tr of [...tbody.children]) if (tr !== topSpacer && tr !== bottomSpacer) tr.remove();
+      for (const tr of [...tbody.children]) {
+        if (tr !== topSpacer && tr !== bottomSpacer) tr.remove();
+      }
       if (!same || !keepScroll) {
         scroller.scrollTop = 0;
         scroller.scrollLeft = 0;

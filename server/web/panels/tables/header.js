@@ -7,7 +7,8 @@ import { messageLine } from './messages.js';
 /** opts: {app, say, table() → the open table, onRenamed(table), onHistory()} */
 export function createHeader(opts) {
   const { app } = opts;
-  const title = h('h3', { tabindex: '-1', id: 'tables-current-title', 'data-testid': 'table-title' });
+  const title = h('h3', { tabindex: '-1', id: 'tables-current-title',
+    'data-testid': 'table-title' });
   const count = h('span', { class: 'muted count', 'data-testid': 'table-count',
     'aria-live': 'polite' });
   const readOnly = h('span', { class: 'badge', 'data-testid': 'table-read-only', hidden: true },

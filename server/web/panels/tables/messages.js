@@ -72,7 +72,8 @@ export function lockEndedText(reason) {
 
 /** A polite live region for outcomes, with a Reload action when `onReload` is given. */
 export function messageLine(testid, onReload = null) {
-  const text = h('p', { class: 'msg', role: 'status', 'aria-live': 'polite', 'data-testid': testid });
+  const text = h('p', { class: 'msg', role: 'status', 'aria-live': 'polite',
+    'data-testid': testid });
   const reload = onReload ? h('button', { type: 'button', class: 'small',
     'data-testid': 'table-reload', hidden: true, onclick: () => onReload() }, 'Reload table')
     : null;

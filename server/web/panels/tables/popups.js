@@ -75,7 +75,8 @@ export function createDialog(host, { testid, title }) {
   const heading = h('h3', { id: `${testid}-title` }, title);
   const body = h('div', { class: 'dialog-body' });
   const footer = h('div', { class: 'dialog-foot row' });
-  const closeButton = h('button', { type: 'button', class: 'small', 'data-testid': `${testid}-close`,
+  const closeButton = h('button', { type: 'button', class: 'small',
+    'data-testid': `${testid}-close`,
     onclick: () => dialog.close() }, 'Close');
   const dialog = h('dialog', { class: 'tables-dialog', 'data-testid': testid,
     'aria-labelledby': `${testid}-title` },

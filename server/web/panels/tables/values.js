@@ -5,7 +5,8 @@ import { AckError, h } from '../../lib.js';
 import { formatDateValue, formatNumber } from './format.js';
 
 export const TYPES = ['text', 'number', 'bool', 'datetime'];
-const MASK = '••••'; // services/crypto.py: how a secret value reads for those who may not see it
+// services/crypto.py: how a secret value reads for those who may not see it
+const MASK = '••••';
 
 export const isMasked = (column, value) => column.secret && typeof value === 'string'
   && value.startsWith(MASK);
