@@ -22,6 +22,10 @@ export function createMenu(host) {
   }
 
   function open(button, entries, label) {
+    if (!menu.hidden && trigger === button) {
+      close(true); // the ⋯ button toggles its menu
+      return;
+    }
     close(false);
     trigger = button;
     button.setAttribute('aria-expanded', 'true');
