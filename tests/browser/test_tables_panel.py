@@ -1,6 +1,7 @@
 """The table panel end to end in headless Chromium: two users on one table with row locks
 (who holds a row, edit → save → live value, a broken lock and a stale save), and CSV import
-(bad lines reported, rows shown, sorting, export)."""
+(bad lines reported, rows shown, sorting, export). The grid's own behaviours (filters,
+virtual scrolling, history, keyboard, layout) are in test_grid.py."""
 from __future__ import annotations
 
 import re
@@ -11,6 +12,14 @@ from tests.client import unique_email
 
 COLUMNS = [("user", "text", False), ("pnl", "number", False), ("active", "bool", False),
            ("API_key", "text", True)]
+
+
+async def expect_message(page, testid: str, code: str, text: str | re.Pattern) -> None:
+    """A message box shows a problem in words, its code kept on data-code (not in the text)."""
+    box = page.tid(testid)
+    await expect(box).to_have_attribute("data-code", code)
+    await expect(box).to_contain_text(text)
+    await expect(box).not_to_contain_text(f"{code}:")
 
 
 async def test_row_lock_is_seen_by_the_other_user_and_saves_arrive_live(open_console):
@@ -35,18 +44,19 @@ async def test_row_lock_is_seen_by_the_other_user_and_saves_arrive_live(open_con
     row_b = bob.table_row("ana")
     await expect(bob.cell(row_b, "pnl")).to_have_text("12.5")
     await expect(bob.cell(row_b, "API_key")).to_have_text("••••abcd")
-    await expect(row_b.get_by_test_id("row-edit")).to_be_enabled()
 
-    # Alice starts editing: she holds the lock; Bob sees who holds it and cannot edit/delete.
-    await row_a.get_by_test_id("row-edit").click()
-    editor_a = alice.page.locator('[data-testid="table-row"][data-editing="true"]')
-    await expect(editor_a.get_by_test_id("row-lock")).to_contain_text("locked by you")
+    # Alice starts editing a cell: she holds the lock; Bob sees who holds it and cannot
+    # edit or delete the row.
+    await alice.cell(row_a, "pnl").dblclick()
+    editor_a = alice.cell(row_a, "pnl").get_by_test_id("row-input")
+    await expect(row_a.get_by_test_id("row-lock")).to_contain_text("you")
     await expect(row_b).to_have_attribute("data-locked-by", "alice")
-    await expect(row_b.get_by_test_id("row-lock")).to_have_text("locked by alice")
-    await expect(row_b.get_by_test_id("row-edit")).to_be_disabled()
-    await expect(row_b.get_by_test_id("row-edit")).to_have_attribute(
-        "title", "alice is editing this row")
-    await expect(row_b.get_by_test_id("row-delete")).to_be_disabled()
+    await expect(row_b.get_by_test_id("row-lock")).to_contain_text("alice")
+    await row_b.get_by_test_id("row-menu").click()
+    await expect(bob.tid("row-edit")).to_have_attribute("aria-disabled", "true")
+    await expect(bob.tid("row-edit")).to_contain_text("alice is editing")
+    await expect(bob.tid("row-delete")).to_have_attribute("aria-disabled", "true")
+    await bob.page.keyboard.press("Escape")
     # Writing around the lock from Bob's socket is refused with the holder's name.
     row_id = await row_b.get_attribute("data-row-id")
     table_id = await bob.tid("table-view").get_attribute("data-table-id")
@@ -57,10 +67,10 @@ async def test_row_lock_is_seen_by_the_other_user_and_saves_arrive_live(open_con
     await bob.keep_screenshot("tables-locked-by-other")
     await alice.keep_screenshot("tables-editing")
 
-    # Alice changes a value and saves: Bob sees the new value live and the row unlocked.
-    await editor_a.locator('[data-testid="row-input"][data-column="pnl"]').fill("99")
-    await editor_a.get_by_test_id("row-save").click()
-    await expect(alice.tid("table-error")).to_have_text("Saved.")
+    # Alice changes the value and saves: Bob sees the new value live and the row unlocked.
+    await editor_a.fill("99")
+    await editor_a.press("Enter")
+    await expect(alice.tid("table-message")).to_have_text("Saved.")
     await expect(alice.cell(row_a, "pnl")).to_have_text("99")
     await expect(bob.cell(row_b, "pnl")).to_have_text("99")
     await expect(row_b).to_have_attribute("data-version", "2")
@@ -68,39 +78,44 @@ async def test_row_lock_is_seen_by_the_other_user_and_saves_arrive_live(open_con
     await expect(row_b.get_by_test_id("row-lock")).to_have_text("")
 
     # Now Bob can edit it, and Alice sees him holding it; his save reaches her.
-    await row_b.get_by_test_id("row-edit").click()
-    editor_b = bob.page.locator('[data-testid="table-row"][data-editing="true"]')
+    await bob.cell(row_b, "API_key").dblclick()
     # A masked secret is not prefilled (saving must not write the mask back).
-    await expect(editor_b.locator('[data-testid="row-input"][data-column="API_key"]')) \
-        .to_have_value("")
-    await expect(row_a.get_by_test_id("row-lock")).to_have_text("locked by bob")
-    await expect(row_a.get_by_test_id("row-edit")).to_be_disabled()
-    await editor_b.locator('[data-testid="row-input"][data-column="active"]').select_option("false")
-    await editor_b.get_by_test_id("row-save").click()
-    await expect(alice.cell(row_a, "active")).to_have_text("false")
+    await expect(bob.cell(row_b, "API_key").get_by_test_id("row-input")).to_have_value("")
+    await expect(row_a.get_by_test_id("row-lock")).to_contain_text("bob")
+    await bob.page.keyboard.press("Tab")  # the last cell: Tab closes it, the lock goes back
+    await expect(row_a.get_by_test_id("row-lock")).to_have_text("")
+    await bob.cell(row_b, "active").dblclick()
+    await bob.cell(row_b, "active").get_by_test_id("row-input").select_option("false")
+    await bob.cell(row_b, "active").get_by_test_id("row-input").press("Enter")
+    await expect(alice.cell(row_a, "active")).to_have_text("No")
     await expect(row_a).to_have_attribute("data-locked-by", "")
     await expect(alice.cell(row_a, "API_key")).to_have_text("sk-1234567890abcd")  # untouched
 
     # Bob edits again; Alice (owner) breaks his lock. Bob is told at once, his save is
     # refused as stale (conflict) with a reload offered, and the owner override starts his
     # cooldown (rate_limited) on that row.
-    await row_b.get_by_test_id("row-edit").click()
-    await expect(row_a.get_by_test_id("row-lock")).to_have_text("locked by bob")
-    await row_a.get_by_test_id("row-break-lock").click()
-    await bob.expect_error("table-error", "unlocked", "broken by a project owner")
+    await bob.cell(row_b, "pnl").dblclick()
+    editor_b = bob.cell(row_b, "pnl").get_by_test_id("row-input")
+    await expect(row_a.get_by_test_id("row-lock")).to_contain_text("bob")
+    await row_a.get_by_test_id("row-menu").click()
+    await alice.tid("row-break-lock").click()
+    await expect_message(bob, "table-message", "unlocked", "was broken by a project owner")
+    await expect(row_b.get_by_test_id("row-lock")).to_contain_text("lock lost")
     await expect(bob.tid("table-reload")).to_be_visible()
-    await editor_b.locator('[data-testid="row-input"][data-column="pnl"]').fill("7")
-    await editor_b.get_by_test_id("row-save").click()
-    await bob.expect_error("table-error", "conflict", "your lock on this row is gone")
+    await editor_b.fill("7")
+    await editor_b.press("Enter")
+    await expect_message(bob, "table-message", "conflict", "Your lock on this row is gone")
     await bob.tid("table-reload").click()
     await expect(editor_b).to_have_count(0)
-    await expect(bob.tid("table-error")).to_have_text("Reloaded: the rows are as they are now.")
+    await expect(bob.tid("table-message")).to_have_text("Reloaded: the rows are as they are now.")
     await expect(bob.cell(row_b, "pnl")).to_have_text("99")  # the refused write never landed
-    await row_b.get_by_test_id("row-edit").click()
-    await bob.expect_error("table-error", "rate_limited", "you can lock this row again in")
+    await bob.cell(row_b, "pnl").dblclick()
+    await expect_message(bob, "table-message", "rate_limited", "You can edit this row again in")
     await expect(row_b).to_have_attribute("data-locked-by", "")
+    await expect(bob.cell(row_b, "pnl").get_by_test_id("row-input")).to_have_count(0)
     await bob.screenshot("/tmp/tables.png")
     await alice.keep_screenshot("tables-owner")
+    assert alice.errors == [] and bob.errors == []
 
 
 CSV = ("name,amount,joined\n"
@@ -121,7 +136,7 @@ async def test_csv_import_reports_bad_lines_then_shows_sorts_and_exports(open_co
     await page.tid("table-import-toggle").click()
     await page.tid("table-import-file").set_input_files(str(csv_file))
     await page.tid("table-import").click()
-    await page.expect_error("table-import-error", "bad_request", "wrong number of fields")
+    await expect_message(page, "table-import-error", "bad_request", "wrong number of fields")
     await expect(page.tid("import-bad-line")).to_have_count(1)
     await expect(page.tid("import-bad-line")).to_have_text("line 4: 1 fields, expected 3")
     await expect(page.tid("table-empty")).to_be_visible()  # nothing half-imported
@@ -155,18 +170,20 @@ async def test_csv_import_reports_bad_lines_then_shows_sorts_and_exports(open_co
     assert re.match(r"^\ufeff?name,amount,joined\r?\n", text)
     assert '"Smith, Ana",12.5,2024-01-02' in text and "Łukasz,3,2023-12-31" in text
 
-    # A bigger table pages: 50 rows at a time, "load more" until all are shown.
+    # A bigger table: all its rows are counted, a window of them is in the page, and the
+    # last one is a scroll away.
     big = tmp_path / "numbers.csv"
     big.write_text("n\n" + "".join(f"{i}\n" for i in range(1, 121)), encoding="utf-8")
     await expect(page.tid("table-import-section")).to_have_attribute("open", "")  # still open
     await page.tid("table-import-file").set_input_files(str(big))
     await page.tid("table-import").click()
     await expect(page.tid("table-title")).to_have_text("numbers")
-    await expect(page.tid("table-count")).to_have_text("50 of 120 rows")
-    await page.tid("rows-more").click()
-    await expect(page.tid("table-count")).to_have_text("100 of 120 rows")
-    await page.tid("rows-more").click()
     await expect(page.tid("table-count")).to_have_text("120 rows")
-    await expect(page.tid("rows-more")).to_be_hidden()
-    await expect(page.table_row()).to_have_count(120)
+    await expect(page.page.get_by_text("Load more")).to_have_count(0)
+    scroller = page.tid("grid-scroll")
+    await scroller.scroll_into_view_if_needed()
+    await scroller.evaluate("(el) => { el.scrollTop = el.scrollHeight; }")
+    last = page.table_row(re.compile(r"^120$"))
+    await expect(last).to_be_in_viewport()
+    assert await page.table_row().count() < 120
     await expect(page.table_item("people")).to_be_visible()
