@@ -20,8 +20,6 @@ from tests.browser.harness import PASSWORD
 from tests.client import eventually, unique_email
 from tests.files_helpers import upload
 
-ROOT = Path(__file__).resolve().parents[2]
-AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 SCREENS = Path(__file__).parent / "screens"
 
 NINE = [{"name": "user", "type": "text"}, {"name": "desk", "type": "text"},
@@ -73,48 +71,15 @@ async def console_for(open_console, name: str, email: str, table: str = "brokers
     return page
 
 
-async def no_sideways_scroll(page, within: str = "body") -> None:
-    """The page does not scroll sideways because of anything ``within`` (the whole page by
-    default): the document is no wider than the viewport, or nothing in ``within`` sticks
-    out of it."""
-    report = await page.page.evaluate("""(within) => {
-        // Content of a scroll area of its own (the grid's) is clipped, not page width.
-        const clipped = (el) => {
-          for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
-            if (getComputedStyle(p).overflowX !== 'visible') return true;
-          }
-          return false;
-        };
-        const out = [...document.querySelectorAll(`${within}, ${within} *`)]
-          .filter((el) => el.getBoundingClientRect().right > window.innerWidth + 0.5
-            && el.checkVisibility() && !clipped(el));
-        return {scroll: document.documentElement.scrollWidth, inner: window.innerWidth,
-                out: out.slice(0, 8).map((el) => `${el.tagName.toLowerCase()}.${el.className}`
-                  + `[${el.dataset.testid || ''}] → `
-                  + Math.round(el.getBoundingClientRect().right))};
-    }""", within)
-    if within == "body":
-        assert report["scroll"] <= report["inner"], (
-            f"the page scrolls sideways: {report['scroll']} > {report['inner']} px; "
-            f"sticking out: {report['out']}")
-    else:
-        assert report["out"] == [], f"sticking out of the {report['inner']} px viewport: " \
-            f"{report['out']}"
+async def no_sideways_scroll(page) -> None:
+    overflow = await page.sideways_overflow()
+    assert overflow is None, f"the page scrolls sideways: {overflow}"
 
 
-async def axe_problems(page) -> list[str]:
-    """axe-core over the Tables panel: its serious and critical violations, as text.
-
-    Evaluated through the devtools protocol rather than ``add_script_tag``: the console's
-    Content-Security-Policy (script-src 'self') refuses an injected inline <script>."""
-    if not await page.page.evaluate("typeof window.axe === 'object'"):
-        await page.page.evaluate(AXE.read_text(encoding="utf-8"))
-    result = await page.page.evaluate(
-        "axe.run(document.querySelector('[data-panel=\"tables\"]'))"
-        ".then((r) => r.violations.filter((v) => ['serious', 'critical'].includes(v.impact))"
-        ".map((v) => `${v.id} (${v.impact}): ${v.help} — `"
-        " + v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')))")
-    return result
+async def axe_problems(page, label: str = "grid") -> list:
+    """axe-core over the Tables panel (the harness's check: fails on serious/critical)."""
+    await page.check_accessibility(label, '[data-panel="tables"]')
+    return []
 
 
 async def shot(page, label: str) -> None:
@@ -348,7 +313,8 @@ async def test_virtual_scrolling_over_500_rows_keeps_few_rows_in_the_page(
     first = alice.table_row(re.compile(r"^person 1$"))
     await expect(first).to_have_count(1)
     assert 0 < await rows.count() < 80
-    await expect(alice.page.get_by_text("Load more")).to_have_count(0)
+    tables = alice.page.locator('[data-panel="tables"]')
+    await expect(tables.get_by_text("Load more")).to_have_count(0)
 
     # Scrolling to the end brings the last rows (pages load as they are needed); the DOM
     # still holds only a window of rows.
@@ -602,20 +568,18 @@ async def test_every_grid_action_works_from_the_keyboard(open_console, clients):
 
 # -- layout guards and accessibility ----------------------------------------------------------
 
-# At 390 px the Projects panel's members table is wider than the screen (512 px: not this
-# panel's); there the guard checks that nothing of the Tables panel sticks out.
-SIZES = ((1440, 900, "desktop", "body"), (390, 844, "mobile", '[data-panel="tables"]'))
+SIZES = ((1440, 900, "desktop"), (390, 844, "mobile"))
 
 
 async def test_layout_at_1440_and_390_px_and_axe(open_console, clients):
     s = await seed(clients)
     alice = await console_for(open_console, "alice", s.alice_email)
-    for width, height, label, scope in SIZES:
+    for width, height, label in SIZES:
         await alice.page.set_viewport_size({"width": width, "height": height})
         row = alice.table_row("ana")
         await alice.tid("table-grid").scroll_into_view_if_needed()
         await expect(row.get_by_test_id("row-menu")).to_be_in_viewport()
-        await no_sideways_scroll(alice, scope)
+        await no_sideways_scroll(alice)
         assert await axe_problems(alice) == []
         await shot(alice, f"grid-{label}")
 
@@ -624,19 +588,19 @@ async def test_layout_at_1440_and_390_px_and_axe(open_console, clients):
         editor = alice.cell(row, "API_key").get_by_test_id("row-input")
         await expect(editor).to_be_in_viewport()
         await expect(row.get_by_test_id("row-lock")).to_be_in_viewport()
-        await no_sideways_scroll(alice, scope)
+        await no_sideways_scroll(alice)
         await editor.press("Escape")
 
         # The row menu and the filter form fit too.
         await row.get_by_test_id("row-menu").click()
         await expect(alice.tid("row-menu-items")).to_be_in_viewport()
-        await no_sideways_scroll(alice, scope)
+        await no_sideways_scroll(alice)
         assert await axe_problems(alice) == []
         await row.get_by_test_id("row-menu").click()  # the ⋯ button toggles its menu
         await expect(alice.tid("row-menu-items")).to_be_hidden()
         await alice.tid("filter-toggle").click()
         await expect(alice.tid("filter-form")).to_be_visible()
-        await no_sideways_scroll(alice, scope)
+        await no_sideways_scroll(alice)
         assert await axe_problems(alice) == []
         await shot(alice, f"grid-{label}-filter")
         await alice.tid("filter-toggle").click()

@@ -179,7 +179,7 @@ async def test_csv_import_reports_bad_lines_then_shows_sorts_and_exports(open_co
     await page.tid("table-import").click()
     await expect(page.tid("table-title")).to_have_text("numbers")
     await expect(page.tid("table-count")).to_have_text("120 rows")
-    await expect(page.page.get_by_text("Load more")).to_have_count(0)
+    await expect(page.page.locator('[data-panel="tables"]').get_by_text("Load more")).to_have_count(0)
     scroller = page.tid("grid-scroll")
     await scroller.scroll_into_view_if_needed()
     await scroller.evaluate("(el) => { el.scrollTop = el.scrollHeight; }")
