@@ -1,23 +1,9 @@
-// Human formats for the Captures workspace: byte sizes in KiB/MiB, counts with separators,
-// durations, rates and times. Kept tiny and local until the console has a shared format.js.
+// Formats of the Captures workspace beyond the console's shared ones (../../format.js):
+// compact numbers for axes, rates, bit rates, shares, packet times.
 
-const counts = new Intl.NumberFormat('en');
-const UNITS = ['KiB', 'MiB', 'GiB', 'TiB'];
-
-/** 12345 → "12,345"; null → "—". */
-export function count(n) {
-  return n === null || n === undefined ? '—' : counts.format(n);
-}
-
-/** Bytes in binary units: 512 → "512 B", 652181 → "637 KiB", 56500024 → "53.9 MiB". */
-export function bytes(n) {
-  if (n === null || n === undefined) return '—';
-  if (Math.abs(n) < 1024) return `${Math.round(n)} B`;
-  let v = n / 1024;
-  let i = 0;
-  while (Math.abs(v) >= 1024 && i < UNITS.length - 1) { v /= 1024; i += 1; }
-  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${UNITS[i]}`;
-}
+// Sizes, counts, durations and plurals read the same as everywhere in the console.
+export { bytes, duration, plural, number as count } from '../../format.js';
+import { number as count } from '../../format.js';
 
 /** A short number for rates and axes: 950 → "950", 12345 → "12.3k", 2.5e6 → "2.5M". */
 export function compact(n) {
@@ -26,24 +12,8 @@ export function compact(n) {
   if (a >= 1e9) return `${+(n / 1e9).toFixed(1)}G`;
   if (a >= 1e6) return `${+(n / 1e6).toFixed(1)}M`;
   if (a >= 1e4) return `${+(n / 1e3).toFixed(1)}k`;
-  if (a >= 100 || Number.isInteger(n)) return counts.format(Math.round(n));
+  if (a >= 100 || Number.isInteger(n)) return count(Math.round(n));
   return `${+n.toFixed(2)}`;
-}
-
-/** Seconds as people say them: 0.0004 → "400 µs", 0.34 → "340 ms", 2.047 → "2.05 s",
- *  179 → "2 min 59 s", 7380 → "2 h 3 min". */
-export function duration(s) {
-  if (s === null || s === undefined || Number.isNaN(s)) return '—';
-  if (s === 0) return '0 s';
-  if (s < 0.001) return `${Math.round(s * 1e6)} µs`;
-  if (s < 1) return `${+(s * 1000).toPrecision(3)} ms`;
-  if (s < 60) return `${+s.toPrecision(3)} s`;
-  const whole = Math.round(s);
-  const h = Math.floor(whole / 3600);
-  const m = Math.floor((whole % 3600) / 60);
-  const sec = whole % 60;
-  if (h) return `${h} h${m ? ` ${m} min` : ''}`;
-  return `${m} min${sec ? ` ${sec} s` : ''}`;
 }
 
 /** A rate: rate(2345.6, 'packets') → "2,346 packets/s". */
@@ -82,9 +52,4 @@ export function dateTime(iso) {
 /** Seconds from the first packet, as Wireshark's Time column shows them. */
 export function seconds(t, digits = 6) {
   return t === null || t === undefined ? '' : t.toFixed(digits);
-}
-
-/** plural(3, 'packet') → "3 packets", with the count formatted. */
-export function plural(n, word, many = `${word}s`) {
-  return `${count(n)} ${n === 1 ? word : many}`;
 }
