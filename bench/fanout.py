@@ -674,19 +674,25 @@ async def sequencing_cost(n: int, tmp: Path, args) -> dict[str, RunResult]:
     with contextlib.ExitStack() as stack:
         deps = {k: stack.enter_context(deploy("collab", n, tmp / k, env))
                 for k, env in kinds.items()}
-        runs = {k: RowUpdateRun(k, deps[k], args) for k in kinds}
-        try:
-            for run in runs.values():
-                await run.start()
-            for run in runs.values():
-                await run.warm_up()
-            for r in range(args.rounds):
-                for k in (("unseq", "seq") if r % 2 == 0 else ("seq", "unseq")):
-                    await runs[k].measure(r)
-        finally:
-            for run in runs.values():
-                await run.close()
-        return {k: run.result for k, run in runs.items()}
+        return await alternate({k: RowUpdateRun(k, deps[k], args) for k in kinds}, args.rounds)
+
+
+async def alternate(runs: dict[str, Run], rounds: int) -> dict[str, RunResult]:
+    """Start and warm up two runs, then measure their rounds alternately (a, b, b, a, …) so
+    that load from elsewhere on the machine falls on both alike; close both."""
+    first, second = list(runs)
+    try:
+        for run in runs.values():
+            await run.start()
+        for run in runs.values():
+            await run.warm_up()
+        for r in range(rounds):
+            for k in ((first, second) if r % 2 == 0 else (second, first)):
+                await runs[k].measure(r)
+    finally:
+        for run in runs.values():
+            await run.close()
+    return {k: run.result for k, run in runs.items()}
 
 
 # -- reporting --------------------------------------------------------------------------

@@ -29,7 +29,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench import fanout  # noqa: E402
-from bench.fanout import RowUpdateRun, Run, _quantile, deploy  # noqa: E402
+from bench.fanout import RowUpdateRun, Run, _quantile, alternate, deploy  # noqa: E402
 from tests.client import Client, unique_email  # noqa: E402
 
 LOCK_ENV = {"BCRYPT_ROUNDS": "4", "LOG_LEVEL": "INFO"}
@@ -100,20 +100,10 @@ async def contention(urls: list[str], racers: int, rounds: int) -> tuple[float, 
 async def row_fanout(n: int, tmp: Path, args) -> tuple:
     with deploy("bare", n, tmp / "bare", {}) as bare_dep, \
             deploy("collab", n, tmp / "collab", {}) as collab_dep:
-        runs = {"bare": Run("bare", bare_dep, args), "collab": RowUpdateRun("collab", collab_dep,
-                                                                            args)}
-        try:
-            for run in runs.values():
-                await run.start()
-            for run in runs.values():
-                await run.warm_up()
-            for r in range(args.rounds):
-                for kind in (("bare", "collab") if r % 2 == 0 else ("collab", "bare")):
-                    await runs[kind].measure(r)
-        finally:
-            for run in runs.values():
-                await run.close()
-        return runs["bare"].result, runs["collab"].result
+        results = await alternate({"bare": Run("bare", bare_dep, args),
+                                   "collab": RowUpdateRun("collab", collab_dep, args)},
+                                  args.rounds)
+        return results["bare"], results["collab"]
 
 
 def ms(values, q) -> float:

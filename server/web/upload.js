@@ -15,8 +15,13 @@ function uploadOnce(app, projectId, file, onProgress) {
     form.append('file', file, file.name);
     xhr.open('POST', `/api/projects/${encodeURIComponent(projectId)}/files`);
     xhr.setRequestHeader('Authorization', `Bearer ${token}`);
+    const started = performance.now();
     xhr.upload.onprogress = (e) => {
-      if (e.lengthComputable && onProgress) onProgress(e.loaded, e.total);
+      if (!e.lengthComputable || !onProgress) return;
+      const secs = (performance.now() - started) / 1000;
+      const speed = secs > 0 ? e.loaded / secs : 0; // bytes per second so far
+      onProgress({ loaded: e.loaded, total: e.total, speed,
+        eta: speed > 0 ? (e.total - e.loaded) / speed : null });
     };
     xhr.onload = () => {
       let body = {};
@@ -33,7 +38,8 @@ function uploadOnce(app, projectId, file, onProgress) {
   });
 }
 
-/** The stored file's view ({id, name, size, mime, ...}); rejects with an AckError. */
+/** The stored file's view ({id, name, size, mime, ...}); rejects with an AckError.
+ *  onProgress({loaded, total, speed (bytes/s), eta (s or null)}) as the bytes go. */
 export async function uploadFile(app, projectId, file, onProgress) {
   try {
     return await uploadOnce(app, projectId, file, onProgress);

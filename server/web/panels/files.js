@@ -44,9 +44,9 @@ function mount(root, app) {
       file.name), bar, label);
     uploads.append(item);
     try {
-      const stored = await uploadFile(app, project.id, file, (done, total) => {
-        bar.value = (100 * done) / total;
-        label.textContent = `${bytes(done)} of ${bytes(total)}`;
+      const stored = await uploadFile(app, project.id, file, ({ loaded, total }) => {
+        bar.value = (100 * loaded) / total;
+        label.textContent = `${bytes(loaded)} of ${bytes(total)}`;
       });
       add(stored);
       msg.info(`Uploaded “${stored.name}” (${bytes(stored.size)}).`);

@@ -17,6 +17,7 @@
 // Bearer token, downloaded as a file).
 import { AckError, act, authorizedFetch, field, h, messageBox } from '../lib.js';
 import { duration, exactTime, number, plural } from '../format.js';
+import { uploadFile } from '../upload.js';
 
 export default { id: 'imports', title: 'Imported chats', slot: 'main', mount };
 
@@ -91,47 +92,6 @@ function mount(root, app) {
   const canWrite = () => Boolean(project && project.role !== 'viewer');
 
   // -- REST: lib.authorizedFetch (Bearer access token, refreshed once if it expired) ------
-
-  /** POST the file with upload progress (XHR: fetch cannot report it). */
-  function uploadOnce(file, onProgress) {
-    return new Promise((resolve, reject) => {
-      const token = app.tokens && app.tokens.accessToken;
-      if (!token) {
-        reject(new AckError({ code: 'unauthorized', message: 'not signed in' }));
-        return;
-      }
-      const xhr = new XMLHttpRequest();
-      const form = new FormData();
-      form.append('file', file, file.name);
-      xhr.open('POST', `/api/projects/${encodeURIComponent(project.id)}/files`);
-      xhr.setRequestHeader('Authorization', `Bearer ${token}`);
-      xhr.upload.onprogress = (e) => {
-        if (e.lengthComputable) onProgress((100 * e.loaded) / e.total);
-      };
-      xhr.onload = () => {
-        let body = {};
-        try { body = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
-        if (xhr.status >= 200 && xhr.status < 300 && body.data) resolve(body.data);
-        else {
-          reject(new AckError(body.error || { code: 'internal',
-            message: `${xhr.status} ${xhr.statusText}` }, 'upload'));
-        }
-      };
-      xhr.onerror = () => reject(new AckError({ code: 'unavailable',
-        message: 'the upload did not reach the server' }, 'upload'));
-      xhr.send(form);
-    });
-  }
-
-  async function upload(file, onProgress) {
-    try {
-      return await uploadOnce(file, onProgress);
-    } catch (err) {
-      if (err.code !== 'token_expired') throw err;
-      await app.refresh();
-      return uploadOnce(file, onProgress);
-    }
-  }
 
   // -- import -----------------------------------------------------------------------------
 
@@ -216,8 +176,8 @@ function mount(root, app) {
         ? uploaded.fileId : null;
       if (!fileId) {
         setBar('upload', 0, 'uploading…');
-        const record = await upload(file, (p) => setBar('upload', p,
-          `uploading ${Math.round(p)} %`));
+        const record = await uploadFile(app, pid, file, ({ loaded, total }) => setBar(
+          'upload', (100 * loaded) / total, `uploading ${Math.round((100 * loaded) / total)} %`));
         fileId = record.id;
         uploaded = { file, fileId, projectId: pid };
       }

@@ -1,6 +1,6 @@
 // The project's captures: the list (kept live from the project room's pushes by the
 // workspace), each capture's ingest state in words, and the upload with its own progress.
-import { AckError, h } from '../../lib.js';
+import { h } from '../../lib.js';
 import { bytes, count, duration, percent, rate } from './format.js';
 
 const CAPTURE = /\.(pcap|pcapng|cap)(\.gz)?$/i;
@@ -49,34 +49,6 @@ export function jobPercent(job) {
     return pc === null || pc === undefined ? null : pc;
   }
   return 0;
-}
-
-/** POST the file to the project's files with upload progress (XMLHttpRequest: fetch() has
- *  no upload progress). Resolves with the file record. */
-export function upload(app, projectId, file, onProgress) {
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    const form = new FormData();
-    form.append('file', file, file.name);
-    xhr.open('POST', `/api/projects/${encodeURIComponent(projectId)}/files`);
-    xhr.setRequestHeader('Authorization', `Bearer ${app.tokens && app.tokens.accessToken}`);
-    const started = performance.now();
-    xhr.upload.onprogress = (e) => {
-      if (!e.lengthComputable) return;
-      const secs = (performance.now() - started) / 1000;
-      const speed = secs > 0 ? e.loaded / secs : 0;
-      onProgress({ loaded: e.loaded, total: e.total, speed,
-        eta: speed > 0 ? (e.total - e.loaded) / speed : null });
-    };
-    xhr.onload = () => {
-      let body = {};
-      try { body = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
-      if (xhr.status >= 200 && xhr.status < 300) resolve(body.data);
-      else reject(new AckError(body.error || { code: 'internal', message: xhr.statusText }));
-    };
-    xhr.onerror = () => reject(new AckError({ code: 'unavailable', message: 'the upload failed' }));
-    xhr.send(form);
-  });
 }
 
 export const uploadText = ({ loaded, total, speed, eta }) => [

@@ -6,7 +6,8 @@ import { act, h, messageBox } from '../../lib.js';
 import { flowTable } from './flows.js';
 import { followStream } from './follow.js';
 import { bytes, seconds } from './format.js';
-import { captureList, isCapture, jobPercent, jobText, phase, upload, uploadText } from './files.js';
+import { captureList, isCapture, jobPercent, jobText, phase, uploadText } from './files.js';
+import { uploadFile } from '../../upload.js';
 import { ioChart } from './io.js';
 import { packetDetail } from './detail.js';
 import { packetList } from './packets.js';
@@ -50,7 +51,7 @@ export function mountCaptures(root, app) {
       uploading = { name: f.name, text: 'Uploading', percent: 0 };
       renderHeader();
       try {
-        const record = await upload(app, into.id, f, (p) => {
+        const record = await uploadFile(app, into.id, f, (p) => {
           uploading = { name: f.name, text: uploadText(p), percent: (100 * p.loaded) / p.total };
           renderHeader();
         });

@@ -1,9 +1,10 @@
 // Making tables: a new one with typed columns (optionally secret), or one imported from a CSV
 // file (uploaded over REST, then table:import; bad lines are listed, and can be skipped).
-import { AckError, act, authorizedFetch, field, h } from '../../lib.js';
+import { AckError, act, field, h } from '../../lib.js';
 import { messageLine } from './messages.js';
 import { plural } from './format.js';
 import { TYPES } from './values.js';
+import { uploadFile } from '../../upload.js';
 
 /** opts: {app, project() → {id}, onMade(table, note)} */
 export function createTools(opts) {
@@ -103,14 +104,6 @@ export function createTools(opts) {
     badLines.hidden = items.length === 0;
   }
 
-  async function upload(projectId, file) {
-    const form = new FormData();
-    form.append('file', file, file.name);
-    const res = await authorizedFetch(app, `/api/projects/${encodeURIComponent(projectId)}/files`,
-      { method: 'POST', body: form });
-    return (await res.json()).data;
-  }
-
   const importControls = h('fieldset', { class: 'stack' },
     h('legend', { class: 'visually-hidden' }, 'Import a CSV file'),
     field('CSV file', importFile),
@@ -125,7 +118,7 @@ export function createTools(opts) {
       if (!file) throw new AckError({ code: 'bad_request', message: 'choose a CSV file' });
       const projectId = opts.project().id;
       if (!uploaded || uploaded.file !== file || uploaded.projectId !== projectId) {
-        const record = await upload(projectId, file);
+        const record = await uploadFile(app, projectId, file);
         uploaded = { file, projectId, fileId: record.id };
       }
       const payload = { projectId, fileId: uploaded.fileId };
