@@ -52,6 +52,8 @@ async def test_viewer_on_b_gets_every_delta_from_a_in_order(chat_cluster, fake, 
     rid = ack["replyId"]
     event, done = await finished(b, rid, timeout=60)
     assert event == "message:done", done
+    # A's sockets get the reply from the same Redis channel as B's (seq order): by now or soon.
+    assert (await finished(a, rid, timeout=60))[0] == "message:done"
     text = assert_gapless(deltas(b, rid))  # indices 0, 1, 2… with no gap or repeat
     # Every piece the model sent, in order (pieces arriving together may share a push).
     assert text == "".join(pieces) == done["message"]["content"]
@@ -59,8 +61,7 @@ async def test_viewer_on_b_gets_every_delta_from_a_in_order(chat_cluster, fake, 
     assert assert_gapless(deltas(a, rid)) == text
     started = await b.wait_for("message:started", lambda d: d["messageId"] == rid)
     assert started["userMessage"]["content"] == "stream please"
-    # message:started comes first on both instances (A's sockets get the start of a reply
-    # before the other instances do, but never out of order).
+    # message:started comes first on both instances, message:done last (seq order).
     for c in (a, b):
         mine = [e for e, d in c.arrivals if isinstance(d, dict) and d.get("messageId") == rid]
         assert mine[:2] == ["message:started", "message:delta"] and \

@@ -48,4 +48,5 @@ def test_generated_password_is_printed_when_not_interactive(tmp_path):
 def test_events_prints_the_catalogue():
     out = run_cli("events")
     assert out.returncode == 0
-    assert out.stdout.startswith("| event |") and "`project:broadcast`" in out.stdout
+    assert "\n| event |" in out.stdout and "`project:broadcast`" in out.stdout
+    assert "*(not numbered)*" in out.stdout  # the catalogue says which pushes carry no seq
