@@ -56,6 +56,7 @@ _HEADER = re.compile(r'2(?:(/[^,]*),)?(\d*)\["((?:[^"\\]|\\.){0,200})"')
 _PREFIX = re.compile(r'2(?:(/[^,]*),)?(\d{1,15})')
 SEEN_EVERY_S = 3600  # last_seen_at is written at most this often by connects
 REPLAY_STALL_S = 30.0  # a replay stops when its socket reads nothing this long
+FLUSH_BEFORE_CUT_S = 1.0  # a draining socket's last pushes get this long to go out
 MAX_DEPTH = 64  # nesting of arrays/objects in an event's payload
 # A BINARY_EVENT's header: attachment count, optional "/namespace,", optional ack id.
 _BINARY = re.compile(r'5(\d{1,4})-(?:(/[^,]*),)?(\d{0,15})')
@@ -366,9 +367,12 @@ class Realtime:
 
     async def close_transport(self, sid: str) -> None:
         """Cut the socket's connection (draining): clients reconnect on a lost transport,
-        not after a Socket.IO disconnect."""
+        not after a Socket.IO disconnect. What was queued for it (``server:draining``) is
+        written first: a cut drops whatever the writer has not taken yet."""
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
         if eio_sid is not None:
+            await self.sio.eio.drained(eio_sid, 0, FLUSH_BEFORE_CUT_S)
+            await asyncio.sleep(0)  # the writer hands what it took to the transport
             await self.sio.eio.cut(eio_sid)
 
     @staticmethod

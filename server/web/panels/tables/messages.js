@@ -1,6 +1,7 @@
 // What the grid tells its reader when something fails: a sentence a person can act on, never
 // a bare error code. The code stays on the message element (data-code) for tests and tools.
 import { AckError, h } from '../../lib.js';
+import { errorText } from '../../error-messages.js';
 
 const sentence = (text) => {
   const s = String(text || '').trim();
@@ -47,8 +48,8 @@ export function humanError(err) {
     case 'not_found':
       return sentence(err.message && !/^not.found$/i.test(err.message)
         ? `${err.message}: it may have been deleted by someone else` : 'It no longer exists');
-    case 'forbidden':
-      return 'You do not have permission to do that here (viewers can read but not change).';
+    case 'forbidden':  // the console's sentence (a guest's limit has its own), the server's after
+      return errorText(err);
     case 'unauthorized':
     case 'token_expired':
       return 'Your session has ended: sign in again.';
