@@ -17,7 +17,10 @@ death answers ``unavailable``. Every process is a child reading its stdin: closi
 and one whose server died exits at end of input.
 
 The scratch process loads small captures cut out of a large one (``cut_frame``): one load of
-a few hundred frames takes ~70 ms, mostly sharkd resetting its dissectors.
+a few hundred frames takes ~70 ms, mostly sharkd resetting its dissectors. sharkd keeps ~11 MB
+of each capture it loaded, so after ``SCRATCH_LOADS`` a spare started meanwhile takes over. A
+spare also starts when a capture's session starts loading, for the answers from stream context
+while it loads.
 """
 from __future__ import annotations
 
@@ -36,6 +39,9 @@ from store.errors import EventError
 
 log = logging.getLogger("server.pcap")
 Key = tuple[str, int]  # (file id, ingest attempt)
+# sharkd 4.0 keeps ~11 MB of every capture it loaded: a fresh scratch process takes over after
+# this many loads (started ahead, so no request waits for it).
+SCRATCH_LOADS = 12
 
 
 class Session:
@@ -45,6 +51,7 @@ class Session:
         self.shark: Sharkd | None = None
         self.loading: asyncio.Task | None = None
         self.frames = 0
+        self.loads = 0  # captures loaded by this process (the scratch loads many)
         self.waiting = 0
         self.lock = asyncio.Lock()
         self.timer: Timer | None = None
@@ -71,6 +78,7 @@ class Dissections:
         self.load_timeout_s = load_timeout_s
         self.sessions: OrderedDict[Key, Session] = OrderedDict()
         self.scratch = Session(("", 0), "")
+        self._spare: asyncio.Task[Sharkd] | None = None
         self._closing: set[asyncio.Task] = set()
         self._stopped = False
 
@@ -108,6 +116,8 @@ class Dissections:
             await self._close(next(iter(self.sessions.values())))
         session = Session(key, path)
         self.sessions[key] = session
+        if not (self.scratch.shark is not None and self.scratch.shark.alive):
+            self._warm_spare()  # for stream-context answers while this loads
         session.loading = asyncio.create_task(self._load(session), name=f"sharkd-load-{key[0]}")
         session.loading.add_done_callback(_retrieve)
         return session
@@ -153,10 +163,14 @@ class Dissections:
 
     async def _load_cut(self, session: Session) -> None:
         try:
+            await self._take_spare(session)
             if session.shark is not None and session.shark.alive:
                 try:
                     await asyncio.wait_for(session.shark.load(session.path),
                                            self.load_timeout_s)
+                    session.loads += 1
+                    if session.loads >= SCRATCH_LOADS:
+                        self._warm_spare()
                     return
                 except (SharkdGone, TimeoutError) as exc:
                     log.warning("the scratch sharkd died (%s); restarting it once", exc)
@@ -172,8 +186,53 @@ class Dissections:
         if session.shark is not None:
             await session.shark.close()
         session.shark = Sharkd(self.binary)
+        session.loads = 0
         await session.shark.start()
         await asyncio.wait_for(session.shark.load(session.path), self.load_timeout_s)
+        session.loads = 1
+
+    def _warm_spare(self) -> None:
+        """Start a scratch process ahead of need (sharkd takes ~0.4 s to start)."""
+        if self._spare is not None or self._stopped:
+            return
+
+        async def start() -> Sharkd:
+            shark = Sharkd(self.binary)
+            try:
+                await shark.start()
+            except BaseException:
+                await shark.close()
+                raise
+            return shark
+
+        self._spare = asyncio.create_task(start(), name="sharkd-spare")
+        self._spare.add_done_callback(_retrieve)
+
+    async def _take_spare(self, session: Session) -> None:
+        """Put the spare in the scratch's place once it is ready (at once if the scratch is
+        gone, or has loaded twice its share of captures)."""
+        spare = self._spare
+        if spare is None:
+            return
+        gone = session.shark is None or not session.shark.alive
+        if not (spare.done() or gone or session.loads >= 2 * SCRATCH_LOADS):
+            return
+        self._spare = None
+        try:
+            fresh = await spare
+        except (SharkdGone, OSError, asyncio.CancelledError):
+            return
+        old, session.shark, session.loads = session.shark, fresh, 0
+        if old is not None:
+            await old.close()
+
+    async def _drop_spare(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is None:
+            return
+        spare.cancel()
+        with contextlib.suppress(BaseException):
+            await (await spare).close()
 
     # -- one request ----------------------------------------------------------------------
 
@@ -242,6 +301,8 @@ class Dissections:
             loading.cancel()
             with contextlib.suppress(BaseException):
                 await loading
+        if session is self.scratch:
+            await self._drop_spare()
         shark, session.shark = session.shark, None
         if shark is not None:
             if session.key[0]:

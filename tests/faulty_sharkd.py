@@ -4,8 +4,9 @@ It runs the real ``sharkd -`` and relays its JSON-RPC (the answers go straight f
 our caller), except that it
 - dies at once, as a dissector crash kills sharkd, on a ``frame`` request for frame
   ``$FAULTY_SHARKD_CRASH_FRAME``;
-- holds every ``load`` request until the file ``$FAULTY_SHARKD_HOLD`` exists, so a test can
-  send requests while a session is certainly still loading.
+- holds every ``load`` of a capture (not of a cut-out, ``cut-*``) until the file
+  ``$FAULTY_SHARKD_HOLD`` exists, so a test can send requests while a session is certainly
+  still loading.
 
 ``executable(tmp_path)`` writes a launcher to pass as the server's ``SHARKD``.
 """
@@ -40,7 +41,8 @@ def main() -> None:
             real.kill()
             real.wait()
             os._exit(1)
-        if request.get("method") == "load" and hold:
+        cut_out = os.path.basename(str(params.get("file"))).startswith("cut-")
+        if request.get("method") == "load" and hold and not cut_out:
             while not os.path.exists(hold):
                 time.sleep(0.01)
         real.stdin.write(line)

@@ -302,6 +302,24 @@ async def test_requests_wait_in_order_and_past_the_queue_are_refused(tmp_path, m
         assert differences(answers[0]["data"]["layers"], wireshark_frames(path)[18]) == []
 
 
+async def test_stream_context_while_the_session_loads(tmp_path, monkeypatch):
+    hold = tmp_path / "loaded"
+    monkeypatch.setenv("FAULTY_SHARKD_HOLD", str(hold))
+    async with own_server(tmp_path, sharkd=faulty_sharkd.executable(tmp_path),
+                          dissect_load_wait_s=0) as (srv, c, p):
+        path = PCAPS / "http-simple-get.pcap"
+        fid, _ = await ingest(c, srv, p["id"], path.read_bytes(), "web.pcap")
+        early = await c.ok("pcap:packet", {"fileId": fid, "number": 11})
+        assert early["context"] == "stream"
+        assert find(early["layers"], "tcp.segments")["label"].endswith("#9(1448), #11(893)")
+        assert bytes.fromhex(early["sources"][0]["bytes"]) == reassembled_bytes(path, 11)
+        hold.touch()
+        await eventually(lambda: pool(srv).sessions[(fid, 1)].ready, timeout=30)
+        later = await c.ok("pcap:packet", {"fileId": fid, "number": 11})
+        assert later["context"] == "capture"
+        assert differences(later["layers"], wireshark_frames(path)[11]) == []
+
+
 async def test_sessions_close_with_their_capture_and_with_the_server(tmp_path):
     async with own_server(tmp_path, dissect_load_wait_s=120) as (srv, c, p):
         fid, _ = await ingest(c, srv, p["id"], (PCAPS / "dns-tcp.pcap").read_bytes(), "d.pcap")
