@@ -89,12 +89,19 @@ class Dissections:
         needed); None while the load outlasts ``load_wait_s``."""
         session = await self._session(key, path)
         with self._waiting(session):
+            loading = session.loading
             if not session.ready:
-                assert session.loading is not None
+                if loading is None:
+                    raise _closed()
                 try:
-                    await asyncio.wait_for(asyncio.shield(session.loading), self.load_wait_s)
+                    await asyncio.wait_for(asyncio.shield(loading), self.load_wait_s)
                 except TimeoutError:
                     return None
+                except asyncio.CancelledError:
+                    task = asyncio.current_task()
+                    if not loading.cancelled() or (task is not None and task.cancelling()):
+                        raise
+                    raise _closed() from None
                 except (SharkdGone, SharkdError, OSError) as exc:
                     await self._close(session)
                     raise EventError("unavailable", f"the capture could not be opened for "
@@ -327,6 +334,11 @@ class Dissections:
         if self.scratch.shark is not None and self.scratch.shark.alive:
             out[""] = self.scratch.shark.pid
         return out
+
+
+def _closed() -> EventError:
+    return EventError("unavailable", "the capture's dissection session was closed meanwhile "
+                      "(to make room, or its capture changed); ask again", {"reason": "closed"})
 
 
 def _retrieve(task: asyncio.Task) -> None:

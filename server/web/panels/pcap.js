@@ -189,12 +189,18 @@ function mount(root, app) {
 
   async function showPacket(number) {
     const one = await app.call('pcap:packet', { fileId: file, number });
+    // A node's bytes lie in the frame or, with `source`, in bytes a dissector built (the
+    // reassembled TCP segments of an HTTP response, say): both are shown below the tree.
+    const where = (n) => (n.source === undefined ? '' : ` of ${one.sources[n.source].name}`);
     const node = (n) => h('li', { 'data-field': n.name,
-      title: n.pos !== undefined ? `bytes ${n.pos}–${n.pos + (n.size || 0)}` : '' }, n.label,
-    n.children ? h('ul', {}, n.children.map(node)) : null);
+      title: n.pos !== undefined ? `bytes ${n.pos}–${n.pos + (n.size || 0)}${where(n)}` : '' },
+    n.label, n.children ? h('ul', {}, n.children.map(node)) : null);
     detailTree.replaceChildren(...one.layers.map(node));
-    hex.textContent = (one.bytes.match(/.{1,32}/g) || []).map((line, i) =>
+    const dump = (bytes) => (bytes.match(/.{1,32}/g) || []).map((line, i) =>
       `${(i * 16).toString(16).padStart(4, '0')}  ${line.replace(/(..)/g, '$1 ')}`).join('\n');
+    hex.textContent = [dump(one.bytes), ...one.sources.map((s) =>
+      `\n${s.name}${s.truncated ? ` (first ${s.bytes.length / 2} of ${s.length} bytes)` : ''}`
+      + `\n${dump(s.bytes)}`)].join('\n');
   }
 
   // -- pushes -----------------------------------------------------------------------------
