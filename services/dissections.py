@@ -93,19 +93,17 @@ class Dissections:
             if not session.ready:
                 if loading is None:
                     raise _closed()
-                try:
-                    await asyncio.wait_for(asyncio.shield(loading), self.load_wait_s)
-                except TimeoutError:
+                # asyncio.wait neither cancels the load nor raises what ended it
+                done, _ = await asyncio.wait({loading}, timeout=self.load_wait_s)
+                if not done:
                     return None
-                except asyncio.CancelledError:
-                    task = asyncio.current_task()
-                    if not loading.cancelled() or (task is not None and task.cancelling()):
-                        raise
-                    raise _closed() from None
-                except (SharkdGone, SharkdError, OSError) as exc:
+                if loading.cancelled():
+                    raise _closed()
+                failure = loading.exception()
+                if failure is not None:
                     await self._close(session)
                     raise EventError("unavailable", f"the capture could not be opened for "
-                                     f"dissection: {exc}") from None
+                                     f"dissection: {failure or 'timed out'}")
             async with session.lock:
                 result = await self._ask(session, number, self._reload)
         return await asyncio.to_thread(frame_view, result)
@@ -158,8 +156,7 @@ class Dissections:
         with self._waiting(session):
             fd, name = tempfile.mkstemp(suffix=".pcapng", prefix="cut-", dir=self.workdir)
             try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(capture)
+                await asyncio.to_thread(_write, fd, capture)
                 async with session.lock:
                     session.path = name
                     await self._load_cut(session)
@@ -334,6 +331,11 @@ class Dissections:
         if self.scratch.shark is not None and self.scratch.shark.alive:
             out[""] = self.scratch.shark.pid
         return out
+
+
+def _write(fd: int, data: bytes) -> None:
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
 
 
 def _closed() -> EventError:

@@ -272,6 +272,15 @@ async def test_a_frame_that_crashes_sharkd_twice_is_unavailable(tmp_path, monkey
         assert find(one["layers"], "tcp.reassembled_in")["frame"] == 11
 
 
+async def test_without_sharkd_a_packet_is_unavailable(tmp_path):
+    async with own_server(tmp_path, sharkd=str(tmp_path / "no-sharkd"),
+                          dissect_load_wait_s=120) as (srv, c, p):
+        fid, _ = await ingest(c, srv, p["id"], (PCAPS / "dns-tcp.pcap").read_bytes(), "d.pcap")
+        err = await c.err("pcap:packet", {"fileId": fid, "number": 4})
+        assert err["code"] == "unavailable" and "could not be started" in err["message"]
+        assert pool(srv).pids() == {}
+
+
 async def test_requests_wait_in_order_and_past_the_queue_are_refused(tmp_path, monkeypatch):
     hold = tmp_path / "loaded"
     monkeypatch.setenv("FAULTY_SHARKD_HOLD", str(hold))
