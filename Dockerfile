@@ -10,7 +10,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PORT=8000 \
     DATA_DIR=/app/data
 
-# tshark: bulk PCAP ingest (field extraction) and pyshark's per-packet dissection.
+# tshark: bulk PCAP ingest (field extraction); its wireshark-common brings sharkd, which
+# dissects single packets (pcap:packet).
 # The debconf preseed answers wireshark-common's "may non-root users capture?"
 # prompt (no: we only read files) so the install is non-interactive.
 RUN echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections \

@@ -78,9 +78,11 @@ class PeakRss:
 
 @contextlib.asynccontextmanager
 async def running_server(module: str = "server", data_dir: Path | None = None,
+                         root: Path | None = None,
                          **env_extra: str) -> AsyncIterator[tuple[subprocess.Popen, str]]:
     """``python -m <module>`` (this server, or e.g. ``bench.bare_server``) on a free port,
-    its data in ``data_dir`` (a fresh one by default; removed at the end either way)."""
+    its data in ``data_dir`` (a fresh one by default; removed at the end either way), run from
+    ``root`` (this checkout by default; another one to measure an earlier version)."""
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="bench-server-"))
     port = free_port()
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "DATA_DIR": str(data_dir),
@@ -94,7 +96,7 @@ async def running_server(module: str = "server", data_dir: Path | None = None,
     env.pop("MONGO_URL", None)
     log = open(data_dir.with_suffix(".log"), "w+")
     proc = subprocess.Popen([sys.executable, "-m", module], env=env,
-                            cwd=Path(__file__).resolve().parents[1],
+                            cwd=root or Path(__file__).resolve().parents[1],
                             stdout=subprocess.DEVNULL, stderr=log)
     try:
         for _ in range(200):

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from handlers.base import Cursor, Int, Payload, Time, event
 from handlers.scopes import Capture, File
-from ingest.pcap import dissect as dissection
+from ingest.pcap import follow as following
 from ingest.pcap import layout as layouts
 from ingest.pcap.stats import io_series, smallest_interval
 from services.captures import PcapService
@@ -34,7 +34,7 @@ Kind = Literal["eth", "ip", "ipv6", "tcp", "udp"]
 MAX_IO_POINTS = 10_000
 FOLLOW_MAX_PACKETS = 20_000
 FOLLOW_MAX_BYTES = 4 << 20
-DISSECTIONS_CACHED = 256
+PACKETS_CACHED = 256
 
 
 class FilePayload(Payload):
@@ -282,47 +282,47 @@ async def on_packets(ctx, p: PacketsPayload):
 
 
 @event("pcap:packet", PacketPayload, scope=Capture("fileId", "viewer"),
-       ack="{fileId, number, packet, layers: [{name, label, value?, pos, size, children}], "
-           "bytes (hex)}")
+       ack="{fileId, number, packet, context, layers: [{name, label, value?, pos?, size?, "
+           "source?, frame?, children?}], bytes (hex), sources: [{name, bytes (hex), length, "
+           "truncated}], truncated}")
 async def on_packet(ctx, p: PacketPayload):
-    """One packet's full dissection (pyshark): the layer tree with field names, shown
-    values and byte offsets, and the packet's bytes in hex. The frame is cut out of the
-    file through the offset index and dissected on its own (no reassembly context)."""
+    """One packet's full dissection by Wireshark's own daemon (sharkd), with what earlier and
+    later frames tell: TCP segments reassembled into the PDU they carry (HTTP, TLS, DNS over
+    TCP...), a segment in the middle of a PDU naming the frame it is reassembled in, requests
+    linked to responses. ``context`` says from what it was dissected: ``capture`` (the whole
+    capture, the view Wireshark shows), or for a capture too large to keep open (or still
+    being opened) ``stream`` (the frames of its TCP/UDP stream up to it: a PDU ending here is
+    reassembled, references to later frames are missing) or ``frame`` (outside TCP/UDP).
+    ``layers``: the tree; ``name`` is the field's filter name ("" for a text item and for an
+    item the filter language cannot name), ``value`` its value as a display filter writes it
+    (strings unquoted, at most 4096 characters), ``pos``/``size`` its bytes, in ``bytes`` (the
+    frame) or, with ``source: i``, in ``sources[i]``: bytes a dissector built, such as the
+    reassembled TCP segments (at most 1 MiB each; ``length`` is the whole). ``frame`` links
+    to another frame. ``truncated``: the tree had more than 20 000 items."""
     record, job = ctx.resource.file, ctx.resource.job
-    cache = service(ctx).dissections
+    cache = service(ctx).packet_acks
     key = (record.id, job.attempt, p.number)
     if key in cache:
         cache.move_to_end(key)
         return cache[key]
+    summary = await service(ctx).stats(job, "summary")
     packet = await ctx.store.pcap.get_packet(record.id, p.number)
     if packet is None:
-        raise NotFound(f"no frame {p.number} in this capture")
+        raise NotFound(f"no frame {p.number} in this capture: it has {summary['packets']}",
+                       {"frames": summary["packets"]})
     layout = await service(ctx).stats(job, "layout")
-    if packet.offset is None or not layout.get("preambles"):
-        raise EventError("unavailable", "this capture's format has no offset index, so "
-                         "single frames cannot be cut out of it")
-    preamble = base64.b64decode(layout["preambles"][packet.section])
-    async with service(ctx).capture_path(record, layout) as path:
-        raw_record = await asyncio.to_thread(_read, path, packet.offset, packet.reclen)
-    capture = layouts.one_frame(preamble, raw_record)
-    try:
-        tree = await service(ctx).dissector.dissect(capture)
-    except (TimeoutError, dissection.DissectError) as exc:
-        raise EventError("unavailable", f"the packet could not be dissected: {exc}") from None
-    data = layouts.packet_bytes(layout["format"], preamble, raw_record)
-    summary = await service(ctx).stats(job, "summary")
+    context, view = await service(ctx).detail.view(record, job, packet, layout)
     out = {"fileId": record.id, "number": p.number,
-           "packet": packet_view(packet, summary["firstEpoch"]),
-           "layers": dissection.renumber(tree, p.number), "bytes": data.hex()}
-    cache[key] = out
-    while len(cache) > DISSECTIONS_CACHED:
-        cache.popitem(last=False)
+           "packet": packet_view(packet, summary["firstEpoch"]), "context": context,
+           "layers": view.layers, "bytes": view.data.hex(),
+           "sources": [{"name": s["name"], "bytes": s["bytes"].hex(), "length": s["length"],
+                        "truncated": s["truncated"]} for s in view.sources],
+           "truncated": view.truncated}
+    if context == "capture":  # the others are better once the session is open
+        cache[key] = out
+        while len(cache) > PACKETS_CACHED:
+            cache.popitem(last=False)
     return out
-
-
-def _read(path, offset: int, length: int) -> bytes:
-    with open(path, "rb") as fh:
-        return layouts.read_record(fh, offset, length)
 
 
 @event("pcap:follow", FollowPayload, scope=Capture("fileId", "viewer"),
@@ -370,7 +370,7 @@ def _follow(path, layout: dict, packets: list[PcapPacket], kind: str) -> dict:
                     # on_follow checked the offsets; the ingest sets reclen with offset
                     assert x.offset is not None and x.reclen is not None
                     out.write(layouts.read_record(src, x.offset, x.reclen))
-        return dissection.follow(name, kind, 0)
+        return following.follow(name, kind, 0)
     finally:
         os.unlink(name)
 

@@ -23,11 +23,12 @@ from collections import OrderedDict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ingest.pcap.dissect import Dissector
 from ingest.pcap.flows import KINDS, endpoints
 from ingest.pcap.run import Cancelled, CaptureError, IngestRun, decompress_if_gzip
 from services.container import Core
+from services.dissections import Dissections
 from services.jobs import Handoff, JobEvents, JobRun, JobWorker
+from services.packet_detail import PacketDetail
 from services.quotas import spend_guest_quota
 from store.base import FileRecord, Job
 from store.errors import EventError
@@ -58,11 +59,16 @@ class PcapService(JobWorker):
         settings = core.settings
         super().__init__(core, core.store.pcap, slots=settings.ingest_concurrency,
                          lease_s=settings.ingest_lease_s)
-        self.dissector = Dissector()
         self.cache: OrderedDict = OrderedDict()  # (fileId, attempt, name) -> stats document
         self.cache_size = 64
-        self.dissections: OrderedDict = OrderedDict()  # (fileId, attempt, number) -> ack
+        self.packet_acks: OrderedDict = OrderedDict()  # (fileId, attempt, number) -> ack
         self.workdir = Path(settings.data_dir) / "pcap-work" / _safe(self.instance)
+        self.dissections = Dissections(
+            core.clock, self.workdir, sessions=settings.dissect_sessions,
+            idle_s=settings.dissect_idle_s, queue=settings.dissect_queue,
+            load_wait_s=settings.dissect_load_wait_s, binary=settings.sharkd)
+        self.detail = PacketDetail(self, self.dissections,
+                                   session_max_bytes=int(settings.dissect_session_max_mb * 2**20))
         self._cache_lock = asyncio.Lock()
 
     @property
@@ -82,6 +88,11 @@ class PcapService(JobWorker):
         hooks.file_added.append(self._file_added)
         hooks.file_deleted.append(lambda record: self.forget(record.id))
         hooks.project_deleted.append(self._project_deleted)
+        # A capture ingested anew or deleted closes its sessions on every instance.
+        self.core.bus.on("pcap:dissections:close", self._close_dissections)
+
+    async def _close_dissections(self, data: dict) -> None:
+        await self.dissections.close_file(str(data.get("fileId")))
 
     async def _file_added(self, record: FileRecord) -> None:
         if not is_capture(record.name, record.mime):
@@ -101,17 +112,19 @@ class PcapService(JobWorker):
 
     async def _project_deleted(self, project_id: str) -> None:
         for file_id in await self.store.delete_project_jobs(project_id):
+            await self.core.bus.publish("pcap:dissections:close", {"fileId": file_id})
             await self.core.blobs.delete(derived_key(file_id))
 
     async def stop(self) -> None:
         await super().stop()
-        await self.dissector.close()
+        await self.dissections.stop()
 
     async def forget(self, file_id: str) -> None:
         await super().forget(file_id)
         await self.core.blobs.delete(derived_key(file_id))
 
     async def discard(self, file_id: str) -> None:
+        await self.core.bus.publish("pcap:dissections:close", {"fileId": file_id})
         await self.store.delete_packets(file_id)
 
     # -- one ingest -----------------------------------------------------------------------

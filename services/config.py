@@ -82,6 +82,22 @@ class Settings:
     ingest_tshark_procs: int = _env("INGEST_TSHARK_PROCS", 0,
                                     doc="tshark processes dissecting one large capture at once "
                                         "(flow-partitioned parts); 0: the cores, at most 4")
+    dissect_sessions: int = _env(
+        "DISSECT_SESSIONS", 3, doc="captures kept open in a sharkd process each for pcap:packet "
+        "(least recently used closed first; ~64 MB each plus ~3x the capture's size); 0: "
+        "every frame is dissected from its stream's context")
+    dissect_session_max_mb: float = _env(
+        "DISSECT_SESSION_MAX_MB", 64.0, doc="larger captures get no session: their frames are "
+        "dissected from their stream's context")
+    dissect_idle_s: float = _env("DISSECT_IDLE_S", 300.0,
+                                 doc="a capture's sharkd session unused this long is closed")
+    dissect_queue: int = _env("DISSECT_QUEUE", 16,
+                              doc="pcap:packet requests waiting for one session; more are "
+                                  "refused (unavailable, reason busy)")
+    dissect_load_wait_s: float = _env(
+        "DISSECT_LOAD_WAIT_S", 1.0, doc="a pcap:packet finding its capture's session still "
+        "loading waits this long, then is answered from the stream's context")
+    sharkd: str = _env("SHARKD", "sharkd", doc="Wireshark's sharkd (packet dissection)")
     guest_imports: int = _env("GUEST_IMPORTS", 2, doc="imports a guest may run")
     guest_messages: int = _env("GUEST_MESSAGES", 20, doc="chat messages a guest may send")
     instance_id: str = _env("INSTANCE_ID", "", doc="defaults to host:pid")
@@ -214,11 +230,12 @@ class Settings:
                      "signups_per_ip", "guests_per_ip", "auth_timeout_s", "anon_sockets_per_ip",
                      "guest_ttl_days", "audit_days", "drain_timeout_s", "event_rate_read",
                      "event_rate_write", "event_rate_heavy", "max_sockets_per_ip",
-                     "max_sockets_per_user"):
+                     "max_sockets_per_user", "dissect_idle_s", "dissect_queue"):
             if getattr(self, name) <= 0:
                 out.append(f"{_env_name(name)} must be greater than 0")
         for name in ("lock_cooldown_s", "lock_grace_s", "guest_imports", "guest_messages",
-                     "anthropic_max_retries", "chat_offline_delay_ms", "ingest_tshark_procs"):
+                     "anthropic_max_retries", "chat_offline_delay_ms", "ingest_tshark_procs",
+                     "dissect_sessions", "dissect_session_max_mb", "dissect_load_wait_s"):
             if getattr(self, name) < 0:
                 out.append(f"{_env_name(name)} must not be negative")
         if self.send_queue_max_kb < self.max_event_kb:

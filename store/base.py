@@ -731,9 +731,10 @@ class PcapRepo(JobQueue):
         offset scans, as fast on the last page as on the first)."""
 
     @abstractmethod
-    async def stream_packets(self, file_id: str, l4: str, stream: int,
-                             limit: int) -> list[PcapPacket]:
-        """The packets of one TCP/UDP stream in frame order (at most ``limit``)."""
+    async def stream_packets(self, file_id: str, l4: str, stream: int, limit: int,
+                             through: int | None = None) -> list[PcapPacket]:
+        """The packets of one TCP/UDP stream in frame order: the first ``limit``, or with
+        ``through`` the last ``limit`` numbered ``through`` or lower."""
 
     @abstractmethod
     async def delete_packets(self, file_id: str) -> None: ...

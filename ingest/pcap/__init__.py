@@ -5,5 +5,7 @@
 - ``flows``: conversations and endpoints counted like Wireshark's taps.
 - ``stats``: totals like ``capinfos``, I/O over time, packet sizes.
 - ``taps``: tshark's own tap reports (protocol hierarchy; conversation reports for checks).
-- ``dissect``: one packet's full dissection (pyshark) and Follow Stream.
+- ``sharkd``: a sharkd process (Wireshark's daemon) over its JSON-RPC; ``frame_tree``: its
+  answer for one frame as ``pcap:packet``'s layer tree.
+- ``follow``: Follow Stream (tshark).
 """

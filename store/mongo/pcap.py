@@ -117,10 +117,16 @@ class MongoPcap(MongoJobs, PcapRepo):
         return Page(items, encode_cursor(["p", items[-1].number]) if len(docs) > limit
                     else None)
 
-    async def stream_packets(self, file_id, l4, stream, limit) -> list[PcapPacket]:
-        page = await self.list_packets(file_id, limit=limit,
-                                       flt=PacketFilter(l4=l4, stream=stream))
-        return page.items
+    async def stream_packets(self, file_id, l4, stream, limit,
+                             through=None) -> list[PcapPacket]:
+        if through is None:
+            page = await self.list_packets(file_id, limit=limit,
+                                           flt=PacketFilter(l4=l4, stream=stream))
+            return page.items
+        docs = await self.packets.find({"fileId": file_id, "l4": l4, "stream": stream,
+                                        "number": {"$lte": through}}) \
+            .sort("number", -1).limit(limit).to_list(None)
+        return [_packet(d) for d in reversed(docs)]
 
     async def delete_packets(self, file_id) -> None:
         await self.packets.delete_many({"fileId": file_id})

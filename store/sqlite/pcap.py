@@ -166,10 +166,22 @@ class SqlitePcap(SqliteJobs, PcapRepo):
 
         return await self.db.read(read)
 
-    async def stream_packets(self, file_id, l4, stream, limit) -> list[PcapPacket]:
-        page = await self.list_packets(file_id, limit=limit,
-                                       flt=PacketFilter(l4=l4, stream=stream))
-        return page.items
+    async def stream_packets(self, file_id, l4, stream, limit,
+                             through=None) -> list[PcapPacket]:
+        if through is None:
+            page = await self.list_packets(file_id, limit=limit,
+                                           flt=PacketFilter(l4=l4, stream=stream))
+            return page.items
+
+        def read(conn):
+            name = _table(conn, file_id)
+            if name is None:
+                return []
+            rows = conn.execute(f"SELECT {_COLS} FROM {name} WHERE l4=? AND stream=? AND id<=?"
+                                " ORDER BY id DESC LIMIT ?", (l4, stream, through, limit))
+            return [_packet(r) for r in reversed(rows.fetchall())]
+
+        return await self.db.read(read)
 
     async def delete_packets(self, file_id) -> None:
         await self.db.write(_delete_packets, file_id)

@@ -1,5 +1,6 @@
 """The capture panel in headless Chromium: upload a shared capture, watch the progress bar
-reach 100 %, the packet list fill, and one packet's layer tree and bytes open."""
+reach 100 %, the packet list fill, and one packet's layer tree and bytes open (a reassembled
+response with the reassembled bytes too)."""
 from __future__ import annotations
 
 from playwright.async_api import expect
@@ -29,4 +30,12 @@ async def test_upload_progress_packet_list_and_dissection(open_console):
     await rows.first.click()
     await expect(alice.tid("pcap-layers").locator('[data-field="http"]')).to_be_visible()
     await expect(alice.tid("pcap-hex")).to_contain_text("0000  ")
+    # The response (frame 11) is reassembled from four segments: its HTTP layer's bytes are
+    # those segments, shown under the frame's own.
+    await rows.nth(1).click()
+    http = alice.tid("pcap-layers").locator('[data-field="http"]')
+    await expect(http).to_have_attribute("title", "bytes 0–198 of Reassembled TCP (5237 bytes)")
+    await expect(alice.tid("pcap-layers").locator('[data-field="tcp.segments"]')).to_be_visible()
+    await expect(alice.tid("pcap-hex")).to_contain_text(
+        "Reassembled TCP (5237 bytes)\n0000  48 54 54 50")  # HTTP
     await alice.keep_screenshot("pcap-panel")

@@ -88,6 +88,9 @@ async def test_packets_page_by_number_with_filters(store):
     assert await numbers(l4="tcp", stream=0) == list(range(2, 51, 2))
     assert await numbers(protocol="TCP", port=1000, text="get") == [14, 28, 42]
     assert [p.number for p in await pcap.stream_packets(fid, "tcp", 1, 3)] == [1, 3, 5]
+    assert [p.number for p in await pcap.stream_packets(fid, "tcp", 1, 3, through=20)] == \
+        [15, 17, 19]
+    assert [p.number for p in await pcap.stream_packets(fid, "tcp", 1, 9, through=4)] == [1, 3]
     tcp = PacketFilter(protocol="tcp")
     page = await pcap.list_packets(fid, limit=45)  # a cursor holds a frame number:
     page = await pcap.list_packets(fid, cursor=page.next_cursor, limit=3, flt=tcp)

@@ -7,6 +7,9 @@ import { bytes as human } from './format.js';
 const PER_LINE = 16;
 
 /** Scroll `box` (not the page) so that `target` inside it is in view. */
+const bytesOf = (hexText) => new Uint8Array((hexText.match(/../g) || [])
+  .map((x) => parseInt(x, 16)));
+
 function scrollWithin(box, target) {
   const b = box.getBoundingClientRect();
   const t = target.getBoundingClientRect();
@@ -21,7 +24,11 @@ export function packetDetail(app, { onFollow, onBack }) {
   let gen = 0;
   let nodes = []; // {li, node, parent, depth}
   let current = null; // the selected entry of nodes
-  let cells = []; // offset → [hex span, ascii span]
+  // Per byte source ('f': the frame; 0, 1…: bytes a dissector built, e.g. a reassembled
+  // TCP payload): offset → [hex span, ascii span].
+  let cellsBy = { f: [] };
+  let sources = [];
+  const srcOf = (node) => (node.source === undefined || node.source === null ? 'f' : String(node.source));
   let lit = [];
   let waiting = null; // {fileId, packet} asked for before the ingest finished
 
@@ -49,7 +56,9 @@ export function packetDetail(app, { onFollow, onBack }) {
       const open = kids && expanded.has(node.name);
       const li = h('li', { role: 'treeitem', 'aria-level': depth, 'aria-selected': 'false',
         tabindex: -1, 'data-field': node.name, 'aria-expanded': kids ? String(Boolean(open)) : null,
-        'data-pos': node.pos ?? '', 'data-size': node.size ?? '' },
+        'data-pos': node.pos ?? '', 'data-size': node.size ?? '',
+        title: srcOf(node) !== 'f' && sources[node.source] && node.size
+          ? `bytes ${node.pos}–${node.pos + node.size - 1} of ${sources[node.source].name}` : null },
       h('span', { class: 'cap-node' },
         h('span', { class: 'cap-caret', 'aria-hidden': 'true' }, kids ? '' : ' '),
         h('span', { class: 'cap-label' }, node.label || node.name)));
@@ -122,16 +131,16 @@ export function packetDetail(app, { onFollow, onBack }) {
 
   // -- bytes ------------------------------------------------------------------------------
 
-  function renderHex(data) {
-    cells = [];
+  function hexLines(data, src, cells) {
     const lines = [];
     for (let off = 0; off < data.length; off += PER_LINE) {
       const hexes = [];
       const chars = [];
       for (let i = off; i < Math.min(off + PER_LINE, data.length); i += 1) {
         const b = data[i];
-        const x = h('span', { class: 'b', 'data-off': i }, b.toString(16).padStart(2, '0'));
-        const c = h('span', { class: 'c', 'data-off': i },
+        const x = h('span', { class: 'b', 'data-off': i, 'data-src': src },
+          b.toString(16).padStart(2, '0'));
+        const c = h('span', { class: 'c', 'data-off': i, 'data-src': src },
           b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : '.');
         cells[i] = [x, c];
         hexes.push(x, i % 8 === 7 ? '  ' : ' ');
@@ -141,12 +150,28 @@ export function packetDetail(app, { onFollow, onBack }) {
         h('span', { class: 'o' }, off.toString(16).padStart(4, '0')), '  ',
         h('span', { class: 'x' }, hexes), ' ', h('span', { class: 'a' }, chars)));
     }
+    return lines;
+  }
+
+  /** The frame's bytes, then each source a dissector built (under its name). */
+  function renderHex(data) {
+    cellsBy = { f: [] };
+    const lines = hexLines(data, 'f', cellsBy.f);
+    sources.forEach((s, i) => {
+      cellsBy[i] = [];
+      lines.push(h('div', { class: 'cap-hex-source' }, s.name, '\n'),
+        ...hexLines(bytesOf(s.bytes), String(i), cellsBy[i]));
+    });
     hex.replaceChildren(...lines);
   }
 
   function light(node) {
-    for (const off of lit) for (const span of cells[off] || []) span.classList.remove('hl');
+    for (const [src, off] of lit) {
+      for (const span of cellsBy[src][off] || []) span.classList.remove('hl');
+    }
     lit = [];
+    const src = srcOf(node);
+    const cells = cellsBy[src] || [];
     const { pos, size } = node;
     if (pos === undefined || pos === null || !size) {
       field.textContent = `${node.name}: no bytes of its own`;
@@ -157,11 +182,12 @@ export function packetDetail(app, { onFollow, onBack }) {
     const end = Math.min(pos + size, cells.length);
     for (let off = pos; off < end; off += 1) {
       for (const span of cells[off] || []) span.classList.add('hl');
-      lit.push(off);
+      lit.push([src, off]);
     }
     hex.dataset.from = String(pos);
     hex.dataset.to = String(end);
-    field.textContent = `${node.name}: ${human(size)} at offset ${pos}`;
+    const where = src === 'f' ? '' : ` of ${sources[node.source].name}`;
+    field.textContent = `${node.name}: ${human(size)} at offset ${pos}${where}`;
     if (cells[pos]) scrollWithin(hexBox, cells[pos][0]);
   }
 
@@ -169,10 +195,12 @@ export function packetDetail(app, { onFollow, onBack }) {
     const span = e.target.closest('[data-off]');
     if (!span) return;
     const off = Number(span.dataset.off);
+    const src = span.dataset.src || 'f';
     // The most specific field covering the byte: the smallest, first in tree order.
     let best = null;
     for (const entry of nodes) {
       const { pos, size } = entry.node;
+      if (srcOf(entry.node) !== src) continue;
       if (pos === undefined || pos === null || !size || off < pos || off >= pos + size) continue;
       if (!best || size < best.node.size) best = entry;
     }
@@ -215,11 +243,11 @@ export function packetDetail(app, { onFollow, onBack }) {
     title.textContent = `Frame ${p.number} · ${human(p.length)} · ${p.protocol || ''}`;
     nodes = [];
     current = null;
+    sources = one.sources || [];
     const list = document.createDocumentFragment();
     build(one.layers, null, 1, list);
     tree.replaceChildren(list);
-    const data = new Uint8Array((one.bytes.match(/../g) || []).map((x) => parseInt(x, 16)));
-    renderHex(data);
+    renderHex(bytesOf(one.bytes));
     lit = [];
     field.textContent = '';
     if (nodes.length) {
@@ -245,7 +273,8 @@ export function packetDetail(app, { onFollow, onBack }) {
       gen += 1;
       nodes = [];
       current = null;
-      cells = [];
+      cellsBy = { f: [] };
+      sources = [];
       lit = [];
       title.textContent = 'No packet selected';
       hint.textContent = HINT;
