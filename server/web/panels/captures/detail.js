@@ -58,7 +58,7 @@ export function packetDetail(app, { onFollow, onBack }) {
         tabindex: -1, 'data-field': node.name, 'aria-expanded': kids ? String(Boolean(open)) : null,
         'data-pos': node.pos ?? '', 'data-size': node.size ?? '',
         title: srcOf(node) !== 'f' && sources[node.source] && node.size
-          ? `bytes ${node.pos}–${node.pos + node.size - 1} of ${sources[node.source].name}` : null },
+          ? `bytes ${node.pos}–${node.pos + node.size} of ${sources[node.source].name}` : null },
       h('span', { class: 'cap-node' },
         h('span', { class: 'cap-caret', 'aria-hidden': 'true' }, kids ? '' : ' '),
         h('span', { class: 'cap-label' }, node.label || node.name)));
