@@ -195,6 +195,11 @@ async def test_several_users_at_once_get_their_own_frames(clients, server):
                                           "role": "viewer"})
         viewers.append(v)
     truth = wireshark_frames(path)
+
+    async def session_ready():  # until then a frame comes from its stream's context
+        return (await c.ok("pcap:packet", {"fileId": fid, "number": 1}))["context"] == "capture"
+
+    await eventually(session_ready, timeout=60, interval=0.2)
     for wave in (range(1, 13), range(13, 25), range(25, 37)):  # 12 at once: DISSECT_QUEUE 16
         asked = [(viewers[n % 4], n) for n in wave]
         answers = await asyncio.gather(*(v.ok("pcap:packet", {"fileId": fid, "number": n})
