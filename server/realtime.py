@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import ipaddress
-import json
 import logging
 import math
 import re
@@ -35,7 +34,7 @@ from server.web_security import handshake_origins
 from services.config import Settings
 from services.container import Services
 from services.gateway import SocketState
-from services.replay import CURRENT_CALL, CallPushes, Entry
+from services.replay import CURRENT_CALL, CallPushes, Entry, compact_json
 from store.base import User
 from store.errors import (
     EventError,
@@ -107,10 +106,6 @@ def _request_id(value: Any) -> str:
                                                  "problem": "not a valid requestId",
                                                  "type": "string_pattern_mismatch"}]})
     return value
-
-
-# Socket.IO's own packet encoding (python-socketio encodes with these separators).
-_compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _finite(text: str) -> float:
@@ -537,8 +532,7 @@ class Realtime:
             except EventError as exc:
                 ack = {"ok": False, "error": exc.to_dict()}
             except BaseException:
-                await requests.end(state.user_id, request_id, spec.name,
-                                   {"ok": False, "error": {"code": "internal"}})
+                await requests.forget(state.user_id, request_id)
                 raise
             await requests.end(state.user_id, request_id, spec.name, ack)
             if not ack["ok"]:
@@ -636,11 +630,10 @@ class Realtime:
         events: dict[str, str] = {}
         queued = 0
         for entry in entries:
-            payload = entry.payload_for(clear or entry.author == user_id)
-            text = payload if isinstance(payload, str) else _compact(payload)
+            text = entry.text_for(clear or entry.author == user_id)
             head = events.get(entry.event)
             if head is None:
-                head = events[entry.event] = f"2[{_compact(entry.event)},"
+                head = events[entry.event] = f"2[{compact_json(entry.event)},"
             packet = head + text + "]"
             queued += len(packet)
             if queued > high:

@@ -134,6 +134,10 @@ class Requests:
                               "retryAfterMs": RETRY_AFTER_MS})
         return first["ack"]
 
+    async def forget(self, user_id: str, request_id: str) -> None:
+        """The call did not finish (it raised): a retry runs it."""
+        await self.ledger.drop(self._key(user_id, request_id))
+
     async def end(self, user_id: str, request_id: str, event: str, ack: dict) -> None:
         key = self._key(user_id, request_id)
         code = None if ack.get("ok") else ack.get("error", {}).get("code")

@@ -54,7 +54,8 @@ UNNUMBERED_PUSHES = UNSEQUENCED | {"ticker:tick", "auth:expired", "auth:revoked"
 # A room's number and epoch outlive its buffer: an idle room keeps them this long, so its
 # members' next push continues the sequence (when they go, the next push starts a new epoch).
 STATE_TTL_S = 7 * 86400
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
+# Compact JSON, as python-socketio encodes packets (pushes are spliced and replayed as text).
+compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def sequenced(room: str) -> bool:
@@ -88,6 +89,11 @@ class Entry:
 
     def payload_for(self, clear: bool) -> Any:
         return self.data if clear or self.masked is None else self.masked
+
+    def text_for(self, clear: bool) -> str:
+        """The payload as JSON text (from Redis it is text already)."""
+        payload = self.payload_for(clear)
+        return payload if isinstance(payload, str) else compact_json(payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,17 +262,17 @@ return {seq, epoch, table.concat(out, '\30')}
 
 def _payload_parts(room: str, data: dict) -> tuple[str, str, str]:
     """The payload's JSON around its epoch and seq, which the script fills in."""
-    text = _dumps(data)
+    text = compact_json(data)
     head = text[:-1] + ("," if len(text) > 2 else "")
-    return head + '"room":' + _dumps(room) + ',"epoch":"', '","seq":', "}"
+    return head + '"room":' + compact_json(room) + ',"epoch":"', '","seq":', "}"
 
 
 def _message_parts(event: str, form: Form) -> tuple[str, str]:
     """python-socketio's pub/sub message around its payload (see AsyncPubSubManager.emit).
     The host id matches no instance, so every instance, the sender's too, delivers it."""
-    return ('{"method":"emit","event":' + _dumps(event) + ',"data":[',
-            '],"binary":false,"namespace":"/","room":' + _dumps(form.to)
-            + ',"skip_sid":' + _dumps(list(form.skip)) + ',"callback":null,'
+    return ('{"method":"emit","event":' + compact_json(event) + ',"data":[',
+            '],"binary":false,"namespace":"/","room":' + compact_json(form.to)
+            + ',"skip_sid":' + compact_json(list(form.skip)) + ',"callback":null,'
             '"host_id":"sequenced"}')
 
 
