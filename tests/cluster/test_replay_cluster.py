@@ -255,3 +255,24 @@ async def test_concurrent_pushes_from_both_instances_arrive_in_seq_order_everywh
         assert seqs[s.b.name][-120:] == seqs[watcher.name]
 
     await run(cluster, body)
+
+
+async def test_a_guests_spend_reaches_their_tab_on_the_other_instance(cluster):
+    """auth:quota goes to the guest's own room (numbered like every user-room push): their
+    other tab, on the other instance, sees what is left after a message sent from this one."""
+    here = await Client(cluster.instances[0].url, "guest@0").connect()
+    there = None
+    try:
+        await here.guest()
+        there = await Client(cluster.instances[1].url, "guest@1").connect(
+            here.tokens["accessToken"])
+        conv = await here.ok("conversation:create", {})
+        ack = await here.ok("message:send", {"conversationId": conv["id"], "content": "hi"})
+        left = ack["remainingMessages"]
+        pushed = await there.wait_for("auth:quota", lambda d: d["remainingMessages"] == left)
+        assert pushed["userId"] == here.user["id"] and pushed["room"] == \
+            f"user:{here.user['id']}" and pushed["seq"] >= 1
+    finally:
+        for c in (here, there):
+            if c is not None:
+                await c.close()
