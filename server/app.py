@@ -198,7 +198,8 @@ def build_services(settings: Settings, opening: _Opening, realtime: Realtime,
         counter=opening.counter, gateway=realtime, hooks=Hooks(), redis=opening.redis,
         delivery=Delivery(realtime.sio, clock, max_events=settings.replay_max_events,
                           window_s=settings.replay_window_s, enabled=settings.sequence_pushes,
-                          redis=opening.redis, channel=realtime.channel),
+                          redis=opening.redis, channel=realtime.channel,
+                          order=realtime.push_order(clock), host_id=realtime.host_id),
         requests=Requests(RedisLedger(opening.redis, MemoryLedger(clock))
                           if opening.redis is not None else MemoryLedger(clock),
                           settings.replay_window_s))

@@ -31,9 +31,11 @@ from server.metrics import Metrics
 from server.redis_manager import RedisManager
 from server.send_queue import BoundedEngineServer
 from server.web_security import handshake_origins
+from services.clock import Clock
 from services.config import Settings
 from services.container import Services
 from services.gateway import SocketState
+from services.push_order import PushOrder
 from services.replay import CURRENT_CALL, CallPushes, Entry, compact_json
 from store.base import User
 from store.errors import (
@@ -651,6 +653,19 @@ class Realtime:
             self.services.presence.push_later(project_id)
             return
         await self.push_project(project_id, "project:presence", {"users": users})
+
+    @property
+    def host_id(self) -> str:
+        """The manager's id on the pub/sub channel ("" without Redis)."""
+        return getattr(self.sio.manager, "host_id", "")
+
+    def push_order(self, clock: Clock) -> PushOrder:
+        """The gate numbered pushes reach this instance's sockets through, shared by the
+        manager's listener and the instance's own pushes (services/push_order.py)."""
+        order = PushOrder(clock)
+        if isinstance(self.sio.manager, RedisManager):
+            self.sio.manager.order = order
+        return order
 
     def in_room(self, sid: str, room: str) -> bool:
         # The manager's own room table is the truth: rooms can be left from any instance.

@@ -24,6 +24,7 @@ import socketio
 from redis.exceptions import RedisError
 
 from server.local_delivery import deliver
+from services.push_order import PushOrder
 from services.redis_client import OutageLog, client_options
 
 log = logging.getLogger("server.redis_manager")
@@ -35,6 +36,9 @@ class RedisManager(socketio.AsyncRedisManager):
         super().__init__(url, channel=channel, redis_options=client_options(retries=1))
         self.listening = False
         self.generation = 0
+        # The gate of numbered pushes (services/push_order.py); the app shares it with
+        # services.replay.Delivery, which hands this instance's own pushes to it.
+        self.order: PushOrder | None = None
         self._outage = OutageLog(log, "socket.io manager: publishing (pushes reach this "
                                       "instance's sockets only)")
 
@@ -53,8 +57,18 @@ class RedisManager(socketio.AsyncRedisManager):
         data = message["data"]
         if isinstance(data, list):
             data = data[0] if len(data) == 1 else tuple(data)
-        await deliver(self, message["event"], data, message.get("namespace"),
-                      message.get("room"), message.get("skip_sid"))
+        order = message.get("order")
+        if order is None or self.order is None:
+            await deliver(self, message["event"], data, message.get("namespace"),
+                          message.get("room"), message.get("skip_sid"))
+            return
+        room, epoch, seq, fresh = order
+
+        async def send() -> None:
+            await deliver(self, message["event"], data, message.get("namespace"),
+                          message.get("room"), message.get("skip_sid"))
+
+        await self.order.offer(room, epoch, seq, bool(fresh), send)
 
     async def emit(self, event, data, namespace=None, room=None, skip_sid=None,
                    callback=None, to=None, **kwargs):
@@ -85,6 +99,8 @@ class RedisManager(socketio.AsyncRedisManager):
                 self.generation += 1
                 if self.generation > 1:
                     log.warning("socket.io manager: subscribed to redis again")
+                    if self.order is not None:
+                        self.order.reset()  # what was published meanwhile is not coming
                 async for message in pubsub.listen():
                     yield message
             except asyncio.CancelledError:

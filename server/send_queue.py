@@ -14,6 +14,14 @@ one, all on one engineio server subclass:
   — drops the socket instead of queueing a message that would take it past the limit;
 * the aiohttp websocket wrapper is recorded per socket, because dropping must also cut the
   TCP connection: the writer is blocked in a send that only the peer could unblock.
+
+The same hook writes a message at once, in the sender's own turn, when the socket's writer
+has nothing queued and the connection's buffer is empty: engineio's writer task would
+otherwise take it a few loop turns later (its queue read goes through ``wait_for``, a task
+of its own), and a turn can be long — a model's reply arriving in one burst is parsed in
+slices of a few milliseconds, and the first words waited behind one. Anything else (a queue
+not empty, a frame still draining, a slow reader) goes through the queue as before, so the
+order of a socket's messages and the bound hold.
 """
 from __future__ import annotations
 
@@ -61,6 +69,10 @@ class SendQueue(asyncio.Queue):
             self._drained = None
         return item
 
+    def reader_waiting(self) -> bool:
+        """Empty, and its reader (the socket's writer task) parked on ``get``."""
+        return not self._queue and any(not g.done() for g in self._getters)  # type: ignore[attr-defined]
+
     async def drained(self, limit: int) -> None:
         """Return once at most ``limit`` bytes are queued (the writer took the rest)."""
         if self.bytes <= limit:
@@ -84,15 +96,33 @@ class _TrackedWebSocket(aiohttp_driver.WebSocket):
         sid = self.handler.__self__.sid
         request = environ["aiohttp.request"]
         self.server.connections[sid] = request
+        self.request = request
+        self.writing = False  # a direct write (BoundedEngineServer.send_packet) in progress
         try:
             self._sock = aiohttp_web.WebSocketResponse(
                 max_msg_size=self.server.max_http_buffer_size, compress=False)
             await self._sock.prepare(request)
             self.environ = environ
+            self.server.websockets[sid] = self
             await self.handler(self)
             return self._sock
         finally:
             self.server.connections.pop(sid, None)
+            self.server.websockets.pop(sid, None)
+
+    def can_write_now(self) -> bool:
+        if self.writing:
+            return False
+        transport = self.request.transport
+        return transport is not None and not transport.is_closing() and \
+            transport.get_write_buffer_size() == 0
+
+    async def write_now(self, message: str | bytes) -> None:
+        self.writing = True
+        try:
+            await self.send(message)
+        finally:
+            self.writing = False
 
     async def send(self, message):
         if isinstance(message, str):
@@ -113,6 +143,7 @@ class BoundedEngineServer(engineio.AsyncServer):
         super().__init__(*args, **kwargs)
         self.peak_bytes = 0
         self.connections: dict[str, Any] = {}  # sid -> the websocket's aiohttp request
+        self.websockets: dict[str, _TrackedWebSocket] = {}  # sid -> its websocket wrapper
         # A copy: the driver's table is shared by every engineio server in the process.
         self._async = {**self._async, "websocket": _TrackedWebSocket}
 
@@ -128,6 +159,15 @@ class BoundedEngineServer(engineio.AsyncServer):
             size = message_size(pkt)
             if queue.bytes and queue.bytes + size > self.send_queue_max:
                 await self._drop_slow_consumer(sid, socket, queue.bytes)
+                return
+            ws = self.websockets.get(sid)
+            if ws is not None and socket.upgraded and queue.reader_waiting() and \
+                    ws.can_write_now():
+                if await socket.check_ping_timeout():
+                    try:
+                        await ws.write_now(pkt.encode())
+                    except Exception:  # a connection going away: its reader ends the socket
+                        pass
                 return
         await super().send_packet(sid, pkt)
         if socket is not None and socket.queue.bytes > self.peak_bytes:

@@ -7,9 +7,12 @@ in the room's replay buffer and sends it. ``sync`` reads the buffer back (``sinc
 
 With Redis, one script assigns the number, appends to the room's stream and publishes the
 push on the Socket.IO manager's channel, atomically: Redis' order of publishes is then the
-order of ``seq``, and every instance (the sender's too) delivers from that one channel in that
-order. The origin does not deliver to its own sockets first, as python-socketio's manager
-does: that shortcut is exactly where a later push could overtake an earlier one. Embedded,
+order of ``seq``. The instance that made the push hands it to its own sockets as soon as the
+script answers, the others from the channel; on every instance both paths go through one
+gate per room (``services/push_order.py``) that hands pushes out in ``seq`` order, since an
+earlier push from another instance may still be unread on the channel when the script
+answers (python-socketio's manager delivers locally *before* numbering could exist, which is
+exactly where a later push could overtake an earlier one). Embedded,
 numbering and delivery happen under one per-room lock. On either, an instance's own pushes to a
 room are numbered in the order they were made (a per-room queue), so a progress push created
 after another is never numbered before it.
@@ -34,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import RedisError
 
 from services.clock import Clock
+from services.push_order import FRESH_MS, PushOrder
 from services.redis_client import OutageLog
 from store.errors import Unavailable
 
@@ -211,13 +215,20 @@ def _checked(head: Head, entries: list[Entry], seq: int, epoch: str | None,
 # buffer), state ttl, buffer ttl, channel, now, event, author, clear payload in three parts
 # (around the epoch and the seq), masked payload likewise (or three empty strings), then
 # per form: the manager message around the payload, and whether it carries the masked one.
+# ``fresh`` (1/0): the room's previous push was made within FRESH_MS (services/push_order).
 _PUSH = """
-local epoch = redis.call('HGET', KEYS[1], 'e')
+local state = redis.call('HMGET', KEYS[1], 'e', 't')
+local epoch = state[1]
 if not epoch then
   epoch = ARGV[1]
   redis.call('HSET', KEYS[1], 'e', epoch)
 end
 local seq = tostring(redis.call('HINCRBY', KEYS[1], 's', 1))
+local time = redis.call('TIME')
+local now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local fresh = '0'
+if state[2] and now_ms - tonumber(state[2]) < FRESH_MS then fresh = '1' end
+redis.call('HSET', KEYS[1], 't', now_ms)
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 local clear = ARGV[9] .. epoch .. ARGV[10] .. seq .. ARGV[11]
 local masked = ''
@@ -231,11 +242,12 @@ local i = 15
 while i <= #ARGV do
   local body = clear
   if ARGV[i + 2] == 'm' then body = masked end
-  redis.call('PUBLISH', ARGV[5], ARGV[i] .. body .. ARGV[i + 1])
+  redis.call('PUBLISH', ARGV[5],
+             ARGV[i] .. body .. ARGV[i + 1] .. epoch .. '",' .. seq .. ',' .. fresh .. ']}')
   i = i + 3
 end
-return {seq, epoch}
-"""
+return {seq, epoch, fresh}
+""".replace("FRESH_MS", str(FRESH_MS))
 
 # KEYS: state hash, stream. ARGV: epoch candidate, state ttl, after seq (or '' for the head only).
 _SINCE = r"""
@@ -267,21 +279,24 @@ def _payload_parts(room: str, data: dict) -> tuple[str, str, str]:
     return head + '"room":' + compact_json(room) + ',"epoch":"', '","seq":', "}"
 
 
-def _message_parts(event: str, form: Form) -> tuple[str, str]:
-    """python-socketio's pub/sub message around its payload (see AsyncPubSubManager.emit).
-    The host id matches no instance, so every instance, the sender's too, delivers it."""
+def _message_parts(event: str, form: Form, room: str, host_id: str) -> tuple[str, str]:
+    """python-socketio's pub/sub message around its payload (see AsyncPubSubManager.emit),
+    with the push's ``order`` (room, epoch, seq, fresh: the script ends it) for the other
+    instances' gates. This instance's listener skips it (its host id): the push has gone
+    to this instance's sockets already."""
     return ('{"method":"emit","event":' + compact_json(event) + ',"data":[',
             '],"binary":false,"namespace":"/","room":' + compact_json(form.to)
             + ',"skip_sid":' + compact_json(list(form.skip)) + ',"callback":null,'
-            '"host_id":"sequenced"}')
+            '"host_id":' + compact_json(host_id) + ',"order":[' + compact_json(room) + ',"')
 
 
 class RedisLog:
     """Sequence numbers and buffers in Redis, shared by every instance."""
 
     def __init__(self, redis: Redis, clock: Clock, channel: str, max_events: int,
-                 window_s: float, prefix: str = "collab:room:"):
+                 window_s: float, host_id: str, prefix: str = "collab:room:"):
         self.clock, self.channel, self.prefix = clock, channel, prefix
+        self.host_id = host_id
         self.max_events, self.window_s = max_events, window_s
         self._push = redis.register_script(_PUSH)
         self._since = redis.register_script(_SINCE)
@@ -291,7 +306,8 @@ class RedisLog:
         return [self.prefix + tag, self.prefix + tag + ":log"]
 
     async def append(self, room: str, event: str, forms: list[Form],
-                     author: str | None) -> Head:
+                     author: str | None) -> tuple[Head, bool]:
+        """The push's number, and whether the room's previous push was made lately."""
         clear = next((f for f in forms if not f.masked), forms[0])
         masked = next((f for f in forms if f.masked), None)
         args: list[Any] = [secrets.token_hex(6), self.max_events, STATE_TTL_S,
@@ -299,9 +315,10 @@ class RedisLog:
                            event, author or "", *_payload_parts(room, clear.data),
                            *(_payload_parts(room, masked.data) if masked else ("", "", ""))]
         for f in forms:
-            args.extend((*_message_parts(event, f), "m" if f.masked else "c"))
-        seq, epoch = await self._push(keys=self._keys(room), args=args)
-        return Head(int(seq), _text(epoch))
+            args.extend((*_message_parts(event, f, room, self.host_id),
+                         "m" if f.masked else "c"))
+        seq, epoch, fresh = await self._push(keys=self._keys(room), args=args)
+        return Head(int(seq), _text(epoch)), _text(fresh) == "1"
 
     async def _read(self, room: str, after: int | None) -> tuple[Head, list]:
         seq, epoch, raw = await self._since(
@@ -334,12 +351,16 @@ class Delivery:
 
     def __init__(self, sio: socketio.AsyncServer, clock: Clock, *, max_events: int,
                  window_s: float, enabled: bool = True, redis: Redis | None = None,
-                 channel: str | None = None):
+                 channel: str | None = None, order: PushOrder | None = None,
+                 host_id: str = ""):
+        """With ``redis``: ``channel`` is the Socket.IO manager's, ``host_id`` its host id
+        and ``order`` the gate its listener hands the other instances' pushes to."""
         self.sio, self.clock, self.enabled = sio, clock, enabled
         self.window_s = window_s
         self.memory = MemoryLog(clock, max_events, window_s)
-        self.shared = RedisLog(redis, clock, channel, max_events, window_s) \
+        self.shared = RedisLog(redis, clock, channel, max_events, window_s, host_id) \
             if redis is not None and channel else None
+        self.order = order or PushOrder(clock)
         self._queues: dict[str, list] = {}  # room → [lock, users]
         self._outage = OutageLog(log, "sequencing pushes (this instance numbers them alone)")
 
@@ -379,19 +400,28 @@ class Delivery:
             for f in forms:
                 await self.sio.emit(event, f.data, to=f.to, skip_sid=list(f.skip) or None)
             return
+        local = self.shared is not None  # this instance's sockets only: the rest is Redis'
+
+        async def send() -> None:
+            for f in forms:
+                await self.sio.emit(event, f.data, to=f.to, skip_sid=list(f.skip) or None,
+                                    ignore_queue=local)
+
         async with self._turn(room):
-            head = None
             if self.shared is not None:
                 try:
-                    head = await self.shared.append(room, event, forms, author)
-                    self._outage.ok()
+                    head, fresh = await self.shared.append(room, event, forms, author)
                 except (RedisError, Unavailable) as exc:
                     self._outage.failed(exc)
-            if head is None:
-                head = self.memory.append(room, event, forms, author)
-                for f in forms:
-                    await self.sio.emit(event, f.data, to=f.to, skip_sid=list(f.skip) or None,
-                                        ignore_queue=self.shared is not None)
+                else:
+                    self._outage.ok()
+                    for f in forms:  # the script stamped the published copies alike
+                        f.data.update(head.view(room))
+                    await self.order.offer(room, head.epoch, head.seq, fresh, send)
+                    _note_skipped(room, head, forms)
+                    return
+            head = self.memory.append(room, event, forms, author)
+            await send()
         _note_skipped(room, head, forms)
 
     async def head(self, room: str) -> Head:
