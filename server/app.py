@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 from aiohttp import web
 
 import handlers
-from server import drain, http, web_security
+from server import admission, drain, http, web_security
 from server.heap import trim_loop
 from server.keys import METRICS, REALTIME, SETTINGS, STORAGE, services_of
 from server.metrics import Metrics
@@ -109,7 +109,14 @@ def create_app(settings: Settings | None = None, *, open_storage: StoreOpener | 
     metrics.watch_sockets(lambda: realtime.sio.manager)
     http.setup_routes(app)
     web_security.setup(app)
-    drain.setup(app)
+    drain.setup(app)  # a draining instance refuses new sockets before they queue for a place
+    handshakes = admission.Admission(settings.handshake_concurrency, settings.handshake_queue,
+                                     app[CLOCK], on_wait=metrics.handshake_wait.observe,
+                                     on_refused=metrics.handshakes_refused.inc)
+    realtime.sio.admission = handshakes
+    metrics.watch_admission(lambda: handshakes.in_progress, lambda: handshakes.peak,
+                            lambda: handshakes.waiting)
+    admission.setup(app, handshakes, recheck=drain.refusal)
     app[STORAGE] = open_storage or _open_configured_storage
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_bus_probe_ctx)

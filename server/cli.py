@@ -55,13 +55,15 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(settings: Settings) -> int:
     from aiohttp import web
 
-    from server.app import create_app
+    from server import gc_pacing
+    from server.app import CLOCK, create_app
     from server.drain import drain_on_sigterm
     from server.logs import setup_logging
 
     setup_logging(settings.log_level, settings.instance_id)
     app = create_app(settings)
     drain_on_sigterm(app)
+    gc_pacing.pace(app, app[CLOCK])
     where = "MongoDB" if settings.mongo_url else f"SQLite under {settings.data_dir.resolve()}"
     mode = (f"Redis at {settings.redis_url}" if settings.redis_url
             else "in-process (single instance)")

@@ -81,8 +81,7 @@ class Drain:
 DRAIN = web.AppKey("drain", Drain)
 
 
-@web.middleware
-async def refuse_new_sockets(request: web.Request, handler):
+def refusal(request: web.Request) -> web.Response | None:
     """While draining, a new Socket.IO session is refused (a session's later polling
     requests carry its ``sid`` and go on)."""
     if request.path.startswith("/socket.io") and "sid" not in request.query \
@@ -90,7 +89,12 @@ async def refuse_new_sockets(request: web.Request, handler):
         return web.json_response({"ok": False, "error": {
             "code": "unavailable", "message": "this instance is draining; connect to another"}},
             status=503, headers={"Retry-After": "1"})
-    return await handler(request)
+    return None
+
+
+@web.middleware
+async def refuse_new_sockets(request: web.Request, handler):
+    return refusal(request) or await handler(request)
 
 
 async def _on_sigterm(app: web.Application) -> AsyncIterator[None]:

@@ -26,6 +26,7 @@ log = logging.getLogger("server.metrics")
 FAST_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5)
 STORE_BUCKETS = (.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5,
                  5, 10)
+WAIT_BUCKETS = (.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30)
 FIRST_DELTA_BUCKETS = (.01, .025, .05, .1, .25, .5, 1, 2, 3, 5, 8, 13, 21, 30, 60)
 JOB_STATES = ("queued", "running")
 JOB_COUNTS_TTL_S = 5.0  # a scrape reads the store at most this often
@@ -71,6 +72,18 @@ class Metrics:
             "collab_chat_first_delta_seconds",
             "From a reply's start (its exchange stored) to its first delta pushed to this "
             "instance's sockets", buckets=FIRST_DELTA_BUCKETS, registry=self.registry)
+        self.handshakes_refused = Counter(
+            "collab_handshakes_refused_total",
+            "New connections answered 503 busy: HANDSHAKE_QUEUE were already waiting",
+            registry=self.registry)
+        self.handshake_wait = Histogram(
+            "collab_handshake_wait_seconds",
+            "How long a new connection waited for a handshake place (HANDSHAKE_CONCURRENCY)",
+            buckets=WAIT_BUCKETS, registry=self.registry)
+        self.handshakes = Gauge(
+            "collab_handshakes", "New connections handshaking now (in_progress), the most ever "
+            "at once (peak), and those waiting for a place (waiting)", ["state"],
+            registry=self.registry)
         self.jobs_running_here = Gauge(
             "collab_jobs_running_here", "Jobs running on this instance, by kind", ["kind"],
             registry=self.registry)
@@ -96,6 +109,11 @@ class Metrics:
         """Sockets per namespace and rooms per kind, from the Socket.IO manager's room table
         (``manager_of()``) when scraped."""
         self.registry.register(RoomsCollector(manager_of))
+
+    def watch_admission(self, in_progress: Callable[[], int], peak: Callable[[], int],
+                        waiting: Callable[[], int]) -> None:
+        for state, read in (("in_progress", in_progress), ("peak", peak), ("waiting", waiting)):
+            self.handshakes.labels(state).set_function(read)
 
     def watch_jobs(self, queues: Mapping[str, JobQueue], clock: Clock,
                    running_here: Mapping[str, Callable[[], int]]) -> None:

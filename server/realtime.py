@@ -26,6 +26,7 @@ from socketio import packet as sio_packet
 
 from handlers.base import EventSpec, bad_payload
 from handlers.context import EventContext
+from server.admission import Admission, bind_session
 from server.local_delivery import LocalManager
 from server.metrics import Metrics
 from server.redis_manager import RedisManager
@@ -147,6 +148,7 @@ class CollabSocketServer(socketio.AsyncServer):
     event_limit: int = 1 << 20
     on_too_large: Callable[[str, int], None] | None = None
     on_malformed: Callable[[str], None] | None = None
+    admission: Admission | None = None  # places of the handshakes in progress
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -213,8 +215,23 @@ class CollabSocketServer(socketio.AsyncServer):
                 return
         await super()._handle_eio_message(eio_sid, data)
 
+    async def _handle_eio_connect(self, eio_sid, environ):
+        # The handshake's place (server/admission.py) passes from the request that opened
+        # the session to the session: a polling session's CONNECT comes in a later request.
+        bind_session(environ)
+        return await super()._handle_eio_connect(eio_sid, environ)
+
+    async def _handle_connect(self, eio_sid, namespace, data):
+        try:
+            await super()._handle_connect(eio_sid, namespace, data)
+        finally:  # answered, accepted or refused: the next handshake may start
+            if self.admission is not None:
+                self.admission.finish(self.environ.get(eio_sid))
+
     async def _handle_eio_disconnect(self, eio_sid, reason):
         self._dropping.pop(eio_sid, None)
+        if self.admission is not None:  # gone before its CONNECT was answered
+            self.admission.finish(self.environ.get(eio_sid))
         await super()._handle_eio_disconnect(eio_sid, reason)
 
     async def _answer_malformed(self, eio_sid, namespace, ack_id, problem):

@@ -140,6 +140,12 @@ class Settings:
                                    doc="sockets per address, per instance")
     max_sockets_per_user: int = _env("MAX_SOCKETS_PER_USER", 30,
                                      doc="signed-in sockets per user, per instance")
+    handshake_concurrency: int = _env(
+        "HANDSHAKE_CONCURRENCY", 16, doc="new Socket.IO connections handshaking at once (upgrade, "
+        "Engine.IO open, CONNECT with its token); the next one starts when one is done")
+    handshake_queue: int = _env(
+        "HANDSHAKE_QUEUE", 4096, doc="new connections waiting for a handshake place; past it "
+        "they are answered 503 (unavailable, reason busy) with Retry-After, and reconnect")
     drain_timeout_s: float = _env("DRAIN_TIMEOUT_S", 20.0,
                                   doc="on SIGTERM, sockets are moved off over this long")
     trusted_proxies: tuple[str, ...] = _env(
@@ -230,12 +236,14 @@ class Settings:
                      "signups_per_ip", "guests_per_ip", "auth_timeout_s", "anon_sockets_per_ip",
                      "guest_ttl_days", "audit_days", "drain_timeout_s", "event_rate_read",
                      "event_rate_write", "event_rate_heavy", "max_sockets_per_ip",
-                     "max_sockets_per_user", "dissect_idle_s", "dissect_queue"):
+                     "max_sockets_per_user", "dissect_idle_s", "dissect_queue",
+                     "handshake_concurrency"):
             if getattr(self, name) <= 0:
                 out.append(f"{_env_name(name)} must be greater than 0")
         for name in ("lock_cooldown_s", "lock_grace_s", "guest_imports", "guest_messages",
                      "anthropic_max_retries", "chat_offline_delay_ms", "ingest_tshark_procs",
-                     "dissect_sessions", "dissect_session_max_mb", "dissect_load_wait_s"):
+                     "dissect_sessions", "dissect_session_max_mb", "dissect_load_wait_s",
+                     "handshake_queue"):
             if getattr(self, name) < 0:
                 out.append(f"{_env_name(name)} must not be negative")
         if self.send_queue_max_kb < self.max_event_kb:
