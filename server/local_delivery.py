@@ -18,6 +18,8 @@ from engineio import packet as eio_packet
 from socketio import AsyncManager
 from socketio import packet as sio_packet
 
+from server.room_index import RoomIndex
+
 log = logging.getLogger("server.delivery")
 
 
@@ -51,7 +53,7 @@ async def deliver(manager: AsyncManager, event: str, data: Any, namespace: str |
             log.exception("queueing %s for %s failed", event, sid)
 
 
-class LocalManager(AsyncManager):
+class LocalManager(RoomIndex, AsyncManager):
     """The in-process manager (no Redis) with ``deliver`` for pushes without a callback."""
 
     async def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None,

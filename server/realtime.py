@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ipaddress
+import json
 import logging
 import math
 import re
@@ -122,6 +123,17 @@ def _not_json(name: str):
     raise ValueError(f"{name} is not JSON")
 
 
+def _bounded_int(text: str) -> int:
+    if len(text) > 100:  # engineio's own bound
+        raise ValueError("Integer is too large")
+    return int(text)
+
+
+# One decoder for every packet: json.loads with options builds a new one per call.
+_DECODER = json.JSONDecoder(parse_int=_bounded_int, parse_float=_finite,
+                            parse_constant=_not_json)
+
+
 class _StrictJson:
     """engineio's json (integers of at most 100 digits) refusing what Python's json lets
     through and JSON has not: NaN, Infinity, and numbers that overflow to infinity. None of
@@ -131,7 +143,10 @@ class _StrictJson:
 
     @staticmethod
     def loads(s, **kwargs):
-        return engineio_json.loads(s, parse_constant=_not_json, parse_float=_finite, **kwargs)
+        if kwargs or not isinstance(s, str):
+            return engineio_json.loads(s, parse_constant=_not_json, parse_float=_finite,
+                                       **kwargs)
+        return _DECODER.decode(s)
 
 
 class EventPacket(sio_packet.Packet):

@@ -24,6 +24,7 @@ import socketio
 from redis.exceptions import RedisError
 
 from server.local_delivery import deliver
+from server.room_index import RoomIndex
 from services.push_order import PushOrder
 from services.redis_client import OutageLog, client_options
 
@@ -31,7 +32,7 @@ log = logging.getLogger("server.redis_manager")
 RETRY_MIN_S, RETRY_MAX_S = 0.25, 2.0
 
 
-class RedisManager(socketio.AsyncRedisManager):
+class RedisManager(RoomIndex, socketio.AsyncRedisManager):
     def __init__(self, url: str, channel: str):
         super().__init__(url, channel=channel, redis_options=client_options(retries=1))
         self.listening = False
