@@ -33,6 +33,7 @@ from typing import Any
 
 from pymongo.errors import BulkWriteError
 
+from store import chat_text
 from store.base import (
     ChatHit,
     ChatLine,
@@ -58,8 +59,6 @@ MAX_SEQ = (1 << 32) - 1
 SEARCH_WINDOW = 2_000
 MAX_LINES_PAGE = 1000
 MAX_HITS_PAGE = 100
-SNIPPET_TOKENS = 16
-MARK_OPEN, MARK_CLOSE, ELLIPSIS = "«", "»", "…"
 DUPLICATE_KEY = 11000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
@@ -142,28 +141,7 @@ def snippet(text: str, terms: list[tuple[list[str], bool]]) -> str:
     """About ``SNIPPET_TOKENS`` tokens of ``text`` around its first hit, hits in « »."""
     spans = [(m.start(), m.end(), fold(m.group()))
              for m in _TOKEN.finditer(text.translate(_SPLIT))]
-    spans = [s for s in spans if s[2]]
-    folded = [s[2] for s in spans]
-    hit = [False] * len(spans)
-    for tokens, prefix in terms:
-        size = len(tokens)
-        for i in range(len(spans) - size + 1):
-            head, last = folded[i:i + size - 1], folded[i + size - 1]
-            if head == tokens[:-1] and (last.startswith(tokens[-1]) if prefix
-                                        else last == tokens[-1]):
-                hit[i:i + size] = [True] * size
-    if not spans:
-        return text
-    first = hit.index(True) if True in hit else 0
-    start = max(0, min(first - SNIPPET_TOKENS // 4, len(spans) - SNIPPET_TOKENS))
-    end = min(len(spans), start + SNIPPET_TOKENS)
-    out, pos = [], spans[start][0] if start else 0
-    for (a, b, _), marked in zip(spans[start:end], hit[start:end]):
-        out.append(text[pos:a])
-        out.append(f"{MARK_OPEN}{text[a:b]}{MARK_CLOSE}" if marked else text[a:b])
-        pos = b
-    out.append(text[pos:] if end == len(spans) else "")
-    return (ELLIPSIS if start else "") + "".join(out) + (ELLIPSIS if end < len(spans) else "")
+    return chat_text.snippet(text, [s for s in spans if s[2]], terms)
 
 
 # -- conversions ----------------------------------------------------------------------------

@@ -32,15 +32,21 @@ chats ``deleting`` (gone for readers at once), then purges lines with their inde
 chunk by chunk; each chunk removes a line and its index entry together, so an interrupted
 purge simply resumes.
 
-Search ranks with ``bm25`` (then newest first) over the newest ``SEARCH_WINDOW`` matching
-lines: bm25 scores every candidate, so a very common word would otherwise cost time in
-proportion to its matches. The window (lowest and highest matching key) and the offset
-travel in the opaque cursor, so the pages of one search are stable and bounded, even while
-other imports change the index's statistics. The user's query never reaches FTS5 as
-syntax: every term is a quoted string (see ``fts_expression``).
+Search reads the index once: the newest ``SEARCH_WINDOW`` matching lines (FTS5 walks the
+matches by descending rowid and stops there), with their text, time and author by key.
+Those lines are ranked in Python by relevance, then newest first (``store.chat_text``:
+BM25's term-frequency part, normalized by line length, without weighing terms by rarity),
+and the page's snippets are marked there too. FTS5's own ``bm25()`` would count every
+term's matches over the whole index first (its IDF), and ``snippet()`` would evaluate the
+query again per line: for a common word, phrase or prefix either cost more than the whole
+search. The window (lowest and highest matching key) and the offset travel in the opaque
+cursor, so the pages of one search are stable and bounded, even while other imports change
+the index. The user's query never reaches FTS5 as syntax: every term is a quoted string
+(see ``fts_expression``).
 """
 from __future__ import annotations
 
+import heapq
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -56,6 +62,7 @@ from store.base import (
     Page,
     ParsedMessage,
 )
+from store.chat_text import relevance, snippet, terms_of, token_spans
 from store.errors import BadRequest, Conflict, NotFound
 from store.ids import iso, new_id, parse_iso, utcnow
 from store.query import (
@@ -76,8 +83,6 @@ CHUNK = 50_000
 SEARCH_WINDOW = 2_000
 MAX_LINES_PAGE = 1000
 MAX_HITS_PAGE = 100
-SNIPPET_TOKENS = 16
-MARK_OPEN, MARK_CLOSE, ELLIPSIS = "«", "»", "…"
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EPOCH_DAY = date(1970, 1, 1)
@@ -522,6 +527,7 @@ class SqliteImportedChats(ImportedChatRepo):
     async def search(self, project_id, query, *, chat_id=None, author=None, since=None,
                      until=None, cursor=None, limit=20) -> Page[ChatHit]:
         expression = fts_expression(query)
+        terms = terms_of(query)
         limit = page_limit(limit, MAX_HITS_PAGE)
         window = decode_cursor(cursor, "s", (int, int, int)) if cursor else None
         if window is not None and not (window[0] <= SEARCH_WINDOW and window[1] <= window[2]):
@@ -543,11 +549,9 @@ class SqliteImportedChats(ImportedChatRepo):
                 where.append("(f.rowid >> 32) IN (SELECT num FROM imported_chats"
                              " WHERE project_id=? AND state='visible')")
                 args.append(project_id)
-            join = ""
-            if author is not None or since is not None or until is not None:
-                # Each match's line by its key (the rowid): cheaper than building the
-                # author's whole key set when matches are few, and it stops with the window.
-                join = " JOIN chat_lines l ON l.key=f.rowid"
+            # Filters read each match's line by its key (the rowid, joined anyway for the
+            # text): cheaper than building the author's whole key set when matches are few,
+            # and the scan stops with the window.
             if author is not None:
                 where.append("l.author=?")
                 args.append(author)
@@ -560,44 +564,42 @@ class SqliteImportedChats(ImportedChatRepo):
                     args.append(to_ms(until))
             cond = " AND ".join([*where, "f.rowid BETWEEN ? AND ?"])
             if window is None:
-                offset = 0
-                floor, ceil = conn.execute(
-                    f"SELECT min(k), max(k) FROM (SELECT f.rowid AS k FROM chat_fts f{join}"
-                    f" WHERE {cond} ORDER BY f.rowid DESC LIMIT ?)",
-                    (*args, low, high, SEARCH_WINDOW)).fetchone()
-                if floor is None:
-                    return Page([], None)
+                offset, floor, ceil = 0, low, high
             else:
                 offset, floor, ceil = window
             if offset >= SEARCH_WINDOW:
                 return Page([], None)
-            rows = conn.execute(
-                f"WITH c AS MATERIALIZED (SELECT f.rowid AS k, bm25(chat_fts) AS s"
-                f" FROM chat_fts f{join} WHERE {cond})"
-                " SELECT c.k, c.s, l.time, l.author, l.text FROM c"
-                " JOIN chat_lines l ON l.key=c.k ORDER BY c.s, l.time DESC, c.k DESC"
-                " LIMIT ? OFFSET ?",
-                (*args, max(low, floor), min(high, ceil),
-                 min(limit, SEARCH_WINDOW - offset) + 1, offset)).fetchall()
-            page = rows[:limit]
-            more = len(rows) > limit and offset + limit < SEARCH_WINDOW
-            if not page:
+            # The index is read once: the newest matches with their lines, ranked here.
+            found = conn.execute(
+                f"SELECT f.rowid, l.time, l.author, l.text FROM chat_fts f"
+                f" JOIN chat_lines l ON l.key=f.rowid WHERE {cond}"
+                " ORDER BY f.rowid DESC LIMIT ?",
+                (*args, max(low, floor), min(high, ceil), SEARCH_WINDOW)).fetchall()
+            if not found:
                 return Page([], None)
-            keys = [r[0] for r in page]
-            snippets = dict(conn.execute(
-                f"SELECT rowid, snippet(chat_fts, 0, ?, ?, ?, ?) FROM chat_fts"
-                f" WHERE chat_fts MATCH ? AND rowid IN ({','.join('?' * len(keys))})",
-                (MARK_OPEN, MARK_CLOSE, ELLIPSIS, SNIPPET_TOKENS, expression, *keys)))
-            missing = {k >> SEQ_BITS for k in keys} - chats.keys()
+            if window is None:
+                floor, ceil = found[-1][0], found[0][0]
+            scores = relevance([r[3] for r in found], terms)
+            # Most relevant first, then newest (by time, then by key).
+            order = heapq.nsmallest(offset + limit, zip(
+                [-s for s in scores], [-r[1] for r in found], [-r[0] for r in found],
+                range(len(found))))
+            page = [i for *_, i in order[offset:]]
+            more = offset + limit < len(found)
+            missing = {found[i][0] >> SEQ_BITS for i in page} - chats.keys()
             if missing:
                 chats.update(conn.execute(
                     f"SELECT num, id FROM imported_chats WHERE num IN"
                     f" ({','.join('?' * len(missing))})", list(missing)).fetchall())
-            items = [ChatHit(chat_id=chats[k >> SEQ_BITS],
-                             message_id=line_id(chats[k >> SEQ_BITS], k & MAX_SEQ),
-                             author=a, time=from_ms(t), text=text,
-                             snippet=snippets.get(k, text), score=-s if s else 0.0)
-                     for k, s, t, a, text in page]
+            marks = [(t.words, t.prefix) for t in terms]
+            items = []
+            for i in page:
+                k, t, a, text = found[i]
+                chat = chats[k >> SEQ_BITS]
+                items.append(ChatHit(chat_id=chat, message_id=line_id(chat, k & MAX_SEQ),
+                                     author=a, time=from_ms(t), text=text,
+                                     snippet=snippet(text, token_spans(text), marks),
+                                     score=scores[i]))
             return Page(items, encode_cursor(["s", offset + limit, floor, ceil])
                         if more else None)
 

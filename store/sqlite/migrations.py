@@ -230,8 +230,8 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             last_key INTEGER NOT NULL,
             PRIMARY KEY (chat, day)
         ) WITHOUT ROWID""",
-        # columnsize=0: no per-line size rows (a tenth of the build); bm25 re-tokenizes
-        # the few thousand lines it ranks instead.
+        # columnsize=0: no per-line size rows (a tenth of the build); search ranks the
+        # lines it found itself (store/chat_text.py), not with bm25().
         "CREATE VIRTUAL TABLE chat_fts USING fts5(text, content='chat_lines',"
         " content_rowid='key', tokenize='unicode61 remove_diacritics 2', columnsize=0)",
     ]),
