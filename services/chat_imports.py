@@ -1,7 +1,8 @@
 """Chat-history import as durable jobs (``services.jobs``): a chat export uploaded to a
 project becomes chats of that project, searchable and exportable.
 
-The parser (``ingest.chats``) runs in a worker thread and streams messages; batches go to
+The parser (``ingest.chats``) runs in a child process (``ingest.chats.worker``) and streams
+messages back as ``MessageRow`` tuples; a worker thread hands the batches, as they came, to
 the store through the bounded hand-off, so memory stays flat however long the export is.
 Chats are written hidden and published together at the end (``ImportedChatRepo``), so a
 failed, cancelled or taken-over import leaves nothing partial: a takeover restarts the
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.chats import worker
-from ingest.chats.model import ChatFormatError, ParsedMessage
+from ingest.chats.model import ChatFormatError, MessageRow
 from services.container import Core
 from services.jobs import Handoff, JobCancelled, JobEvents, JobRun, JobWorker
 from store.base import ChatLine, FileRecord, ImportedChat
@@ -136,10 +137,9 @@ class ChatImportService(JobWorker):
                         continue
                     if kind == "lines":
                         rows, position, size = body
-                        batch = [worker.from_row(r) for r in rows]
-                        handoff.send(_adder(store, chat_id, job.attempt, seq, batch))
-                        seq += len(batch)
-                        counts["messages"] += len(batch)
+                        handoff.send(_adder(store, chat_id, job.attempt, seq, rows))
+                        seq += len(rows)
+                        counts["messages"] += len(rows)
                         parsed = counts["messages"]
                     elif kind == "parsed":
                         parsed, position, size = counts["messages"] + body[0], body[1], body[2]
@@ -185,7 +185,7 @@ class ChatImportService(JobWorker):
             await self.discard(job.file_id)
 
 
-def _adder(store, chat_id: str, attempt: int, seq: int, batch: list[ParsedMessage]):
+def _adder(store, chat_id: str, attempt: int, seq: int, batch: list[MessageRow]):
     return lambda: store.chats.add_lines(chat_id, attempt, seq, batch)
 
 

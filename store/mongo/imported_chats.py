@@ -40,8 +40,8 @@ from store.base import (
     ChatParticipant,
     ImportedChat,
     ImportedChatRepo,
+    MessageRow,
     Page,
-    ParsedMessage,
 )
 from store.errors import BadRequest, Conflict, NotFound
 from store.ids import new_id
@@ -189,25 +189,27 @@ def _line(doc: dict) -> ChatLine:
         edited=bool(doc.get("edited")), deleted=bool(doc.get("deleted")))
 
 
-def _doc(chat: dict, seq: int, m: ParsedMessage) -> dict:
+def _doc(chat: dict, seq: int, r: MessageRow) -> dict:
     cid = chat["_id"]
+    time, author, text, kind, author_id, source_id, reply_source, attachments, reactions, \
+        edited, deleted = r
     doc: dict[str, Any] = {"_id": _line_id(cid, seq), "chatId": cid,
                            "projectId": chat["projectId"], "seq": seq,
-                           "time": _ms_floor(m.time), "author": m.author, "text": m.text,
-                           "fold": fold(m.text), "kind": m.kind}
-    if m.author_id is not None:
-        doc["authorId"] = m.author_id
-    if m.source_id is not None:
-        doc["sk"] = f"{cid}:{m.source_id}"
-    if m.reply_source is not None:
-        doc["rk"] = f"{cid}:{m.reply_source}"
-    if m.attachments:
-        doc["att"] = m.attachments
-    if m.reactions:
-        doc["react"] = m.reactions
-    if m.edited:
+                           "time": EPOCH + time * MS, "author": author, "text": text,
+                           "fold": fold(text), "kind": kind}
+    if author_id is not None:
+        doc["authorId"] = author_id
+    if source_id is not None:
+        doc["sk"] = f"{cid}:{source_id}"
+    if reply_source is not None:
+        doc["rk"] = f"{cid}:{reply_source}"
+    if attachments:
+        doc["att"] = attachments
+    if reactions:
+        doc["react"] = reactions
+    if edited:
         doc["edited"] = True
-    if m.deleted:
+    if deleted:
         doc["deleted"] = True
     return doc
 
@@ -249,16 +251,16 @@ class MongoImportedChats(ImportedChatRepo):
         return chat_id
 
     async def add_lines(self, chat_id, attempt, first_seq,
-                        messages: Sequence[ParsedMessage]) -> bool:
+                        rows: Sequence[MessageRow]) -> bool:
         if not isinstance(first_seq, int) or first_seq < 1 \
-                or first_seq + len(messages) - 1 > MAX_SEQ:
+                or first_seq + len(rows) - 1 > MAX_SEQ:
             raise BadRequest(f"seq must be between 1 and {MAX_SEQ}")
         chat = await self._writable(chat_id, attempt)
         if chat is None:
             return False
-        if not messages:
+        if not rows:
             return True
-        docs = [_doc(chat, first_seq + i, m) for i, m in enumerate(messages)]
+        docs = [_doc(chat, first_seq + i, r) for i, r in enumerate(rows)]
         try:
             await self.lines.insert_many(docs, ordered=False)
         except BulkWriteError as exc:  # seqs sent again: the new version replaces the old
