@@ -459,7 +459,6 @@ class SqliteImportedChats(ImportedChatRepo):
         if not isinstance(first_seq, int) or first_seq < 1 \
                 or first_seq + len(rows) - 1 > MAX_SEQ:
             raise BadRequest(f"seq must be between 1 and {MAX_SEQ}")
-        replies = int(any(r[6] is not None for r in rows))
 
         def tx(conn):
             row = conn.execute("SELECT num, state, attempt, publishing, indexed"
@@ -482,9 +481,10 @@ class SqliteImportedChats(ImportedChatRepo):
             _index_lines(conn, num, start, last, counts=not again)
             if again:
                 _count_lines(conn, num, lo + 1, max(last, lo | indexed))
+            replies = any(r[6] is not None for r in rows)
             conn.execute("UPDATE imported_chats SET indexed=max(indexed, ?),"
                          " replies=max(replies, ?) WHERE num=?",
-                         (last & MAX_SEQ, replies, num))
+                         (last & MAX_SEQ, int(replies), num))
             return True
 
         return await self.db.write(tx)
