@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -136,7 +137,8 @@ class ChatImportService(JobWorker):
                         seq = 1
                         continue
                     if kind == "lines":
-                        rows, position, size = body
+                        count, position, size = body
+                        rows = worker.receive_rows(receiving, count)
                         handoff.send(_adder(store, chat_id, job.attempt, seq, rows))
                         seq += len(rows)
                         counts["messages"] += len(rows)
@@ -185,7 +187,7 @@ class ChatImportService(JobWorker):
             await self.discard(job.file_id)
 
 
-def _adder(store, chat_id: str, attempt: int, seq: int, batch: list[MessageRow]):
+def _adder(store, chat_id: str, attempt: int, seq: int, batch: Sequence[MessageRow]):
     return lambda: store.chats.add_lines(chat_id, attempt, seq, batch)
 
 
