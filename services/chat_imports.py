@@ -2,8 +2,9 @@
 project becomes chats of that project, searchable and exportable.
 
 The parser (``ingest.chats``) runs in a child process (``ingest.chats.worker``) and streams
-messages back as ``MessageRow`` tuples; a worker thread hands the batches, as they came, to
-the store through the bounded hand-off, so memory stays flat however long the export is.
+messages back in batches of ``MessageRow`` tuples; a worker thread hands each batch on as it
+came (still pickled: the store's writer thread reads it) through the bounded hand-off, so
+memory stays flat however long the export is.
 Chats are written hidden and published together at the end (``ImportedChatRepo``), so a
 failed, cancelled or taken-over import leaves nothing partial: a takeover restarts the
 parse from the beginning after dropping the hidden chats of earlier attempts.
