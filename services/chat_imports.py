@@ -1,8 +1,10 @@
 """Chat-history import as durable jobs (``services.jobs``): a chat export uploaded to a
 project becomes chats of that project, searchable and exportable.
 
-The parser (``ingest.chats``) runs in a worker thread and streams messages; batches go to
-the store through the bounded hand-off, so memory stays flat however long the export is.
+The parser (``ingest.chats``) runs in a child process (``ingest.chats.worker``) and streams
+messages back in batches of ``MessageRow`` tuples; a worker thread hands each batch on as it
+came (still pickled: the store's writer thread reads it) through the bounded hand-off, so
+memory stays flat however long the export is.
 Chats are written hidden and published together at the end (``ImportedChatRepo``), so a
 failed, cancelled or taken-over import leaves nothing partial: a takeover restarts the
 parse from the beginning after dropping the hidden chats of earlier attempts.
@@ -12,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ingest.chats import worker
-from ingest.chats.model import ChatFormatError, ParsedMessage
+from ingest.chats.model import ChatFormatError, MessageRow
 from services.container import Core
 from services.jobs import Handoff, JobCancelled, JobEvents, JobRun, JobWorker
 from store.base import ChatLine, FileRecord, ImportedChat
@@ -135,11 +138,11 @@ class ChatImportService(JobWorker):
                         seq = 1
                         continue
                     if kind == "lines":
-                        rows, position, size = body
-                        batch = [worker.from_row(r) for r in rows]
-                        handoff.send(_adder(store, chat_id, job.attempt, seq, batch))
-                        seq += len(batch)
-                        counts["messages"] += len(batch)
+                        count, position, size = body
+                        rows = worker.receive_rows(receiving, count)
+                        handoff.send(_adder(store, chat_id, job.attempt, seq, rows))
+                        seq += len(rows)
+                        counts["messages"] += len(rows)
                         parsed = counts["messages"]
                     elif kind == "parsed":
                         parsed, position, size = counts["messages"] + body[0], body[1], body[2]
@@ -185,7 +188,7 @@ class ChatImportService(JobWorker):
             await self.discard(job.file_id)
 
 
-def _adder(store, chat_id: str, attempt: int, seq: int, batch: list[ParsedMessage]):
+def _adder(store, chat_id: str, attempt: int, seq: int, batch: Sequence[MessageRow]):
     return lambda: store.chats.add_lines(chat_id, attempt, seq, batch)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, NamedTuple, TypeVar
 
-from ingest.chats.model import ParsedMessage
+from ingest.chats.model import MessageRow  # noqa: F401  (the store keeps the ingest's row as is)
 from ingest.pcap.rows import PcapPacket  # noqa: F401  (the store keeps the ingest's row as is)
 
 T = TypeVar("T")
@@ -820,9 +820,10 @@ class ImportedChatRepo(ABC):
 
     @abstractmethod
     async def add_lines(self, chat_id: str, attempt: int, first_seq: int,
-                        messages: Sequence[ParsedMessage]) -> bool:
-        """Store ``messages`` as seq ``first_seq``, ``first_seq + 1``, …; False (nothing
-        stored) when the chat is gone or belongs to another attempt."""
+                        rows: Sequence[MessageRow]) -> bool:
+        """Store the messages ``rows`` (``ingest.chats.model.message_row``) as seq
+        ``first_seq``, ``first_seq + 1``, …, replacing lines already stored at those seqs;
+        False (nothing stored) when the chat is gone or belongs to another attempt."""
 
     @abstractmethod
     async def publish_chats(self, file_id: str, attempt: int) -> list[ImportedChat]:

@@ -19,7 +19,7 @@ from typing import cast
 from aiohttp import web
 
 from handlers.base import EventSpec
-from ingest.chats.model import ParsedMessage
+from ingest.chats.model import ParsedMessage, message_row
 from server.keys import services_of
 from store.base import Column
 from store.ids import iso, new_id, utcnow
@@ -279,8 +279,8 @@ class World:
         chat_id = await store.chats.begin_chat(project_id=pid, file_id=fid, attempt=1,
                                                name="Imported", platform="whatsapp",
                                                imported_by=owner)
-        await store.chats.add_lines(chat_id, 1, 1, [ParsedMessage(
-            time=utcnow(), author="Ana", text="hello there")])
+        await store.chats.add_lines(chat_id, 1, 1, [message_row(ParsedMessage(
+            time=utcnow(), author="Ana", text="hello there"))])
         await store.chats.publish_chats(fid, 1)
         return Res(self, project=pid, table=table.id, row=row.id, file=fid, chat=chat_id,
                    export=export,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 PLATFORMS = ("whatsapp", "telegram", "discord", "slack", "chatgpt", "messenger")
 
@@ -23,6 +23,21 @@ class ParsedMessage:
     reactions: list[dict] = field(default_factory=list)  # {emoji, count}
     edited: bool = False
     deleted: bool = False
+
+
+# A message as an import hands it to the store: a plain tuple, which crosses the parser's
+# pipe several times faster than the dataclass and binds to SQL without rebuilding it.
+# (time: integer milliseconds since the epoch, UTC, floored; author; text; kind; author_id;
+# source_id; reply_source; attachments; reactions; edited; deleted)
+MessageRow = tuple[int, str, str, str, str | None, str | None, str | None, list[dict],
+                   list[dict], bool, bool]
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MS = timedelta(milliseconds=1)
+
+
+def message_row(m: ParsedMessage) -> MessageRow:
+    return ((m.time - EPOCH) // MS, m.author, m.text, m.kind, m.author_id, m.source_id,
+            m.reply_source, m.attachments, m.reactions, m.edited, m.deleted)
 
 
 @dataclass(slots=True)

@@ -92,6 +92,9 @@ class WhatsAppChat:
 
     def __init__(self, inp: Input, encoding: str, name: str, ctx: Context):
         self.inp, self.encoding, self.name, self.ctx = inp, encoding, name, ctx
+        # What each header's name reads as (a chat has few authors; reading one is
+        # several string passes): the author, or None when it cannot be a name.
+        self._authors: dict[str, str | None] = {}
 
     def chat(self) -> ParsedChat:
         return ParsedChat(name=self.name, platform="whatsapp", messages=self.messages())
@@ -234,24 +237,23 @@ class WhatsAppChat:
         author: str | None = None
         body = ""
         if i > 0:
-            author = rest[:i]
-            if len(author) > 120 or ('"' in author if author.isascii()
-                                     else _NOT_A_NAME.search(author) is not None):
-                author = None
+            raw = rest[:i]
+            authors = self._authors
+            if raw in authors:
+                author = authors[raw]
             else:
+                author = _author(raw)
+                if len(authors) < 10_000:
+                    authors[raw] = author
+            if author is not None:
                 body = rest[i + 2:]
         elif rest.endswith(":") and 0 < len(rest) <= 121 and not _NOT_A_NAME.search(rest):
-            author = rest[:-1]
+            author = _clean_author(rest[:-1])
         if author is None:
             text = rest.translate(_STRIP_MARKS).strip()
             if extra:
                 text = "\n".join((text, *extra))
             return ParsedMessage(time=t, author="", text=text, kind="system")
-        if not author.isascii():
-            author = author.translate(_STRIP_MARKS)
-        if author[:1] == "~" and author[1:2] in (" ", "\u202f", "\u00a0"):
-            author = author[2:]
-        author = author.strip(" \u202f\u00a0")
         lrm = False  # iOS starts the text of system lines and media with U+200E
         if not body.isascii():
             lrm = ios and body.startswith("\u200e")
@@ -262,7 +264,7 @@ class WhatsAppChat:
         if lrm or "<" in body or "omitted" in body or "delete" in body or "attached" in body \
                 or "end-to-end" in body or body.startswith(("Location: ", "POLL:")):
             return self._special(t, author, text, lrm)
-        return ParsedMessage(time=t, author=author, text=text)
+        return ParsedMessage(t, author, text)
 
     def _special(self, t: datetime, author: str, text: str, lrm: bool) -> ParsedMessage:
         edited = deleted = False
@@ -299,6 +301,23 @@ class WhatsAppChat:
                                  text=text.strip(), kind="system")
         return ParsedMessage(time=t, author=author, text=text, attachments=attachments,
                              edited=edited, deleted=deleted)
+
+
+def _author(raw: str) -> str | None:
+    """The author a header names, or None when ``raw`` cannot be a name (the text of a
+    system line with a colon in it)."""
+    if len(raw) > 120 or ('"' in raw if raw.isascii() else _NOT_A_NAME.search(raw) is not None):
+        return None
+    return _clean_author(raw)
+
+
+def _clean_author(author: str) -> str:
+    """Without marks, iOS's ``~`` before a name that is not a contact, or edge spaces."""
+    if not author.isascii():
+        author = author.translate(_STRIP_MARKS)
+    if author[:1] == "~" and author[1:2] in (" ", "\u202f", "\u00a0"):
+        author = author[2:]
+    return author.strip(" \u202f\u00a0")
 
 
 def _attached_kind(name: str) -> str:

@@ -3,33 +3,67 @@
 Parsing is pure Python: in the server's process it would share one interpreter lock with
 the store's inserts and the event loop. In a child it runs on its own core; the pipe's
 buffer bounds how far it runs ahead (a full pipe blocks its ``send``). Messages travel as
-plain tuples, which pickle several times faster than the dataclass.
+``MessageRow`` tuples, which pickle several times faster than the dataclass and go to the
+store as they are.
 
-Messages on the pipe: ``("chat", name, platform)``, ``("lines", [row, …], position,
-size)``, ``("parsed", count, position, size)`` (progress between batches), then
-``("done", warnings)``, or ``("failed", reason, message, details)`` for a ChatFormatError,
-or ``("crashed", text)``.
+Messages on the pipe: ``("chat", name, platform)``, ``("lines", count, position, size)``
+followed by the batch's rows pickled on their own (``PickledRows``), ``("parsed", count,
+position, size)`` (progress between batches), then ``("done", warnings)``, or ``("failed",
+reason, message, details)`` for a ChatFormatError, or ``("crashed", text)``.
 """
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import pickle
+from collections.abc import Iterator, Sequence
+from itertools import islice
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import overload
 
 from ingest.chats import open_export
-from ingest.chats.model import ChatFormatError, ParsedMessage
-
-Row = tuple
+from ingest.chats.model import ChatFormatError, MessageRow, message_row
 
 
-def to_row(m: ParsedMessage) -> Row:
-    return (m.time.timestamp(), m.author, m.text, m.kind, m.author_id, m.source_id,
-            m.reply_source, m.attachments, m.reactions, m.edited, m.deleted)
+class PickledRows(Sequence[MessageRow]):
+    """A batch as the pipe brought it, unpickled when first read: by the store's writer
+    thread, which reads it anyway, rather than by the thread reading the pipe. Two threads
+    of the server busy at once take turns with the interpreter lock at every row the writer
+    binds (it lets go of the lock for each row's insert); one of them is mostly waiting."""
+
+    def __init__(self, data: bytes, count: int):
+        self._data: bytes | None = data
+        self._count = count
+        self._rows: list[MessageRow] = []
+
+    def _read(self) -> list[MessageRow]:
+        if self._data is not None:
+            self._rows, self._data = pickle.loads(self._data), None
+        return self._rows
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, i: int) -> MessageRow: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[MessageRow]: ...
+
+    def __getitem__(self, i: int | slice) -> MessageRow | list[MessageRow]:
+        return self._read()[i]
+
+    def __iter__(self) -> Iterator[MessageRow]:
+        return iter(self._read())
 
 
-def from_row(r: Row) -> ParsedMessage:
-    return ParsedMessage(datetime.fromtimestamp(r[0], UTC), r[1], r[2], r[3], r[4], r[5],
-                         r[6], r[7], r[8], r[9], r[10])
+def receive_rows(conn: Connection, count: int) -> PickledRows:
+    """The batch that follows a ``("lines", count, …)`` message."""
+    return PickledRows(conn.recv_bytes(), count)
+
+
+def _send_rows(conn: Connection, rows: list[MessageRow], position: int, size: int) -> None:
+    conn.send(("lines", len(rows), position, size))
+    conn.send_bytes(pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def parse_to(conn: Connection, path: str, filename: str, platform: str | None,
@@ -39,16 +73,19 @@ def parse_to(conn: Connection, path: str, filename: str, platform: str | None,
         with open_export(Path(path), filename, platform=platform, timezone=timezone) as export:
             for chat in export.chats():
                 conn.send(("chat", chat.name, chat.platform))
-                rows: list[Row] = []
-                for message in chat.messages:
-                    rows.append(to_row(message))
+                # Rows are taken progress_every at a time (islice and map loop in C):
+                # between two sends there is no per-message work of this loop's own.
+                messages = map(message_row, chat.messages)
+                rows: list[MessageRow] = []
+                while chunk := list(islice(messages, progress_every)):
+                    rows += chunk
                     if len(rows) >= batch:
-                        conn.send(("lines", rows, export.position, export.size))
+                        _send_rows(conn, rows, export.position, export.size)
                         rows = []
-                    elif len(rows) % progress_every == 0:
+                    else:
                         conn.send(("parsed", len(rows), export.position, export.size))
                 if rows:
-                    conn.send(("lines", rows, export.position, export.size))
+                    _send_rows(conn, rows, export.position, export.size)
             conn.send(("done", export.warnings))
     except ChatFormatError as exc:
         conn.send(("failed", exc.reason, exc.message, exc.details))

@@ -33,14 +33,15 @@ from typing import Any
 
 from pymongo.errors import BulkWriteError
 
+from store import chat_text
 from store.base import (
     ChatHit,
     ChatLine,
     ChatParticipant,
     ImportedChat,
     ImportedChatRepo,
+    MessageRow,
     Page,
-    ParsedMessage,
 )
 from store.errors import BadRequest, Conflict, NotFound
 from store.ids import new_id
@@ -58,8 +59,6 @@ MAX_SEQ = (1 << 32) - 1
 SEARCH_WINDOW = 2_000
 MAX_LINES_PAGE = 1000
 MAX_HITS_PAGE = 100
-SNIPPET_TOKENS = 16
-MARK_OPEN, MARK_CLOSE, ELLIPSIS = "«", "»", "…"
 DUPLICATE_KEY = 11000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
@@ -142,28 +141,7 @@ def snippet(text: str, terms: list[tuple[list[str], bool]]) -> str:
     """About ``SNIPPET_TOKENS`` tokens of ``text`` around its first hit, hits in « »."""
     spans = [(m.start(), m.end(), fold(m.group()))
              for m in _TOKEN.finditer(text.translate(_SPLIT))]
-    spans = [s for s in spans if s[2]]
-    folded = [s[2] for s in spans]
-    hit = [False] * len(spans)
-    for tokens, prefix in terms:
-        size = len(tokens)
-        for i in range(len(spans) - size + 1):
-            head, last = folded[i:i + size - 1], folded[i + size - 1]
-            if head == tokens[:-1] and (last.startswith(tokens[-1]) if prefix
-                                        else last == tokens[-1]):
-                hit[i:i + size] = [True] * size
-    if not spans:
-        return text
-    first = hit.index(True) if True in hit else 0
-    start = max(0, min(first - SNIPPET_TOKENS // 4, len(spans) - SNIPPET_TOKENS))
-    end = min(len(spans), start + SNIPPET_TOKENS)
-    out, pos = [], spans[start][0] if start else 0
-    for (a, b, _), marked in zip(spans[start:end], hit[start:end]):
-        out.append(text[pos:a])
-        out.append(f"{MARK_OPEN}{text[a:b]}{MARK_CLOSE}" if marked else text[a:b])
-        pos = b
-    out.append(text[pos:] if end == len(spans) else "")
-    return (ELLIPSIS if start else "") + "".join(out) + (ELLIPSIS if end < len(spans) else "")
+    return chat_text.snippet(text, [s for s in spans if s[2]], terms)
 
 
 # -- conversions ----------------------------------------------------------------------------
@@ -211,25 +189,27 @@ def _line(doc: dict) -> ChatLine:
         edited=bool(doc.get("edited")), deleted=bool(doc.get("deleted")))
 
 
-def _doc(chat: dict, seq: int, m: ParsedMessage) -> dict:
+def _doc(chat: dict, seq: int, r: MessageRow) -> dict:
     cid = chat["_id"]
+    time, author, text, kind, author_id, source_id, reply_source, attachments, reactions, \
+        edited, deleted = r
     doc: dict[str, Any] = {"_id": _line_id(cid, seq), "chatId": cid,
                            "projectId": chat["projectId"], "seq": seq,
-                           "time": _ms_floor(m.time), "author": m.author, "text": m.text,
-                           "fold": fold(m.text), "kind": m.kind}
-    if m.author_id is not None:
-        doc["authorId"] = m.author_id
-    if m.source_id is not None:
-        doc["sk"] = f"{cid}:{m.source_id}"
-    if m.reply_source is not None:
-        doc["rk"] = f"{cid}:{m.reply_source}"
-    if m.attachments:
-        doc["att"] = m.attachments
-    if m.reactions:
-        doc["react"] = m.reactions
-    if m.edited:
+                           "time": EPOCH + time * MS, "author": author, "text": text,
+                           "fold": fold(text), "kind": kind}
+    if author_id is not None:
+        doc["authorId"] = author_id
+    if source_id is not None:
+        doc["sk"] = f"{cid}:{source_id}"
+    if reply_source is not None:
+        doc["rk"] = f"{cid}:{reply_source}"
+    if attachments:
+        doc["att"] = attachments
+    if reactions:
+        doc["react"] = reactions
+    if edited:
         doc["edited"] = True
-    if m.deleted:
+    if deleted:
         doc["deleted"] = True
     return doc
 
@@ -271,16 +251,16 @@ class MongoImportedChats(ImportedChatRepo):
         return chat_id
 
     async def add_lines(self, chat_id, attempt, first_seq,
-                        messages: Sequence[ParsedMessage]) -> bool:
+                        rows: Sequence[MessageRow]) -> bool:
         if not isinstance(first_seq, int) or first_seq < 1 \
-                or first_seq + len(messages) - 1 > MAX_SEQ:
+                or first_seq + len(rows) - 1 > MAX_SEQ:
             raise BadRequest(f"seq must be between 1 and {MAX_SEQ}")
         chat = await self._writable(chat_id, attempt)
         if chat is None:
             return False
-        if not messages:
+        if not rows:
             return True
-        docs = [_doc(chat, first_seq + i, m) for i, m in enumerate(messages)]
+        docs = [_doc(chat, first_seq + i, r) for i, r in enumerate(rows)]
         try:
             await self.lines.insert_many(docs, ordered=False)
         except BulkWriteError as exc:  # seqs sent again: the new version replaces the old

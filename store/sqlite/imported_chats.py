@@ -5,46 +5,61 @@ Layout:
 - ``imported_chats``: one row per chat. ``num`` (AUTOINCREMENT, never reused) is the chat's
   small integer key; ``state`` is hidden → visible, or deleting while its lines are purged;
   ``publishing`` stops ``add_lines`` once ``publish_chats`` has started; ``indexed`` is the
-  highest seq whose line is in ``chat_fts``, ``chat_days`` and ``chat_author_keys`` (0: none).
+  highest seq whose line is in ``chat_fts``, ``chat_author_keys``, ``chat_days`` and
+  ``chat_tally`` (0: none); ``replies``: whether a line answers another (publish resolves
+  replies only then).
 - ``chat_lines``: one row per message, ``key = num << 32 | seq`` as the rowid, so a chat is
   one contiguous rowid range: paging by seq is a range scan, and the line id
   ``"<chat id>.<seq>"`` needs no index of its own. Times are integer milliseconds (UTC).
-  No secondary index: ``add_lines`` is a plain append (``executemany``).
+  No secondary index: storing a batch is a plain append (``executemany`` binding only the
+  columns the batch fills).
 - ``chat_fts``: FTS5 over ``chat_lines.text`` (external content, rowid = key, tokenizer
   ``unicode61 remove_diacritics 2``: case- and diacritics-insensitive; ``columnsize=0``:
-  no per-line size rows, bm25 re-tokenizes the lines it ranks). Only chats being published
-  are indexed, so a failed import is dropped without touching the index.
+  no per-line size rows, search ranks without ``bm25()``).
 - ``chat_author_keys`` (chat, author, key): ``list_lines``' author filter's index (a page
-  of one author's messages is one range), written at publish in sorted order (an index
-  maintained row by row on append would double its cost). ``search`` checks the author of
-  each match by its line instead: it stops with the window, a key set would not.
+  of one author's messages is one range), written a batch at a time in (author, key)
+  order (an index maintained row by row on append would double its cost). ``search``
+  checks the author of each match by its line instead: it stops with the window, a key
+  set would not.
 - ``chat_days``: per chat and UTC day, the messages (kind "message") and the first and last
   key of the day's lines: ``activity`` reads it, and a ``since``/``until`` filter starts and
   ends its scan at those keys instead of at the chat's ends.
+- ``chat_tally``: per chat, author and kind, the lines and their first and last time:
+  publish's participants and counts.
 
-Bulk work is set-based SQL in transactions of at most ``CHUNK`` lines, so a million-line
-publish or delete never holds the one writer for long: ``publish_chats`` fills the search
-index, days and author keys with ``INSERT … SELECT`` chunk by chunk (recording ``indexed``
-in the same transaction), resolves replies with one ``UPDATE`` from a keyed temporary
-table, counts participants with one ``GROUP BY`` (on a reader: the lines no longer change)
-and flips every chat of the import visible in one last transaction. Deleting marks the
-chats ``deleting`` (gone for readers at once), then purges lines with their index entries
-chunk by chunk; each chunk removes a line and its index entry together, so an interrupted
-purge simply resumes.
+A batch is indexed in the transaction that stores it (``add_lines``: ``INSERT … SELECT``
+into the search index, author keys, days and tally), while the parser reads on in its own
+process, so publishing only counts up. A hidden chat's lines are in the index but no
+reader sees them: every read joins visible chats, and their statistics do not rank (see
+below). A batch sent again replaces its lines: their old index entries go first, and the
+chat's days and tally are counted again. ``publish_chats`` indexes what an earlier version
+stored without indexing (in transactions of at most ``CHUNK`` lines), resolves replies with
+one ``UPDATE`` from a keyed temporary table, sets the counts from the tally and flips every
+chat of the import visible in one last transaction. Deleting marks the chats ``deleting``
+(gone for readers at once), then purges lines with their index entries chunk by chunk;
+each chunk removes a line and its index entry together, so an interrupted purge simply
+resumes, and a failed or cancelled import is dropped the same way.
 
-Search ranks with ``bm25`` (then newest first) over the newest ``SEARCH_WINDOW`` matching
-lines: bm25 scores every candidate, so a very common word would otherwise cost time in
-proportion to its matches. The window (lowest and highest matching key) and the offset
-travel in the opaque cursor, so the pages of one search are stable and bounded, even while
-other imports change the index's statistics. The user's query never reaches FTS5 as
-syntax: every term is a quoted string (see ``fts_expression``).
+Search reads the index once: the newest ``SEARCH_WINDOW`` matching lines (FTS5 walks the
+matches by descending rowid and stops there), with their text, time and author by key.
+Those lines are ranked in Python by relevance, then newest first (``store.chat_text``:
+BM25's term-frequency part, normalized by line length, without weighing terms by rarity),
+and the page's snippets are marked there too. FTS5's own ``bm25()`` would count every
+term's matches over the whole index first (its IDF), and ``snippet()`` would evaluate the
+query again per line: for a common word, phrase or prefix either cost more than the whole
+search. The window (lowest and highest matching key) and the offset travel in the opaque
+cursor, so the pages of one search are stable and bounded, even while other imports change
+the index. The user's query never reaches FTS5 as syntax: every term is a quoted string
+(see ``fts_expression``).
 """
 from __future__ import annotations
 
+import heapq
 import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from store.base import (
@@ -53,9 +68,10 @@ from store.base import (
     ChatParticipant,
     ImportedChat,
     ImportedChatRepo,
+    MessageRow,
     Page,
-    ParsedMessage,
 )
+from store.chat_text import relevance, snippet, terms_of, token_spans
 from store.errors import BadRequest, Conflict, NotFound
 from store.ids import iso, new_id, parse_iso, utcnow
 from store.query import (
@@ -70,14 +86,12 @@ from store.sqlite.db import Database
 
 SEQ_BITS = 32
 MAX_SEQ = (1 << SEQ_BITS) - 1
-#: Lines per transaction of the bulk steps (indexing, purging).
+#: Lines per transaction of the bulk steps (catching up with indexing, purging).
 CHUNK = 50_000
 #: Search ranks at most this many matches (the newest); pages go no further.
 SEARCH_WINDOW = 2_000
 MAX_LINES_PAGE = 1000
 MAX_HITS_PAGE = 100
-SNIPPET_TOKENS = 16
-MARK_OPEN, MARK_CLOSE, ELLIPSIS = "«", "»", "…"
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EPOCH_DAY = date(1970, 1, 1)
@@ -113,17 +127,19 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _extra(m: ParsedMessage) -> str | None:
-    if not (m.attachments or m.reactions or m.edited or m.deleted):
+def _extra(r: MessageRow) -> str | None:
+    """A row's attachments, reactions and flags as one JSON text (None: none of them)."""
+    attachments, reactions, edited, deleted = r[7], r[8], r[9], r[10]
+    if not (attachments or reactions or edited or deleted):
         return None
     extra: dict[str, Any] = {}
-    if m.attachments:
-        extra["a"] = m.attachments
-    if m.reactions:
-        extra["r"] = m.reactions
-    if m.edited:
+    if attachments:
+        extra["a"] = attachments
+    if reactions:
+        extra["r"] = reactions
+    if edited:
         extra["e"] = 1
-    if m.deleted:
+    if deleted:
         extra["d"] = 1
     return _dumps(extra)
 
@@ -149,7 +165,7 @@ def fts_expression(query: str) -> str:
 
 # -- rows ---------------------------------------------------------------------------------
 
-_CHAT_COLS = ("num, id, project_id, file_id, attempt, state, indexed, name, platform,"
+_CHAT_COLS = ("num, id, project_id, file_id, attempt, state, indexed, replies, name, platform,"
               " participants, message_count, system_count, first_time, last_time,"
               " imported_by, created_at")
 _LINE_COLS = "key, time, author, author_id, text, kind, reply_to, source_id, extra"
@@ -215,9 +231,82 @@ def _ours(conn, num: int, attempt: int) -> sqlite3.Row | None:
     return row
 
 
+def _index_lines(conn, num: int, first: int, end: int, *, counts: bool = True) -> None:
+    """Index the lines of keys ``first``..``end`` of chat ``num``: search index, author
+    keys, and (``counts``) days and tally."""
+    conn.execute("INSERT INTO chat_fts (rowid, text) SELECT key, text FROM chat_lines"
+                 " WHERE key BETWEEN ? AND ?", (first, end))
+    conn.execute("INSERT INTO chat_author_keys (chat, author, key) SELECT ?, author, key"
+                 " FROM chat_lines WHERE key BETWEEN ? AND ? ORDER BY author, key",
+                 (num, first, end))
+    if counts:
+        _count_lines(conn, num, first, end)
+
+
+def _count_lines(conn, num: int, first: int, end: int) -> None:
+    """Add the lines of keys ``first``..``end`` to the chat's days and tally."""
+    conn.execute(
+        "INSERT INTO chat_days (chat, day, messages, first_key, last_key)"
+        " SELECT ?1, CASE WHEN time >= 0 THEN time / ?4 ELSE (time - ?4 + 1) / ?4 END AS d,"
+        " sum(kind='message'), min(key), max(key) FROM chat_lines"
+        " WHERE key BETWEEN ?2 AND ?3 GROUP BY d"
+        " ON CONFLICT (chat, day) DO UPDATE SET messages=messages+excluded.messages,"
+        " first_key=min(first_key, excluded.first_key),"
+        " last_key=max(last_key, excluded.last_key)", (num, first, end, DAY_MS))
+    conn.execute(
+        "INSERT INTO chat_tally (chat, author, kind, n, first_time, last_time)"
+        " SELECT ?, author, kind, count(*), min(time), max(time) FROM chat_lines"
+        " WHERE key BETWEEN ? AND ? GROUP BY author, kind"
+        " ON CONFLICT (chat, author, kind) DO UPDATE SET n=n+excluded.n,"
+        " first_time=min(first_time, excluded.first_time),"
+        " last_time=max(last_time, excluded.last_time)", (num, first, end))
+
+
+def _unindex_lines(conn, num: int, first: int, end: int) -> None:
+    """Take the indexed lines of keys ``first``..``end`` out of the search index and the
+    author keys, and drop the chat's days and tally (``_count_lines`` makes them again)."""
+    conn.execute("INSERT INTO chat_fts (chat_fts, rowid, text) SELECT 'delete', key, text"
+                 " FROM chat_lines WHERE key BETWEEN ? AND ?", (first, end))
+    conn.execute("DELETE FROM chat_author_keys WHERE chat=? AND key BETWEEN ? AND ?",
+                 (num, first, end))
+    conn.execute("DELETE FROM chat_days WHERE chat=?", (num,))
+    conn.execute("DELETE FROM chat_tally WHERE chat=?", (num,))
+
+
+_OPTIONAL_COLS = (("author_id", 4), ("source_id", 5), ("reply_source", 6))
+_NO_IDS = {(None, None, None)}
+_IDS, _EXTRAS = itemgetter(4, 5, 6), itemgetter(7, 8, 9, 10)
+
+
+def _insert_rows(conn, first: int, rows: Sequence[MessageRow]) -> None:
+    """Store ``rows`` as keys ``first``, ``first + 1``, … (replacing lines there). Only the
+    columns some row of the batch fills are bound: binding costs per value, and most
+    exports fill few of them (a WhatsApp line has no ids)."""
+    cols = ["key", "time", "author", "text", "kind"]
+    extras = any(map(any, map(_EXTRAS, rows)))
+    if not extras and _NO_IDS.issuperset(map(_IDS, rows)):  # the common case, quickest
+        params: list[tuple] = [(k, t, a, x, kind) for k, (t, a, x, kind, _, _, _, _, _, _, _)
+                               in zip(range(first, first + len(rows)), rows)]
+    else:
+        picks = [0, 1, 2, 3]
+        for name, i in _OPTIONAL_COLS:
+            if any(r[i] is not None for r in rows):
+                cols.append(name)
+                picks.append(i)
+        pick = itemgetter(*picks)
+        if extras:
+            cols.append("extra")
+            params = [(first + n, *pick(r), _extra(r)) for n, r in enumerate(rows)]
+        else:
+            params = [(first + n, *pick(r)) for n, r in enumerate(rows)]
+    conn.executemany(f"INSERT OR REPLACE INTO chat_lines ({', '.join(cols)})"
+                     f" VALUES ({','.join('?' * len(cols))})", params)
+
+
 def _index_step(conn, num: int, attempt: int) -> bool | None:
-    """Index the lines of the next CHUNK seqs of a hidden chat: search index, days, author
-    keys. True when every line is; None when the chat is no longer this attempt's."""
+    """Index the next CHUNK seqs of a hidden chat stored but not indexed yet (``add_lines``
+    indexes as it stores; this catches up with lines an earlier version stored). True when
+    every line is; None when the chat is no longer this attempt's."""
     row = _ours(conn, num, attempt)
     if row is None:
         return None
@@ -227,19 +316,7 @@ def _index_step(conn, num: int, attempt: int) -> bool | None:
     if first is None:
         return True
     end = min(first + CHUNK - 1, hi)
-    conn.execute("INSERT INTO chat_fts (rowid, text) SELECT key, text FROM chat_lines"
-                 " WHERE key BETWEEN ? AND ?", (first, end))
-    conn.execute(
-        "INSERT INTO chat_days (chat, day, messages, first_key, last_key)"
-        " SELECT ?1, CASE WHEN time >= 0 THEN time / ?4 ELSE (time - ?4 + 1) / ?4 END AS d,"
-        " sum(kind='message'), min(key), max(key) FROM chat_lines"
-        " WHERE key BETWEEN ?2 AND ?3 GROUP BY d"
-        " ON CONFLICT (chat, day) DO UPDATE SET messages=messages+excluded.messages,"
-        " first_key=min(first_key, excluded.first_key),"
-        " last_key=max(last_key, excluded.last_key)", (num, first, end, DAY_MS))
-    conn.execute("INSERT INTO chat_author_keys (chat, author, key) SELECT ?, author, key"
-                 " FROM chat_lines WHERE key BETWEEN ? AND ? ORDER BY author, key",
-                 (num, first, end))
+    _index_lines(conn, num, first, end)
     conn.execute("UPDATE imported_chats SET indexed=? WHERE num=?", (end & MAX_SEQ, num))
     return end == hi
 
@@ -248,8 +325,11 @@ def _replies_step(conn, num: int, attempt: int) -> bool:
     """``reply_to`` = the first line of the same chat whose ``source_id`` is the line's
     ``reply_source``: the ids answered are collected once into a keyed temporary table
     (first line wins), then one UPDATE sets every reply from it."""
-    if _ours(conn, num, attempt) is None:
+    row = _ours(conn, num, attempt)
+    if row is None:
         return False
+    if not row["replies"]:  # no line answers another
+        return True
     lo, hi = _bounds(num)
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS chat_reply_src"
                  " (source_id TEXT PRIMARY KEY, key INTEGER NOT NULL) WITHOUT ROWID")
@@ -267,16 +347,17 @@ def _replies_step(conn, num: int, attempt: int) -> bool:
     return True
 
 
-def _tally(conn, num: int) -> tuple:
-    """Participants (kind "message", most first), counts and first/last time of a chat:
-    one GROUP BY, run by a reader (the lines of a chat being published no longer change)."""
-    lo, hi = _bounds(num)
+def _set_tally(conn, num: int, attempt: int) -> bool:
+    """The chat's participants (kind "message", most first), counts and first/last time,
+    from its tally (kept as lines were indexed)."""
+    if _ours(conn, num, attempt) is None:
+        return False
     authors: dict[str, int] = {}
     messages = system = 0
     first = last = None
     for author, kind, n, t0, t1 in conn.execute(
-            "SELECT author, kind, count(*), min(time), max(time) FROM chat_lines"
-            " WHERE key BETWEEN ? AND ? GROUP BY author, kind", (lo, hi)):
+            "SELECT author, kind, n, first_time, last_time FROM chat_tally WHERE chat=?",
+            (num,)):
         if kind == "message":
             authors[author] = authors.get(author, 0) + n
             messages += n
@@ -285,14 +366,9 @@ def _tally(conn, num: int) -> tuple:
         first = t0 if first is None else min(first, t0)
         last = t1 if last is None else max(last, t1)
     participants = sorted(authors.items(), key=lambda a: (-a[1], a[0]))
-    return _dumps(participants), messages, system, first, last
-
-
-def _set_tally(conn, num: int, attempt: int, tally: tuple) -> bool:
-    if _ours(conn, num, attempt) is None:
-        return False
     conn.execute("UPDATE imported_chats SET participants=?, message_count=?, system_count=?,"
-                 " first_time=?, last_time=? WHERE num=?", (*tally, num))
+                 " first_time=?, last_time=? WHERE num=?",
+                 (_dumps(participants), messages, system, first, last, num))
     return True
 
 
@@ -343,6 +419,7 @@ def _purge_step(conn, num: int) -> bool:
         if authors:
             return False
         conn.execute("DELETE FROM chat_days WHERE chat=?", (num,))
+        conn.execute("DELETE FROM chat_tally WHERE chat=?", (num,))
         conn.execute("DELETE FROM imported_chats WHERE num=?", (num,))
         return True
     end = min(first + CHUNK - 1, hi)
@@ -369,31 +446,45 @@ class SqliteImportedChats(ImportedChatRepo):
             if _newer_attempt(conn, file_id, attempt):
                 raise Conflict("a newer import of this file is under way")
             conn.execute(
-                "INSERT INTO imported_chats (id, project_id, file_id, attempt, state, name,"
-                " platform, imported_by, created_at) VALUES (?,?,?,?,'hidden',?,?,?,?)",
+                "INSERT INTO imported_chats (id, project_id, file_id, attempt, state, replies,"
+                " name, platform, imported_by, created_at)"
+                " VALUES (?,?,?,?,'hidden',0,?,?,?,?)",
                 (chat_id, project_id, file_id, attempt, name, platform, imported_by, now))
             return chat_id
 
         return await self.db.write(tx)
 
     async def add_lines(self, chat_id, attempt, first_seq,
-                        messages: Sequence[ParsedMessage]) -> bool:
+                        rows: Sequence[MessageRow]) -> bool:
         if not isinstance(first_seq, int) or first_seq < 1 \
-                or first_seq + len(messages) - 1 > MAX_SEQ:
+                or first_seq + len(rows) - 1 > MAX_SEQ:
             raise BadRequest(f"seq must be between 1 and {MAX_SEQ}")
 
         def tx(conn):
-            row = conn.execute("SELECT num, state, attempt, publishing FROM imported_chats"
-                               " WHERE id=?", (chat_id,)).fetchone()
+            row = conn.execute("SELECT num, state, attempt, publishing, indexed"
+                               " FROM imported_chats WHERE id=?", (chat_id,)).fetchone()
             if row is None or row["state"] != "hidden" or row["attempt"] != attempt \
                     or row["publishing"]:
                 return False
-            base = (row["num"] << SEQ_BITS) + first_seq
-            conn.executemany(
-                "INSERT OR REPLACE INTO chat_lines (key, time, author, author_id, text, kind,"
-                " source_id, reply_source, extra) VALUES (?,?,?,?,?,?,?,?,?)",
-                [(base + i, to_ms(m.time), m.author, m.author_id, m.text, m.kind, m.source_id,
-                  m.reply_source, _extra(m)) for i, m in enumerate(messages)])
+            if not rows:
+                return True
+            num, indexed = row["num"], row["indexed"]
+            lo = num << SEQ_BITS
+            first, last = lo | first_seq, lo | (first_seq + len(rows) - 1)
+            again = first_seq <= indexed  # a batch sent again: its old lines leave the index
+            if again:
+                _unindex_lines(conn, num, first, min(last, lo | indexed))
+            _insert_rows(conn, first, rows)
+            # Indexed here, in the same transaction, while the parser reads on: publishing
+            # is then only counting up. Lines stored before and not indexed yet come along.
+            start = min(first, lo | (indexed + 1))
+            _index_lines(conn, num, start, last, counts=not again)
+            if again:
+                _count_lines(conn, num, lo + 1, max(last, lo | indexed))
+            replies = any(r[6] is not None for r in rows)
+            conn.execute("UPDATE imported_chats SET indexed=max(indexed, ?),"
+                         " replies=max(replies, ?) WHERE num=?",
+                         (last & MAX_SEQ, int(replies), num))
             return True
 
         return await self.db.write(tx)
@@ -411,8 +502,7 @@ class SqliteImportedChats(ImportedChatRepo):
                     break
             if not await self.db.write(_replies_step, num, attempt):
                 return []
-            tally = await self.db.read(_tally, num)
-            if not await self.db.write(_set_tally, num, attempt, tally):
+            if not await self.db.write(_set_tally, num, attempt):
                 return []
         return await self.db.write(_show, file_id, attempt, nums)
 
@@ -522,6 +612,7 @@ class SqliteImportedChats(ImportedChatRepo):
     async def search(self, project_id, query, *, chat_id=None, author=None, since=None,
                      until=None, cursor=None, limit=20) -> Page[ChatHit]:
         expression = fts_expression(query)
+        terms = terms_of(query)
         limit = page_limit(limit, MAX_HITS_PAGE)
         window = decode_cursor(cursor, "s", (int, int, int)) if cursor else None
         if window is not None and not (window[0] <= SEARCH_WINDOW and window[1] <= window[2]):
@@ -543,11 +634,9 @@ class SqliteImportedChats(ImportedChatRepo):
                 where.append("(f.rowid >> 32) IN (SELECT num FROM imported_chats"
                              " WHERE project_id=? AND state='visible')")
                 args.append(project_id)
-            join = ""
-            if author is not None or since is not None or until is not None:
-                # Each match's line by its key (the rowid): cheaper than building the
-                # author's whole key set when matches are few, and it stops with the window.
-                join = " JOIN chat_lines l ON l.key=f.rowid"
+            # Filters read each match's line by its key (the rowid, joined anyway for the
+            # text): cheaper than building the author's whole key set when matches are few,
+            # and the scan stops with the window.
             if author is not None:
                 where.append("l.author=?")
                 args.append(author)
@@ -560,44 +649,42 @@ class SqliteImportedChats(ImportedChatRepo):
                     args.append(to_ms(until))
             cond = " AND ".join([*where, "f.rowid BETWEEN ? AND ?"])
             if window is None:
-                offset = 0
-                floor, ceil = conn.execute(
-                    f"SELECT min(k), max(k) FROM (SELECT f.rowid AS k FROM chat_fts f{join}"
-                    f" WHERE {cond} ORDER BY f.rowid DESC LIMIT ?)",
-                    (*args, low, high, SEARCH_WINDOW)).fetchone()
-                if floor is None:
-                    return Page([], None)
+                offset, floor, ceil = 0, low, high
             else:
                 offset, floor, ceil = window
             if offset >= SEARCH_WINDOW:
                 return Page([], None)
-            rows = conn.execute(
-                f"WITH c AS MATERIALIZED (SELECT f.rowid AS k, bm25(chat_fts) AS s"
-                f" FROM chat_fts f{join} WHERE {cond})"
-                " SELECT c.k, c.s, l.time, l.author, l.text FROM c"
-                " JOIN chat_lines l ON l.key=c.k ORDER BY c.s, l.time DESC, c.k DESC"
-                " LIMIT ? OFFSET ?",
-                (*args, max(low, floor), min(high, ceil),
-                 min(limit, SEARCH_WINDOW - offset) + 1, offset)).fetchall()
-            page = rows[:limit]
-            more = len(rows) > limit and offset + limit < SEARCH_WINDOW
-            if not page:
+            # The index is read once: the newest matches with their lines, ranked here.
+            found = conn.execute(
+                f"SELECT f.rowid, l.time, l.author, l.text FROM chat_fts f"
+                f" JOIN chat_lines l ON l.key=f.rowid WHERE {cond}"
+                " ORDER BY f.rowid DESC LIMIT ?",
+                (*args, max(low, floor), min(high, ceil), SEARCH_WINDOW)).fetchall()
+            if not found:
                 return Page([], None)
-            keys = [r[0] for r in page]
-            snippets = dict(conn.execute(
-                f"SELECT rowid, snippet(chat_fts, 0, ?, ?, ?, ?) FROM chat_fts"
-                f" WHERE chat_fts MATCH ? AND rowid IN ({','.join('?' * len(keys))})",
-                (MARK_OPEN, MARK_CLOSE, ELLIPSIS, SNIPPET_TOKENS, expression, *keys)))
-            missing = {k >> SEQ_BITS for k in keys} - chats.keys()
+            if window is None:
+                floor, ceil = found[-1][0], found[0][0]
+            scores = relevance([r[3] for r in found], terms)
+            # Most relevant first, then newest (by time, then by key).
+            order = heapq.nsmallest(offset + limit, zip(
+                [-s for s in scores], [-r[1] for r in found], [-r[0] for r in found],
+                range(len(found))))
+            page = [i for *_, i in order[offset:]]
+            more = offset + limit < len(found)
+            missing = {found[i][0] >> SEQ_BITS for i in page} - chats.keys()
             if missing:
                 chats.update(conn.execute(
                     f"SELECT num, id FROM imported_chats WHERE num IN"
                     f" ({','.join('?' * len(missing))})", list(missing)).fetchall())
-            items = [ChatHit(chat_id=chats[k >> SEQ_BITS],
-                             message_id=line_id(chats[k >> SEQ_BITS], k & MAX_SEQ),
-                             author=a, time=from_ms(t), text=text,
-                             snippet=snippets.get(k, text), score=-s if s else 0.0)
-                     for k, s, t, a, text in page]
+            marks = [(t.words, t.prefix) for t in terms]
+            items = []
+            for i in page:
+                k, t, a, text = found[i]
+                chat = chats[k >> SEQ_BITS]
+                items.append(ChatHit(chat_id=chat, message_id=line_id(chat, k & MAX_SEQ),
+                                     author=a, time=from_ms(t), text=text,
+                                     snippet=snippet(text, token_spans(text), marks),
+                                     score=scores[i]))
             return Page(items, encode_cursor(["s", offset + limit, floor, ceil])
                         if more else None)
 

@@ -230,8 +230,8 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             last_key INTEGER NOT NULL,
             PRIMARY KEY (chat, day)
         ) WITHOUT ROWID""",
-        # columnsize=0: no per-line size rows (a tenth of the build); bm25 re-tokenizes
-        # the few thousand lines it ranks instead.
+        # columnsize=0: no per-line size rows (a tenth of the build); search ranks the
+        # lines it found itself (store/chat_text.py), not with bm25().
         "CREATE VIRTUAL TABLE chat_fts USING fts5(text, content='chat_lines',"
         " content_rowid='key', tokenize='unicode61 remove_diacritics 2', columnsize=0)",
     ]),
@@ -255,4 +255,24 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         "CREATE INDEX audit_kind ON audit_log(kind, id)",
     ]),
     (9, site_counter_sql()),  # admin:metrics without counting big tables
+    (10, [  # imported chats indexed as their lines arrive (store/sqlite/imported_chats.py)
+        # Per chat, author and kind: the lines indexed so far, for publish's counts.
+        """CREATE TABLE chat_tally (
+            chat INTEGER NOT NULL,
+            author TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            first_time INTEGER NOT NULL,
+            last_time INTEGER NOT NULL,
+            PRIMARY KEY (chat, author, kind)
+        ) WITHOUT ROWID""",
+        # Hidden chats of imports under way keep their counts (visible ones need none).
+        "INSERT INTO chat_tally (chat, author, kind, n, first_time, last_time)"
+        " SELECT c.num, l.author, l.kind, count(*), min(l.time), max(l.time)"
+        " FROM imported_chats c JOIN chat_lines l"
+        " ON l.key BETWEEN (c.num << 32) + 1 AND (c.num << 32) + c.indexed"
+        " WHERE c.state='hidden' GROUP BY c.num, l.author, l.kind",
+        # Whether a line of the chat answers another (publish resolves replies only then).
+        "ALTER TABLE imported_chats ADD COLUMN replies INTEGER NOT NULL DEFAULT 1",
+    ]),
 ]

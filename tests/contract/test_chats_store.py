@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ingest.chats.model import ParsedMessage
+from ingest.chats.model import MessageRow, ParsedMessage, message_row
 from store.base import ChatParticipant, ImportedChat
 from store.errors import BadRequest, Conflict, NotFound
 from store.ids import new_id
@@ -17,9 +17,10 @@ from tests.contract.mongo_standin import StandinClient, StandinCollection
 T0 = datetime(2024, 5, 17, 12, 0, tzinfo=UTC)
 
 
-def msg(i: int, author: str = "Ann", text: str | None = None, **kw) -> ParsedMessage:
-    return ParsedMessage(time=kw.pop("time", T0 + timedelta(minutes=i)), author=author,
-                         text=f"message number {i}" if text is None else text, **kw)
+def msg(i: int, author: str = "Ann", text: str | None = None, **kw) -> MessageRow:
+    when = kw.pop("time", T0 + timedelta(minutes=i))
+    return message_row(ParsedMessage(time=when, author=author, **kw,
+                                     text=f"message number {i}" if text is None else text))
 
 
 async def begin(store, *, project_id="p1", file_id="f1", attempt=1, name="Chat",
@@ -171,7 +172,7 @@ async def test_lines_keep_every_field(store):
                          attachments=[{"kind": "image", "name": "a.jpg"}],
                          reactions=[{"emoji": "👍", "count": 2}], edited=True, deleted=True)
     plain = ParsedMessage(time=when + timedelta(seconds=1), author="Bob", text="")
-    chat = await imported(store, [full, plain])
+    chat = await imported(store, [message_row(full), message_row(plain)])
     a, b = await all_lines(store, chat.id)
     assert a.id == f"{chat.id}.1" and a.seq == 1
     assert (a.time, a.author, a.author_id, a.text, a.kind) == (when, "Zoë", "42", "photo ✓",
@@ -187,10 +188,16 @@ async def test_lines_keep_every_field(store):
 async def test_a_batch_sent_again_replaces_its_lines(store):
     chat_id = await begin(store)
     assert await store.chats.add_lines(chat_id, 1, 1, [msg(1, text="one"), msg(2, text="two")])
-    assert await store.chats.add_lines(chat_id, 1, 2, [msg(2, text="TWO"), msg(3, text="3")])
-    await store.chats.publish_chats("f1", 1)
+    assert await store.chats.add_lines(chat_id, 1, 2, [msg(2, "Bea", text="TWO"),
+                                                        msg(3, text="3")])
+    [chat] = await store.chats.publish_chats("f1", 1)
     assert [line.text for line in await all_lines(store, chat_id)] == ["one", "TWO", "3"]
     assert texts((await store.chats.search("p1", "two")).items) == ["TWO"]
+    # Counted once each, as they are now.
+    assert chat.participants == (ChatParticipant("Ann", 2), ChatParticipant("Bea", 1))
+    assert [line.text for line in await all_lines(store, chat_id, author="Ann")] == \
+        ["one", "3"]
+    assert await store.chats.activity(chat_id) == [("2024-05", 3)]
 
 
 async def test_add_lines_rejects_bad_seq(store):

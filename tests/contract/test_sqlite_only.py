@@ -145,3 +145,46 @@ async def test_processes_consume_one_token_exactly_once(tmp_path):
         assert sorted(outs) == ["False"] * 3 + ["True"]
     finally:
         await s.close()
+
+
+async def test_an_import_under_way_across_the_upgrade_that_indexes_as_lines_arrive(tmp_path):
+    """Migration 10: before it, lines were indexed and counted only at publish. A chat whose
+    import was under way then is indexed and counted with its next batch, or at publish."""
+    from datetime import UTC, datetime
+
+    from ingest.chats.model import ParsedMessage, message_row
+
+    path = tmp_path / "upgraded.sqlite3"
+    with sqlite3.connect(path) as conn:
+        for version, statements in MIGRATIONS:
+            if version < 10:
+                for statement in statements:
+                    conn.execute(statement)
+        conn.execute("PRAGMA user_version=9")
+        for num, file_id in ((1, "f1"), (2, "f2")):
+            conn.execute("INSERT INTO imported_chats (num, id, project_id, file_id, attempt,"
+                          " state, name, platform, imported_by, created_at) VALUES"
+                          " (?, ?, 'p1', ?, 1, 'hidden', 'Old', 'whatsapp', 'u1',"
+                          " '2024-01-01T00:00:00Z')",
+                          (num, f"c{num}", file_id))
+            conn.executemany("INSERT INTO chat_lines (key, time, author, text, kind)"
+                             " VALUES (?, ?, ?, ?, 'message')",
+                             [((num << 32) | 1, 1_700_000_000_000, "Ann", "stored before"),
+                              ((num << 32) | 2, 1_700_000_060_000, "Bob", "stored too")])
+    s = await SqliteStore.open(path)
+    try:
+        later = datetime(2024, 1, 1, tzinfo=UTC)
+        assert await s.chats.add_lines("c1", 1, 3, [message_row(ParsedMessage(
+            time=later, author="Ann", text="added after"))])
+        [with_batch] = await s.chats.publish_chats("f1", 1)
+        [at_publish] = await s.chats.publish_chats("f2", 1)
+        assert with_batch.message_count == 3 and at_publish.message_count == 2
+        assert [(p.name, p.messages) for p in with_batch.participants] == [("Ann", 2),
+                                                                          ("Bob", 1)]
+        assert with_batch.last_time == later
+        hits = (await s.chats.search("p1", "stored")).items
+        assert sorted(h.chat_id for h in hits) == ["c1", "c1", "c2", "c2"]
+        assert len((await s.chats.list_lines("c1", author="Ann")).items) == 2
+        assert await s.chats.activity("c2", bucket="day") == [("2023-11-14", 2)]
+    finally:
+        await s.close()
