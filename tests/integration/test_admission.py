@@ -6,7 +6,10 @@ connected users are served meanwhile."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
 import aiohttp
 import pytest
@@ -45,6 +48,42 @@ async def socketio_connect(ws: aiohttp.ClientWebSocketResponse, token: str | Non
     await ws.send_str("40" + (json.dumps({"token": token}) if token else ""))
     frame = await ws.receive_str(timeout=10)
     assert frame.startswith("40{"), frame
+
+
+@dataclass
+class OnePlace:
+    """A server with one handshake place on a FakeClock, and raw websockets to it."""
+
+    srv: RunningServer
+    clock: FakeClock
+    http: aiohttp.ClientSession
+    sockets: list[aiohttp.ClientWebSocketResponse] = field(default_factory=list)
+
+    @property
+    def ws_url(self) -> str:
+        return self.srv.url.replace("http", "ws") + WS
+
+    async def opened(self, ws: aiohttp.ClientWebSocketResponse | None = None):
+        """``ws`` (or a new websocket) once Engine.IO has opened on it."""
+        ws = ws if ws is not None else await self.http.ws_connect(self.ws_url)
+        self.sockets.append(ws)
+        await open_packet(ws)
+        return ws
+
+
+@contextlib.asynccontextmanager
+async def one_place(tmp_path) -> AsyncIterator[OnePlace]:
+    clock = FakeClock()
+    srv = await RunningServer(make_settings(tmp_path, handshake_concurrency=1),
+                              clock=clock).start()
+    place = OnePlace(srv, clock, aiohttp.ClientSession())
+    try:
+        yield place
+    finally:
+        for ws in place.sockets:
+            await ws.close()
+        await place.http.close()
+        await srv.stop()
 
 
 async def test_concurrent_handshakes_take_turns_and_all_connect(tmp_path):
@@ -147,87 +186,49 @@ async def test_a_place_is_kept_until_connect_and_the_queue_overflows_with_503(tm
 async def test_a_session_that_never_connects_or_goes_away_frees_its_place(tmp_path):
     """A websocket that opens Engine.IO and sends no CONNECT keeps its place for HOLD_S,
     not longer; one that closes frees it at once."""
-    clock = FakeClock()
-    srv = await RunningServer(make_settings(tmp_path, handshake_concurrency=1),
-                              clock=clock).start()
-    http = aiohttp.ClientSession()
-    sockets: list[aiohttp.ClientWebSocketResponse] = []
-    try:
-        ws_url = srv.url.replace("http", "ws") + WS
-        silent = await http.ws_connect(ws_url)
-        sockets.append(silent)
-        await open_packet(silent)
-        second = asyncio.create_task(http.ws_connect(ws_url))
-        await eventually(lambda: waiting(srv.url, 1))
-        await clock.advance(HOLD_S / 2)
-        assert not second.done() and await waiting(srv.url, 1)
-        await clock.advance(HOLD_S / 2)
-        sockets.append(await second)
-        await open_packet(sockets[-1])
+    async with one_place(tmp_path) as p:
+        silent = await p.opened()
+        second = asyncio.create_task(p.http.ws_connect(p.ws_url))
+        await eventually(lambda: waiting(p.srv.url, 1))
+        await p.clock.advance(HOLD_S / 2)
+        assert not second.done() and await waiting(p.srv.url, 1)
+        await p.clock.advance(HOLD_S / 2)
+        await p.opened(await second)
         await socketio_connect(silent, None)  # still open: the hold ended, not the session
 
-        third = asyncio.create_task(http.ws_connect(ws_url))
-        await eventually(lambda: waiting(srv.url, 1))
-        await sockets[-1].close()  # the second leaves without a CONNECT
-        sockets.append(await third)
-        await open_packet(sockets[-1])
-        assert (await handshakes(srv.url))["peak"] == 1
-    finally:
-        for ws in sockets:
-            await ws.close()
-        await http.close()
-        await srv.stop()
+        third = asyncio.create_task(p.http.ws_connect(p.ws_url))
+        await eventually(lambda: waiting(p.srv.url, 1))
+        await p.sockets[-1].close()  # the second leaves without a CONNECT
+        await p.opened(await third)
+        assert (await handshakes(p.srv.url))["peak"] == 1
 
 
 async def test_a_refused_connect_frees_the_place(tmp_path):
     """A CONNECT refused (a bad token) ends the handshake as surely as an accepted one: the
     next session goes while the refused one's transport is still open."""
-    clock = FakeClock()
-    srv = await RunningServer(make_settings(tmp_path, handshake_concurrency=1),
-                              clock=clock).start()
-    http = aiohttp.ClientSession()
-    sockets: list[aiohttp.ClientWebSocketResponse] = []
-    try:
-        ws_url = srv.url.replace("http", "ws") + WS
-        refused = await http.ws_connect(ws_url)
-        sockets.append(refused)
-        await open_packet(refused)
+    async with one_place(tmp_path) as p:
+        refused = await p.opened()
         await refused.send_str("40" + json.dumps({"token": "not-a-jwt"}))
         answer = await refused.receive_str(timeout=10)
         assert answer.startswith("44{") and json.loads(answer[2:])["data"]["code"] == \
             "unauthorized"
-        sockets.append(await http.ws_connect(ws_url))
-        await open_packet(sockets[-1])
+        await p.opened()
         await socketio_connect(refused, None)  # still open: the refusal freed the place
-        assert (await handshakes(srv.url))["peak"] == 1
-    finally:
-        for ws in sockets:
-            await ws.close()
-        await http.close()
-        await srv.stop()
+        assert (await handshakes(p.srv.url))["peak"] == 1
 
 
 async def test_a_session_still_waiting_when_the_drain_begins_is_turned_away(tmp_path):
     """New sessions are refused at once while draining; one that was already waiting for a
     place gets the same answer when its turn comes, instead of joining a leaving instance."""
-    clock = FakeClock()
-    srv = await RunningServer(make_settings(tmp_path, handshake_concurrency=1),
-                              clock=clock).start()
-    http = aiohttp.ClientSession()
-    try:
-        ws_url = srv.url.replace("http", "ws") + WS
-        holder = await http.ws_connect(ws_url)
-        await open_packet(holder)
-        queued = asyncio.create_task(http.ws_connect(ws_url))
-        await eventually(lambda: waiting(srv.url, 1))
-        srv.app[DRAIN].begin()
+    async with one_place(tmp_path) as p:
+        holder = await p.opened()
+        queued = asyncio.create_task(p.http.ws_connect(p.ws_url))
+        await eventually(lambda: waiting(p.srv.url, 1))
+        p.srv.app[DRAIN].begin()
         await holder.close()
         with pytest.raises(aiohttp.WSServerHandshakeError) as turned_away:
             await queued
         assert turned_away.value.status == 503
         assert turned_away.value.headers["Retry-After"] == "1"
-        counts = await eventually(lambda: _settled(srv.url))
+        counts = await eventually(lambda: _settled(p.srv.url))
         assert counts["admitted"] == 2 and counts["refused"] == 0
-    finally:
-        await http.close()
-        await srv.stop()
