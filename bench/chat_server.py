@@ -2,7 +2,8 @@
 
 The probe sleeps 5 ms in a loop on the server's own event loop and records how late each
 wake-up is; ``GET /bench/lag`` returns (and resets) the samples' p50/p99/max. Everything
-else is the real app from ``server.app.create_app``.
+else is the real app from ``server.app.create_app``, with the garbage collector paced as
+``python -m server`` paces it (server/gc_pacing.py).
 """
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import time
 
 from aiohttp import web
 
-from server.app import create_app
+from server import gc_pacing
+from server.app import CLOCK, create_app
 from server.logs import setup_logging
 from services.config import Settings
 
@@ -22,6 +24,7 @@ def main() -> None:
     settings = Settings.from_env()
     setup_logging(settings.log_level, settings.instance_id)
     app = create_app(settings)
+    gc_pacing.pace(app, app[CLOCK])  # as python -m server does
     samples: list[float] = []
 
     async def probe(app_):
