@@ -134,9 +134,14 @@ class PushOrder:
             gate.draining = False
 
     def _forget_idle(self) -> None:
-        for room in list(self.rooms):
-            if len(self.rooms) <= self.max_rooms:
-                return
-            gate = self.rooms[room]
+        """The least recently used idle rooms, as many as the cap is exceeded by (from the
+        oldest end: the whole table is not walked for each new room)."""
+        excess = len(self.rooms) - self.max_rooms
+        idle = []
+        for room, gate in self.rooms.items():
+            if len(idle) >= excess:
+                break
             if not gate.held and not gate.ready and not gate.draining:
-                del self.rooms[room]
+                idle.append(room)
+        for room in idle:
+            del self.rooms[room]
