@@ -137,7 +137,7 @@ class PushOrder:
         """The least recently used idle rooms, as many as the cap is exceeded by (from the
         oldest end: the whole table is not walked for each new room)."""
         excess = len(self.rooms) - self.max_rooms
-        idle = []
+        idle: list[str] = []
         for room, gate in self.rooms.items():
             if len(idle) >= excess:
                 break
