@@ -28,11 +28,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.errors import BulkWriteError
 
+from ingest.chats.model import EPOCH, MS
 from store import chat_text
 from store.base import (
     ChatHit,
@@ -60,8 +61,6 @@ SEARCH_WINDOW = 2_000
 MAX_LINES_PAGE = 1000
 MAX_HITS_PAGE = 100
 DUPLICATE_KEY = 11000
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MS = timedelta(milliseconds=1)
 
 
 

@@ -62,6 +62,7 @@ from datetime import UTC, date, datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
+from ingest.chats.model import EPOCH, MS
 from store.base import (
     ChatHit,
     ChatLine,
@@ -93,9 +94,7 @@ SEARCH_WINDOW = 2_000
 MAX_LINES_PAGE = 1000
 MAX_HITS_PAGE = 100
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EPOCH_DAY = date(1970, 1, 1)
-MS = timedelta(milliseconds=1)
 DAY_MS = 86_400_000
 
 
