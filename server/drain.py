@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from server.admission import new_session
 from server.keys import REALTIME, SETTINGS, services_of
 
 log = logging.getLogger("server.drain")
@@ -84,8 +85,7 @@ DRAIN = web.AppKey("drain", Drain)
 def refusal(request: web.Request) -> web.Response | None:
     """While draining, a new Socket.IO session is refused (a session's later polling
     requests carry its ``sid`` and go on)."""
-    if request.path.startswith("/socket.io") and "sid" not in request.query \
-            and request.app[DRAIN].draining:
+    if new_session(request) and request.app[DRAIN].draining:
         return web.json_response({"ok": False, "error": {
             "code": "unavailable", "message": "this instance is draining; connect to another"}},
             status=503, headers={"Retry-After": "1"})
