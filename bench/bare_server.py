@@ -12,6 +12,9 @@ settings; ``AsyncRedisManager`` when REDIS_URL is set), so a two-instance run go
 Redis pub/sub just as the real cluster does.
 
     HOST=127.0.0.1 PORT=8100 [REDIS_URL=redis://127.0.0.1:6379/0] python -m bench.bare_server
+
+With ``ANTHROPIC_BASE_URL`` set it also streams chat replies (``_chat``), the floor for
+bench/chat_stream.py.
 """
 from __future__ import annotations
 
@@ -60,6 +63,9 @@ def create_app(redis_url: str | None = None) -> web.Application:
                        to=f"project:{project_id}", skip_sid=sid)
         return {"ok": True, "data": None}
 
+    if os.environ.get("ANTHROPIC_BASE_URL"):
+        _chat(sio)
+
     async def health(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "instance": "bare"})
 
@@ -67,6 +73,41 @@ def create_app(redis_url: str | None = None) -> web.Application:
     sio.attach(app)
     app.router.add_get("/health", health)
     return app
+
+
+def _chat(sio: socketio.AsyncServer) -> None:
+    """The floor for bench/chat_stream.py: ``message:send`` acks at once and streams the
+    model's text to the sender as ``message:delta`` straight from the SDK (the same client
+    as the real server's), then ``message:done``. The request is set beforehand, untimed,
+    with ``bare:body`` (the real server's last request, as the fake received it)."""
+    from services.ai.anthropic_provider import sdk_client
+
+    sdk = sdk_client(os.environ.get("ANTHROPIC_API_KEY"), os.environ["ANTHROPIC_BASE_URL"])
+    bodies: dict[str, dict] = {}
+    count = iter(range(1, 1 << 62))
+
+    @sio.on("bare:body")
+    async def body(sid, data):
+        bodies[sid] = {k: data[k] for k in ("model", "max_tokens", "messages", "system")
+                       if k in data}
+        return {"ok": True, "data": None}
+
+    @sio.on("message:send")
+    async def send(sid, data):
+        mid = f"bare{next(count)}"
+
+        async def stream() -> None:
+            index = 0
+            async with await sdk.messages.create(stream=True, **bodies[sid]) as events:
+                async for ev in events:
+                    if ev.type == "content_block_delta" and ev.delta.type == "text_delta":
+                        await sio.emit("message:delta", {"messageId": mid, "index": index,
+                                                         "text": ev.delta.text}, to=sid)
+                        index += 1
+            await sio.emit("message:done", {"messageId": mid}, to=sid)
+
+        sio.start_background_task(stream)
+        return {"ok": True, "data": {"replyId": mid}}
 
 
 def main() -> None:

@@ -39,14 +39,17 @@ import json
 import re
 import statistics
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import socketio
 
 from bench.fake_process import FakeInProcess
-from tests.cluster.harness import Cluster
+from services.ai.anthropic_provider import sdk_client
+from tests.cluster.harness import Cluster, ServerInstance
 from tests.fake_anthropic import KEY
 
 MODEL = "claude-sonnet-4-6"
@@ -135,7 +138,10 @@ class Figures:
     delivery_a: list = field(default_factory=list)  # fake's write → Alice (instance A)
     sdk_delivery: list = field(default_factory=list)  # fake's write → SDK alone's text
     hop: list = field(default_factory=list)  # the same push at B minus at A
+    to_model: list = field(default_factory=list)  # send → the fake's first write (server)
+    to_model_base: list = field(default_factory=list)  # the same, SDK alone
     pushes: list = field(default_factory=list)
+    body: dict = field(default_factory=dict)  # the last request the fake received
 
 
 async def measure(fake, sdk, alice, bob, conv, pieces, pace, runs) -> Figures:
@@ -150,6 +156,7 @@ async def measure(fake, sdk, alice, bob, conv, pieces, pace, runs) -> Figures:
         await alice.wait_end(mid)
         state = fake.state()
         sent = state["sentAt"]
+        f.body = state["lastBody"]
         # The baselines: the same request, from this process, right after; which of the
         # two goes first alternates (a process's first call after other work is slower).
         if i % 2:
@@ -170,6 +177,8 @@ async def measure(fake, sdk, alice, bob, conv, pieces, pace, runs) -> Figures:
         assert [x for x, _, _ in b_arr] == list(range(len(b_arr))), "gap at B"
         assert "".join(t for _, _, t in b_arr) == "".join(pieces), "text differs at B"
         f.ttfd.append(a_arr[0][1] - t0)
+        f.to_model.append(sent[0] - t0)
+        f.to_model_base.append(sdk_sent[0] - (sdk_arrivals[0][0] - first))
         f.pushes.append(len(b_arr))
         # A push may carry several of the model's pieces: each piece's latency runs from
         # when the fake wrote it to when the push holding it arrived.
@@ -177,6 +186,29 @@ async def measure(fake, sdk, alice, bob, conv, pieces, pace, runs) -> Figures:
         f.delivery_a += [at - sent[int(n)] for _, at, text in a_arr
                          for n in PIECE.findall(text)]
         f.hop += [b[1] - a[1] for a, b in zip(a_arr, b_arr)]
+    return f
+
+
+async def measure_bare(fake, sdk, url: str, body: dict, pieces, pace, runs) -> Figures:
+    """The floor: the same request through a bare python-socketio server that streams the
+    SDK's text to the sender (bench/bare_server.py), against the SDK alone, run by run."""
+    fake.script(pieces, pace)
+    client = Viewer(url)
+    await client.start()
+    await client.call("bare:body", body)
+    f = Figures()
+    try:
+        for i in range(runs + 2):
+            fake.state()
+            t0 = time.perf_counter()
+            mid = (await client.call("message:send", {}))["replyId"]
+            await client.wait_end(mid)
+            first, _ = await sdk_alone(sdk, body)
+            if i >= 2:
+                f.ttfd.append(client.arrivals[mid][0][1] - t0)
+                f.base.append(first)
+    finally:
+        await client.sio.disconnect()
     return f
 
 
@@ -202,9 +234,7 @@ def print_delivery(f: Figures, label: str, target: bool) -> None:
 async def run(args) -> int:
     pieces = [f"t{i} " for i in range(args.deltas)]
     with FakeInProcess() as fake:
-        import anthropic
-
-        sdk = anthropic.AsyncAnthropic(api_key=KEY, base_url=fake.url, max_retries=0)
+        sdk = sdk_client(KEY, fake.url)  # the SDK client exactly as the server makes it
         env = {"ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": fake.url, "ANTHROPIC_MODEL": MODEL,
                "LOG_LEVEL": "WARNING", "BCRYPT_ROUNDS": "4"}
         with Cluster(n=2, nginx=False, extra_env=env,
@@ -237,6 +267,20 @@ async def run(args) -> int:
                            for a in acks)
             for v in (alice, bob):
                 await v.sio.disconnect()
+        bare_env = {"ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": fake.url}
+        with tempfile.TemporaryDirectory() as tmp:
+            bare = ServerInstance("bare", data_dir=Path(tmp), jwt_secret="bare",
+                                  extra_env=bare_env, log_dir=Path(tmp),
+                                  argv=[sys.executable, "-m", "bench.bare_server"])
+            bare.start()
+            try:
+                last_body = paced.body  # the conversation as the server sent it last
+                bare_burst = await measure_bare(fake, sdk, bare.url, last_body, pieces,
+                                                args.stream_pace, args.runs)
+                bare_paced = await measure_bare(fake, sdk, bare.url, last_body, pieces,
+                                                args.model_pace, args.paced_runs)
+            finally:
+                bare.stop()
         await sdk.close()
 
     print(f"chat stream: {args.deltas} deltas/reply, fake Anthropic on loopback, 2 instances + "
@@ -257,6 +301,15 @@ async def run(args) -> int:
               f"added median {a50:+.2f} ms  p90 {a90:+.2f} ms   target median <= 3 ms, "
               f"p90 <= 5 ms   {'PASS' if ok else 'FAIL'}   "
               f"(vs the helper: {srv_med - helper_med:+.2f} ms)")
+        before = [ms(t - b) for t, b in zip(f.to_model, f.to_model_base)]
+        print(f"    of the added time, before the model's first byte is written: median "
+              f"{statistics.median(before):+.2f} ms; after it: median "
+              f"{statistics.median([a - b for a, b in zip(added, before)]):+.2f} ms")
+    for f, label in ((bare_burst, "deltas at once"), (bare_paced, "model's pace")):
+        added = [ms(t - b) for t, b in zip(f.ttfd, f.base)]
+        print(f"  {label}: the floor, a bare python-socketio server streaming the SDK's text "
+              f"(one instance, no store, no Redis): added median {statistics.median(added):+.2f}"
+              f" ms  p90 {pct(added, 0.9):+.2f} ms")
     print_delivery(paced, "model's pace", target=True)
     print_delivery(burst, "deltas at once (the SDK's parsing of the burst dominates)",
                    target=False)

@@ -16,7 +16,6 @@ from pydantic import Field, StrictBool, field_validator, model_validator
 from handlers import scopes
 from handlers.base import Cursor, Int, Payload, event
 from handlers.files import file_for
-from services.ai import chars_for_tokens
 from services.quotas import spend_guest_quota
 from services.replies import (
     ReplyEngine,
@@ -291,15 +290,17 @@ async def on_send(ctx, p: SendPayload):
             remaining = await spend_guest_quota(ctx.store, ctx.gateway, ctx.user_id,
                                                 "remaining_messages")
     chat = engine(ctx)
-    exchange = await ctx.store.chat.start_exchange(
-        p.conversationId, author_id=ctx.user_id, content=p.content,
-        attachments=[f.id for f in files if f.id in p.attachments],
-        instance=ctx.settings.instance_id, lease_until=chat.lease_until(),
-        history_chars=chars_for_tokens(ctx.settings.chat_history_tokens),
-        authorize=partial(SEND.check, user_id=ctx.user_id))
-    if exchange.displaced is not None:
-        await chat.report_failed(exchange.displaced)
-    chat.begin(exchange.conversation, exchange, files, omitted, chats)
+    plain = not (files or chats or ctx.state.is_guest)
+    async with chat.early(p.conversationId, ctx.user_id, p.content, plain) as early:
+        exchange = await ctx.store.chat.start_exchange(
+            p.conversationId, author_id=ctx.user_id, content=p.content,
+            attachments=[f.id for f in files if f.id in p.attachments],
+            instance=ctx.settings.instance_id, lease_until=chat.lease_until(),
+            history_chars=chat.history_chars,
+            authorize=partial(SEND.check, user_id=ctx.user_id))
+        if exchange.displaced is not None:
+            await chat.report_failed(exchange.displaced)
+        chat.begin(exchange.conversation, exchange, files, omitted, chats, early)
     out = {"message": message_view(exchange.user), "replyId": exchange.reply.id,
            "reply": message_view(exchange.reply)}
     if remaining is not None and remaining >= 0:

@@ -197,7 +197,7 @@ def build_services(settings: Settings, opening: _Opening, realtime: Realtime,
     core = Core(
         settings=settings, clock=clock, tokens=tokens, sessions=sessions,
         signin=SignInGuard(opening.counter, clock, settings, opening.store.audit),
-        event_limits=RedisEventLimiter(opening.redis, MemoryEventLimiter(clock))
+        event_limits=RedisEventLimiter(opening.redis, MemoryEventLimiter(clock), clock)
         if opening.redis is not None else MemoryEventLimiter(clock),
         hasher=PasswordHasher(settings.bcrypt_rounds),
         secrets=SecretBox(resolve_secrets_key(settings)),

@@ -2,6 +2,7 @@
 all instances through Redis."""
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Protocol
 
@@ -130,6 +131,10 @@ class TokenBucket:
         now = self.clock.monotonic()
         return self.tokens + (now - self.stamp) * self.rate >= self.capacity
 
+    def refund(self) -> None:
+        """Give back the token of an event refused after all."""
+        self.tokens = min(self.capacity, self.tokens + 1)
+
     def take(self) -> float:
         """0 when allowed, else seconds until a token is available."""
         now = self.clock.monotonic()
@@ -157,18 +162,24 @@ class MemoryEventLimiter:
         self.max_keys = max_keys
         self._buckets: dict[str, TokenBucket] = {}
 
-    async def take(self, key: str, rate: float, burst: int) -> float:
+    def bucket(self, key: str, rate: float, burst: int) -> TokenBucket:
         bucket = self._buckets.get(key)
         if bucket is None:
             if len(self._buckets) >= self.max_keys:  # forget the full (idle) buckets
                 for k in [k for k, b in self._buckets.items() if b.full()]:
                     del self._buckets[k]
             bucket = self._buckets[key] = TokenBucket(rate, burst, self.clock)
-        return bucket.take()
+        return bucket
+
+    async def take(self, key: str, rate: float, burst: int) -> float:
+        return self.bucket(key, rate, burst).take()
 
 
 # GCRA (the generic cell rate algorithm): one key per bucket holding the theoretical arrival
-# time, in Redis' own clock so every instance shares the bucket.
+# time, in Redis' own clock so every instance shares the bucket. Answers {wait, left}: the
+# microseconds until the event would be allowed (0: taken) and the events still allowed
+# now. ``force`` counts an event some instance already let through, even past the budget
+# (the bucket is then spent, not overdrawn).
 _GCRA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -178,26 +189,79 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local new_tat = tat + interval
 local wait = new_tat - now - interval * burst
-if wait > 0 then return wait end
+if wait > 0 then
+  if ARGV[3] ~= '1' then return {wait, 0} end
+  new_tat = now + interval * burst
+  wait = 0
+end
 redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1)
-return 0
+return {0, math.floor((now + interval * burst - new_tat) / interval)}
 """
 
 
 class RedisEventLimiter:
-    """Buckets shared by every instance. While Redis is unreachable each instance falls back
-    to buckets of its own: a budget is a protection, and the store keeps serving meanwhile
-    (an outage must not turn every event into ``unavailable``)."""
+    """Buckets shared by every instance, without a Redis round trip before most events.
 
-    def __init__(self, redis, fallback: EventLimiter, prefix: str = "rl:ev:"):
+    Every event is taken from this instance's own bucket first (``local``): it sees only
+    this instance's share of the user's events, so it refuses only what the shared bucket
+    would refuse too. While the shared bucket was at least half full at its last answer,
+    the event goes on at once and is counted in the shared bucket in the background; once
+    it is less than half full (a user spending from several instances at once) each event
+    waits for the shared bucket's answer until it has refilled to half, so the budget holds
+    across instances exactly but for the events let through before an answer came back
+    (one or two per instance, at a user's first events on it). A key's background counts
+    reach Redis before its next exact check from this instance.
+
+    While Redis is unreachable each instance keeps to its own buckets: a budget is a
+    protection, and the store keeps serving meanwhile (an outage must not turn every event
+    into ``unavailable``).
+    """
+
+    def __init__(self, redis, local: MemoryEventLimiter, clock: Clock,
+                 prefix: str = "rl:ev:", max_keys: int = 100_000):
         self.prefix = prefix
-        self.fallback = fallback
+        self.local = local
+        self.clock = clock
+        self.max_keys = max_keys
         self._script = redis.register_script(_GCRA)
+        self._exact_until: dict[str, float] = {}  # key -> monotonic time
+        self._counting: dict[str, asyncio.Task] = {}  # key -> its newest background count
 
     async def take(self, key: str, rate: float, burst: int) -> float:
+        bucket = self.local.bucket(key, rate, burst)
+        wait = bucket.take()
+        if wait > 0:
+            return wait
+        now = self.clock.monotonic()
+        if bucket.tokens >= burst / 2 and self._exact_until.get(key, now) <= now:
+            task = asyncio.ensure_future(self._shared(key, rate, burst, force=True))
+            self._counting[key] = task
+            task.add_done_callback(lambda t: self._counting.get(key) is t
+                                   and self._counting.pop(key))
+            return 0.0
+        counting = self._counting.get(key)
+        if counting is not None:
+            await asyncio.wait({counting})
+        wait = await self._shared(key, rate, burst, force=False)
+        if wait > 0:
+            bucket.refund()
+        return wait
+
+    async def _shared(self, key: str, rate: float, burst: int, *, force: bool) -> float:
+        """Take from the shared bucket (``force``: count it whatever it says); the wait it
+        answers, and whether the key's next events wait for it (0 when Redis failed)."""
+        interval = math.ceil(1_000_000 / rate)
         try:
-            wait = await self._script(keys=[self.prefix + key],
-                                      args=[math.ceil(1_000_000 / rate), burst])
+            wait, left = await self._script(keys=[self.prefix + key],
+                                            args=[interval, burst, int(force)])
         except (RedisError, OSError):
-            return await self.fallback.take(key, rate, burst)
-        return int(wait) / 1_000_000
+            return 0.0
+        short = math.ceil(burst / 2) - int(left)
+        if short > 0:
+            if len(self._exact_until) >= self.max_keys:
+                now = self.clock.monotonic()
+                self._exact_until = {k: t for k, t in self._exact_until.items() if t > now}
+            self._exact_until[key] = self.clock.monotonic() + short * interval / 1_000_000
+        else:
+            self._exact_until.pop(key, None)
+        return 0.0 if force else int(wait) / 1_000_000

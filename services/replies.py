@@ -13,6 +13,16 @@ Surviving a dead instance: the conversation holds the reply's claim with a lease
 far twice a second; one elected reaper (a leader lease) fails replies whose lease lapsed and
 pushes ``message:error``, so nothing stays "generating" for more than about a lease and a
 reap interval. An instance that finds its claim gone stops generating.
+
+Starting early: the provider's request is the slowest part of a reply, so when this instance
+already knows what the exchange's write will read (the conversation's history, kept after
+each reply made here) and that the sender may send there (a write of theirs went through),
+the request starts *with* the write rather than after it (``ReplyEngine.early``). Nothing
+of it reaches anyone before the write is stored, and it is kept only if the history the
+write read is the one it was built from; otherwise it is cancelled and the request made
+again, so a stale copy costs time, never a wrong reply. The copy is dropped when another
+instance starts an exchange in the conversation, when it is closed, when a sender is
+removed from its project, and when a write refuses.
 """
 from __future__ import annotations
 
@@ -21,11 +31,20 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from services.ai import ChatRequest, Provider, ProviderError, Turn, fit_history
+from services.ai import (
+    ChatRequest,
+    Final,
+    Provider,
+    ProviderError,
+    Turn,
+    chars_for_tokens,
+    fit_history,
+)
 from services.clock import Clock
 from services.container import Core
 from services.leader import Leader
@@ -38,6 +57,7 @@ from store.base import (
     FileRecord,
     HistoryTurn,
     ImportedChat,
+    RecentTurns,
 )
 from store.ids import iso
 
@@ -45,6 +65,7 @@ log = logging.getLogger("handlers.chat")
 FLUSH_S = 0.5
 SLICE_S = 0.005
 SHUTDOWN_WAIT_S = 5.0
+KNOWN_HISTORIES = 1000  # conversations whose next history an instance keeps (an LRU)
 LOST = {"code": "unavailable", "reason": "instance_lost",
         "message": "the server generating this reply stopped before finishing it"}
 
@@ -126,10 +147,70 @@ class LiveReply:
     slice_at: float = 0.0  # when the provider last let the loop go (see on_text)
     announced: asyncio.Event = field(default_factory=asyncio.Event)  # message:started sent
     closing: bool = False
+    early: EarlyRequest | None = None
+    senders: frozenset[str] = frozenset()  # users whose writes here went through
+
+    @property
+    def turns(self) -> list[Turn]:
+        return request_turns(self.history)
 
     @property
     def text(self) -> str:
         return "".join(self.parts)
+
+
+def request_turns(history: Sequence[HistoryTurn]) -> list[Turn]:
+    """The turns of ``history`` a request carries: finished text, in order."""
+    return [Turn(m.role, m.content) for m in history
+            if m.status in ("complete", "cancelled") and m.content]
+
+
+@dataclass(frozen=True)
+class KnownHistory:
+    """What the next exchange's write in a conversation will read as its history, as this
+    instance saw it stored after a reply made here, and who sent in it (their writes went
+    through: the store authorized them)."""
+
+    project_id: str | None
+    turns: tuple[HistoryTurn, ...]
+    senders: frozenset[str]
+
+
+class EarlyRequest:
+    """A provider request started before its exchange is stored. Its text waits, in the
+    provider's own task, until a reply takes it (``attach``) or it is dropped (``abandon``).
+    """
+
+    def __init__(self, engine: ReplyEngine, history: list[HistoryTurn]):
+        self.engine = engine
+        self.turns = request_turns(history)
+        self.metadata: dict = {}
+        self.live: LiveReply | None = None
+        self._attached = asyncio.Event()
+        self.task = asyncio.create_task(self._generate(history), name="early-reply")
+        # A dropped request's failure is nobody's to report.
+        self.task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def _generate(self, history: list[HistoryTurn]) -> Final:
+        request = await self.engine.request(history, [], [], [], self.metadata)
+        return await self.engine.provider.reply(request, self._on_text)
+
+    async def _on_text(self, text: str) -> None:
+        await self._attached.wait()
+        assert self.live is not None
+        await self.engine.on_text(self.live, text)
+
+    async def attach(self, live: LiveReply) -> Final:
+        """Make ``live`` the reply this request generates; its outcome."""
+        self.live = live
+        self._attached.set()
+        try:
+            return await self.task
+        finally:
+            self.task.cancel()  # whatever stopped the reply stops the request
+
+    def abandon(self) -> None:
+        self.task.cancel()
 
 
 class ReplyEngine:
@@ -144,6 +225,8 @@ class ReplyEngine:
         self.settings = core.settings
         self.context = ContextBuilder(core)
         self.live: dict[str, LiveReply] = {}
+        self.history_chars = chars_for_tokens(self.settings.chat_history_tokens)
+        self.known: OrderedDict[str, KnownHistory] = OrderedDict()
         self.joined: dict[str, dict[str, str | None]] = {}  # sid -> {conversation: project}
         self._loops: list[asyncio.Task] = []
 
@@ -164,6 +247,7 @@ class ReplyEngine:
         bus, hooks = self.core.bus, self.core.hooks
         bus.on("chat:cancel", self._on_cancel)
         bus.on("chat:closed", self._on_closed)
+        bus.on("chat:exchange", self._on_exchange)
         bus.on("project:member_removed", self._on_member_removed)
         hooks.project_deleted.append(self._on_project_deleted)
         hooks.socket_disconnected.append(self._on_socket_gone)
@@ -171,8 +255,14 @@ class ReplyEngine:
     async def _on_cancel(self, msg: dict) -> None:
         self.cancel_local(msg.get("messageId", ""), "user")
 
+    async def _on_exchange(self, msg: dict) -> None:
+        if msg.get("instance") != self.settings.instance_id:
+            self.known.pop(msg.get("conversationId", ""), None)
+
     async def _on_closed(self, msg: dict) -> None:
         ids = set(msg.get("conversationIds") or ())
+        for cid in ids:
+            self.known.pop(cid, None)
         for live in list(self.live.values()):
             if live.conversation.id in ids:
                 self.cancel_local(live.reply.id, "deleted")
@@ -182,6 +272,9 @@ class ReplyEngine:
                 await self.sio.leave_room(sid, room(cid))
 
     async def _on_member_removed(self, msg: dict) -> None:
+        for cid, known in list(self.known.items()):
+            if known.project_id == msg["projectId"] and msg["userId"] in known.senders:
+                del self.known[cid]
         for state in self.core.gateway.local_sockets_of(msg["userId"]):
             rooms = self.joined.get(state.sid, {})
             for cid, pid in list(rooms.items()):
@@ -227,14 +320,39 @@ class ReplyEngine:
 
     # -- what handlers call ---------------------------------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def early(self, conversation_id: str, user_id: str, content: str,
+                    plain: bool = True) -> AsyncIterator[EarlyRequest | None]:
+        """Around the write of an exchange: for a ``plain`` message (no files, no chats,
+        not a guest's), the provider request, started now if this instance knows the
+        conversation's history and the sender (else None), for ``begin``. A write that
+        refuses drops it, and the copy it came from."""
+        known = self.known.get(conversation_id) if plain else None
+        early = None
+        if known is not None and user_id in known.senders:
+            early = EarlyRequest(self, [*known.turns,
+                                        HistoryTurn("", "user", "complete", content)])
+        try:
+            yield early
+        except BaseException:
+            if early is not None:
+                early.abandon()
+                self.known.pop(conversation_id, None)
+            raise
+
     def begin(self, conversation: Conversation, exchange: Exchange, files: list[FileRecord],
-              omitted: list[dict], chats: list[ImportedChat] | None = None) -> LiveReply:
-        """Start generating ``exchange.reply``."""
+              omitted: list[dict], chats: list[ImportedChat] | None = None,
+              early: EarlyRequest | None = None) -> LiveReply:
+        """Start generating ``exchange.reply`` (with ``early``'s request if it was built
+        from the history the write read)."""
         user = exchange.user
+        known = self.known.pop(conversation.id, None)
+        senders = known.senders if known else frozenset()
         live = LiveReply(conversation, user, exchange.reply, files, omitted,
                          [*exchange.history,
                           HistoryTurn(user.id, user.role, user.status, user.content)],
-                         chats=list(chats or ()))
+                         chats=list(chats or ()), early=early,
+                         senders=senders | {user.author_id} if user.author_id else senders)
         self.live[exchange.reply.id] = live
         live.task = asyncio.create_task(self._run(live), name=f"reply-{exchange.reply.id}")
         return live
@@ -249,6 +367,8 @@ class ReplyEngine:
     def _cancel(self, live: LiveReply, reason: str) -> None:
         if live.cancel_reason is None:
             live.cancel_reason = reason
+            if live.early is not None:  # not taken yet: _run may never start to take it
+                live.early.abandon()
             if live.task is not None:
                 live.task.cancel()
 
@@ -267,34 +387,25 @@ class ReplyEngine:
         error: dict | None = None
         status = "complete"
         # The sender pushes message:started, then the deltas in order; the provider's
-        # request goes out meanwhile. One turn of the loop first, so message:started is on
-        # its way to Redis before the SDK builds its request (milliseconds of CPU that its
-        # answer would otherwise wait behind, and the first delta behind that answer).
+        # request goes out meanwhile (or went out already: an early one). One turn of the
+        # loop first, so message:started is on its way to Redis before the SDK builds its
+        # request (milliseconds of CPU that its answer would otherwise wait behind, and the
+        # first delta behind that answer).
         sender = asyncio.create_task(self._sender(live), name=f"deltas-{mid}")
-        await asyncio.sleep(0)
+        early, live.early = live.early, None
+        if early is not None and early.turns != live.turns:
+            early.abandon()  # built from a history the write did not read
+            early = None
         try:
-            request = await self._request(live, metadata)
-
-            async def on_text(text: str) -> None:
-                if not text:
-                    return
-                live.pending.append(text)
-                if live.index < 0:
-                    # The text the user is waiting for goes out from here, before the
-                    # provider parses anything more (the sender is idle until woken).
-                    await self._push_first(live)
-                    return
-                live.wake.set()
-                # A provider parsing a burst it already holds would keep the loop until
-                # the burst ends: every SLICE_S it lets the sender (and everyone else)
-                # run. Yielding on every piece instead costs a push per piece or two,
-                # and pushes are what a burst queues behind.
-                now = time.perf_counter()
-                if now - live.slice_at >= SLICE_S:
-                    await asyncio.sleep(0)
-                    live.slice_at = time.perf_counter()
-
-            final = await self.provider.reply(request, on_text)
+            if early is not None:
+                final = await early.attach(live)
+                metadata.update(early.metadata)
+            else:
+                await asyncio.sleep(0)
+                request = await self.request(live.history, live.files, live.chats,
+                                             live.omitted, metadata)
+                final = await self.provider.reply(request,
+                                                  lambda text: self.on_text(live, text))
             metadata.update(model=final.model, usage=final.usage, stopReason=final.stop_reason)
         except asyncio.CancelledError:
             reason = live.cancel_reason or "shutdown"
@@ -317,6 +428,26 @@ class ReplyEngine:
         await asyncio.gather(sender, return_exceptions=True)
         self.live.pop(mid, None)
         await self._finish(live, status, metadata, error)
+
+    async def on_text(self, live: LiveReply, text: str) -> None:
+        """The provider's text for ``live``, as it comes."""
+        if not text:
+            return
+        live.pending.append(text)
+        if live.index < 0:
+            # The text the user is waiting for goes out from here, before the provider
+            # parses anything more (the sender is idle until woken).
+            await self._push_first(live)
+            return
+        live.wake.set()
+        # A provider parsing a burst it already holds would keep the loop until the burst
+        # ends: every SLICE_S it lets the sender (and everyone else) run. Yielding on every
+        # piece instead costs a push per piece or two, and pushes are what a burst queues
+        # behind.
+        now = time.perf_counter()
+        if now - live.slice_at >= SLICE_S:
+            await asyncio.sleep(0)
+            live.slice_at = time.perf_counter()
 
     async def _sender(self, live: LiveReply) -> None:
         """Push text as ``message:delta``, in order. Text that arrives while a push is in
@@ -369,22 +500,25 @@ class ReplyEngine:
         except Exception:  # a broken push must not lose the reply's text
             log.exception("pushing a delta of %s failed", live.reply.id)
 
-    async def _request(self, live: LiveReply, metadata: dict) -> ChatRequest:
+    async def request(self, history: Sequence[HistoryTurn], files: list[FileRecord],
+                      chats: list[ImportedChat], omitted: list[dict],
+                      metadata: dict) -> ChatRequest:
+        """The provider request answering the last turn of ``history`` (the user's), with
+        ``files`` and ``chats`` as context (``omitted``: left out already); what went into
+        it is noted in ``metadata``."""
         s = self.settings
-        turns = [Turn(m.role, m.content) for m in live.history
-                 if m.status in ("complete", "cancelled") and m.content]
-        history, dropped = fit_history(turns, s.chat_history_tokens)
+        question = history[-1].content if history else ""
+        turns, dropped = fit_history(request_turns(history), s.chat_history_tokens)
         # Files and imported chats share the context budget, half each when both are there.
-        share = s.chat_context_tokens // (2 if live.files and live.chats else 1)
-        items, omitted = ([], []) if not live.files else \
-            await self.context.build(live.files, share)
-        if live.chats:
+        share = s.chat_context_tokens // (2 if files and chats else 1)
+        items, more = ([], []) if not files else await self.context.build(files, share)
+        if chats:
             chat_items, chat_omitted = await self.context.build_chats(
-                live.chats, live.user.content, s.chat_context_tokens - sum(i.tokens
-                                                                           for i in items))
-            items, omitted = [*items, *chat_items], [*omitted, *chat_omitted]
-        omitted = [*live.omitted, *omitted]
-        metadata["history"] = {"sent": len(history), "dropped": dropped,
+                chats, question,
+                s.chat_context_tokens - sum(i.tokens for i in items))
+            items, more = [*items, *chat_items], [*more, *chat_omitted]
+        omitted = [*omitted, *more]
+        metadata["history"] = {"sent": len(turns), "dropped": dropped,
                                "budgetTokens": s.chat_history_tokens}
         metadata["context"] = {
             "budgetTokens": s.chat_context_tokens,
@@ -394,7 +528,7 @@ class ReplyEngine:
                           **({"source": i.data["source"]} if "source" in i.data else {})}
                          for i in items],
             "omitted": omitted}
-        return ChatRequest(history=history, context=items, omitted=omitted,
+        return ChatRequest(history=turns, context=items, omitted=omitted,
                            max_tokens=s.chat_max_tokens)
 
     async def _finish(self, live: LiveReply, status: str, metadata: dict,
@@ -417,6 +551,13 @@ class ReplyEngine:
             return  # its lease lapses and the reaper reports it
         if message is None:
             return  # reaped, displaced or deleted meanwhile: someone else reported it
+        self._remember(live, message)
+        # The other instances' copies of this conversation's history are stale now (told
+        # after the reply rather than before its first delta: until it ends, a send there
+        # gets conflict anyway).
+        with contextlib.suppress(Exception):
+            await self.core.bus.publish("chat:exchange", {
+                "conversationId": cid, "instance": self.settings.instance_id})
         if error is None:
             await self._push("message:done", {"conversationId": cid, "messageId": mid,
                                                "message": message_view(message)}, cid)
@@ -426,6 +567,19 @@ class ReplyEngine:
             await self._push("message:error", {
                 "conversationId": cid, "messageId": mid, **error,
                 "reply": message_view(message)}, cid)
+
+    def _remember(self, live: LiveReply, reply: ChatMessage) -> None:
+        """Keep what the next exchange's write in the conversation will read as its history
+        (``early``), unless an exchange began meanwhile (ours: the write refused)."""
+        cid = live.conversation.id
+        if any(other.conversation.id == cid for other in self.live.values()):
+            return
+        turns = RecentTurns.of([*live.history, HistoryTurn(reply.id, reply.role, reply.status,
+                                                           reply.content)], self.history_chars)
+        self.known[cid] = KnownHistory(live.conversation.project_id, turns, live.senders)
+        self.known.move_to_end(cid)
+        while len(self.known) > KNOWN_HISTORIES:
+            self.known.popitem(last=False)
 
     async def _title(self, live: LiveReply) -> None:
         fallback = live.files[0].name if live.files else "Conversation"

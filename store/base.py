@@ -457,6 +457,38 @@ MESSAGE_STATUSES = ("complete", "generating", "cancelled", "failed")
 HISTORY_LIMIT = 200  # messages a reply's history reads at most, however short they are
 
 
+class RecentTurns:
+    """The rule of ``start_exchange``'s ``history``, one place for both backends and for
+    the reply engine's copy of it: fed the newest message first, it takes messages until
+    their content passes ``chars`` characters (the one passing it too), at most ``limit``."""
+
+    __slots__ = ("chars", "limit", "total", "turns")
+
+    def __init__(self, chars: int, limit: int = HISTORY_LIMIT):
+        self.chars, self.limit = chars, limit
+        self.total = 0
+        self.turns: list[HistoryTurn] = []
+
+    def add(self, turn: HistoryTurn) -> bool:
+        """Take ``turn``, the next older one; False once no older one is wanted."""
+        self.turns.append(turn)
+        self.total += len(turn.content)
+        return self.total <= self.chars and len(self.turns) < self.limit
+
+    def oldest_first(self) -> tuple[HistoryTurn, ...]:
+        return tuple(reversed(self.turns))
+
+    @classmethod
+    def of(cls, turns: Sequence[HistoryTurn], chars: int,
+           limit: int = HISTORY_LIMIT) -> tuple[HistoryTurn, ...]:
+        """The history over ``turns`` (oldest first) as the store would read it."""
+        keep = cls(chars, limit)
+        for turn in reversed(turns):
+            if not keep.add(turn):
+                break
+        return keep.oldest_first()
+
+
 @dataclass(frozen=True)
 class Conversation:
     id: str

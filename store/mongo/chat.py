@@ -20,6 +20,7 @@ from store.base import (
     Exchange,
     HistoryTurn,
     Page,
+    RecentTurns,
 )
 from store.errors import Conflict, NotFound
 from store.ids import new_id
@@ -192,20 +193,17 @@ class MongoChat(ChatRepo):
                         _conversation(claimed))
 
     async def _recent_turns(self, conversation_id: str, chars: int, limit: int) -> tuple:
-        turns, total = [], 0
+        keep = RecentTurns(chars, limit)
         cursor = self.messages.find(
             {"conversationId": conversation_id},
             {"_id": 1, "role": 1, "status": 1, "content": 1}).sort("_id", -1).limit(limit)
         try:
             async for d in cursor.batch_size(20):  # stop at the budget, not the limit
-                turns.append(HistoryTurn(d["_id"], d["role"], d["status"], d["content"]))
-                total += len(d["content"])
-                if total > chars:
+                if not keep.add(HistoryTurn(d["_id"], d["role"], d["status"], d["content"])):
                     break
         finally:
             await cursor.close()
-        turns.reverse()
-        return tuple(turns)
+        return keep.oldest_first()
 
     async def get_message(self, message_id) -> ChatMessage | None:
         return _message(await self.messages.find_one({"_id": message_id}))

@@ -19,6 +19,7 @@ from store.base import (
     Exchange,
     HistoryTurn,
     Page,
+    RecentTurns,
 )
 from store.errors import Conflict, NotFound
 from store.ids import iso, new_id, parse_iso, utcnow
@@ -66,20 +67,17 @@ def _conversation_for(conn, conversation_id: str, user_id: str):
 
 
 def _recent_turns(conn, conversation_id: str, chars: int, limit: int) -> tuple:
-    turns, total = [], 0
+    keep = RecentTurns(chars, limit)
     cursor = conn.execute("SELECT id, role, status, content FROM chat_messages"
                           " WHERE conversation_id=? ORDER BY id DESC LIMIT ?",
                           (conversation_id, limit))
     try:
         for row in cursor:  # rows are produced as they are read: stop at the budget
-            turns.append(HistoryTurn(*row))
-            total += len(row[3])
-            if total > chars:
+            if not keep.add(HistoryTurn(*row)):
                 break
     finally:
         cursor.close()
-    turns.reverse()
-    return tuple(turns)
+    return keep.oldest_first()
 
 
 def _get_message(conn, message_id):
