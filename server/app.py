@@ -223,7 +223,8 @@ def build_services(settings: Settings, opening: _Opening, realtime: Realtime,
     pcap = PcapService(core)
     chat = ReplyEngine(core, make_provider(settings, clock),
                        make_leader(redis, "chat-reaper", iid, max(3.0, settings.chat_lease_s)),
-                       on_first_delta=realtime.metrics.chat_first_delta.observe)
+                       on_first_delta=realtime.metrics.chat_first_delta.observe,
+                       on_early=lambda outcome: realtime.metrics.chat_early.labels(outcome).inc())
     # Hooks run in registration order: a project's files and tables go first.
     attach_project_cascade(core, locks)
     locks.attach(core.hooks)

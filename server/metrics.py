@@ -72,6 +72,11 @@ class Metrics:
             "collab_chat_first_delta_seconds",
             "From a reply's start (its exchange stored) to its first delta pushed to this "
             "instance's sockets", buckets=FIRST_DELTA_BUCKETS, registry=self.registry)
+        self.chat_early = Counter(
+            "collab_chat_early_requests_total",
+            "Provider requests started with their exchange's write (services/replies.py): "
+            "kept, rebuilt (the write read another history) or dropped (the write refused)",
+            ["outcome"], registry=self.registry)
         self.handshakes_refused = Counter(
             "collab_handshakes_refused_total",
             "New connections answered 503 busy: HANDSHAKE_QUEUE were already waiting",

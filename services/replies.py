@@ -215,11 +215,15 @@ class EarlyRequest:
 
 class ReplyEngine:
     def __init__(self, core: Core, provider: Provider, leader: Leader, *,
-                 on_first_delta: Callable[[float], None] = lambda seconds: None):
+                 on_first_delta: Callable[[float], None] = lambda seconds: None,
+                 on_early: Callable[[str], None] = lambda outcome: None):
         """``on_first_delta(seconds)``: each reply's time from ``begin`` (its exchange
-        stored) to its first delta pushed to this instance's sockets (a metric)."""
+        stored) to its first delta pushed to this instance's sockets (a metric).
+        ``on_early(outcome)``: what became of each early request (``kept``, ``rebuilt``,
+        ``dropped``; a metric)."""
         self.core = core
         self.on_first_delta = on_first_delta
+        self.on_early = on_early
         self.provider = provider
         self.leader = leader
         self.settings = core.settings
@@ -337,6 +341,7 @@ class ReplyEngine:
         except BaseException:
             if early is not None:
                 early.abandon()
+                self.on_early("dropped")
                 self.known.pop(conversation_id, None)
             raise
 
@@ -369,6 +374,7 @@ class ReplyEngine:
             live.cancel_reason = reason
             if live.early is not None:  # not taken yet: _run may never start to take it
                 live.early.abandon()
+                self.on_early("dropped")
             if live.task is not None:
                 live.task.cancel()
 
@@ -393,9 +399,13 @@ class ReplyEngine:
         # first delta behind that answer).
         sender = asyncio.create_task(self._sender(live), name=f"deltas-{mid}")
         early, live.early = live.early, None
-        if early is not None and early.turns != live.turns:
-            early.abandon()  # built from a history the write did not read
-            early = None
+        if early is not None:
+            if early.turns == live.turns:
+                self.on_early("kept")
+            else:
+                early.abandon()  # built from a history the write did not read
+                self.on_early("rebuilt")
+                early = None
         try:
             if early is not None:
                 final = await early.attach(live)

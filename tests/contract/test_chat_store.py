@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from datetime import timedelta
 
 import pytest
 
-from store.base import ChatMessage, Conversation
+from store.base import ChatMessage, Conversation, HistoryTurn, RecentTurns
 from store.errors import Conflict, Forbidden, NotFound
 from store.ids import new_id, utcnow
 
@@ -235,6 +236,29 @@ async def test_an_exchange_reads_the_history_before_it_up_to_the_budget(store, m
     ids += [ex.user.id, ex.reply.id]
     ex = await exchange(history_chars=10 ** 6, history_limit=7)
     assert [t.id for t in ex.history] == ids[-7:]
+
+
+async def test_the_history_read_is_recent_turns_over_the_messages(store, make_user):
+    """``RecentTurns.of`` (what the reply engine keeps between exchanges) reads exactly
+    what ``start_exchange`` reads, on every backend: any lengths, statuses and budgets."""
+    rng = random.Random(7)
+    u = await make_user()
+    conv = await store.chat.create_conversation(owner_id=u.id, project_id=None)
+    seen: list[HistoryTurn] = []
+    for _ in range(40):
+        chars, limit = rng.choice([0, 1, 50, 300, 2000, 10 ** 6]), rng.choice([3, 12, 200])
+        content = "q" * rng.randint(1, 120)
+        ex = await store.chat.start_exchange(conv.id, author_id=u.id, content=content,
+                                             attachments=[], instance="i", lease_until=soon(),
+                                             history_chars=chars, history_limit=limit)
+        assert ex.history == (RecentTurns.of(seen, chars, limit) if chars else ())
+        status = rng.choice(["complete", "complete", "cancelled", "failed"])
+        answer = "a" * rng.randint(0, 150)
+        done = await store.chat.finish_reply(ex.reply.id, status=status, content=answer,
+                                             metadata={}, delta_index=0)
+        assert done is not None
+        seen += [HistoryTurn(ex.user.id, "user", "complete", content),
+                 HistoryTurn(ex.reply.id, "assistant", status, answer)]
 
 
 async def test_a_conversation_comes_with_the_callers_project_role(store, make_user):

@@ -105,8 +105,10 @@ async def _exercise(url: str) -> None:
                                       "password": "correct horse"})
         conv = await owner.ok("conversation:create", {"projectId": project["id"]})
         await owner.ok("conversation:join", {"id": conv["id"]})
-        ack = await owner.ok("message:send", {"conversationId": conv["id"], "content": "hi"})
-        assert (await finished(owner, ack["replyId"]))[0] == "message:done"
+        for content in ("hi", "and again"):  # the second one's request starts early
+            ack = await owner.ok("message:send", {"conversationId": conv["id"],
+                                                  "content": content})
+            assert (await finished(owner, ack["replyId"]))[0] == "message:done"
     finally:
         await close(owner, viewer)
 
