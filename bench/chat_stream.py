@@ -18,7 +18,11 @@ writing all deltas at once (``--stream-pace 0``), then ``--paced-runs`` at
    rebuilds the message on every event).
 2. **Time to first delta through the server**: Alice's ``message:send`` → her first
    ``message:delta`` (same instance). ``added`` = (2) − (1), run by run (each run against
-   the baseline measured right after it); target median ≤ 3 ms and p90 ≤ 5 ms.
+   the baseline measured right after it); target median ≤ 3 ms and p90 ≤ 5 ms. Split in
+   two: until the fake writes its first byte (the request reaching the model), and after.
+   **The floor**: the same measure through a bare python-socketio server that streams the
+   SDK's text to the sender (bench/bare_server.py: one instance, no store, no Redis, no
+   ``message:started``), with the last request the real server made.
 3. **Delta delivery to a viewer on another instance**: for every piece the fake wrote,
    Bob's arrival time of the push carrying it minus the moment the fake wrote it
    (``perf_counter`` is CLOCK_MONOTONIC: one clock for every process on the machine);

@@ -234,7 +234,8 @@ class RedisEventLimiter:
             return wait
         now = self.clock.monotonic()
         if bucket.tokens >= burst / 2 and self._exact_until.get(key, now) <= now:
-            task = asyncio.ensure_future(self._shared(key, rate, burst, force=True))
+            task = asyncio.ensure_future(self._count(key, rate, burst,
+                                                     self._counting.get(key)))
             self._counting[key] = task
             task.add_done_callback(lambda t: self._counting.get(key) is t
                                    and self._counting.pop(key))
@@ -247,9 +248,18 @@ class RedisEventLimiter:
             bucket.refund()
         return wait
 
+    async def _count(self, key: str, rate: float, burst: int,
+                     previous: asyncio.Task | None) -> None:
+        """Count an event let through in the shared bucket, after the key's previous count
+        (so the newest count done means all of them are)."""
+        if previous is not None:
+            await asyncio.wait({previous})
+        await self._shared(key, rate, burst, force=True)
+
     async def _shared(self, key: str, rate: float, burst: int, *, force: bool) -> float:
-        """Take from the shared bucket (``force``: count it whatever it says); the wait it
-        answers, and whether the key's next events wait for it (0 when Redis failed)."""
+        """Take from the shared bucket (``force``: count it whatever it says) and note
+        whether the key's next events must ask it first; the wait it answers (0 when Redis
+        failed: this instance's bucket has decided)."""
         interval = math.ceil(1_000_000 / rate)
         try:
             wait, left = await self._script(keys=[self.prefix + key],

@@ -181,8 +181,10 @@ class EarlyRequest:
     provider's own task, until a reply takes it (``attach``) or it is dropped (``abandon``).
     """
 
-    def __init__(self, engine: ReplyEngine, history: list[HistoryTurn]):
+    def __init__(self, engine: ReplyEngine, known: KnownHistory, content: str):
         self.engine = engine
+        self.known = known
+        history = [*known.turns, HistoryTurn("", "user", "complete", content)]
         self.turns = request_turns(history)
         self.metadata: dict = {}
         self.live: LiveReply | None = None
@@ -330,19 +332,18 @@ class ReplyEngine:
         """Around the write of an exchange: for a ``plain`` message (no files, no chats,
         not a guest's), the provider request, started now if this instance knows the
         conversation's history and the sender (else None), for ``begin``. A write that
-        refuses drops it, and the copy it came from."""
+        refuses drops it (the copy it came from is gone: taken)."""
         known = self.known.get(conversation_id) if plain else None
         early = None
         if known is not None and user_id in known.senders:
-            early = EarlyRequest(self, [*known.turns,
-                                        HistoryTurn("", "user", "complete", content)])
+            del self.known[conversation_id]  # taken: a second send meanwhile waits its write
+            early = EarlyRequest(self, known, content)
         try:
             yield early
         except BaseException:
             if early is not None:
                 early.abandon()
                 self.on_early("dropped")
-                self.known.pop(conversation_id, None)
             raise
 
     def begin(self, conversation: Conversation, exchange: Exchange, files: list[FileRecord],
@@ -351,7 +352,7 @@ class ReplyEngine:
         """Start generating ``exchange.reply`` (with ``early``'s request if it was built
         from the history the write read)."""
         user = exchange.user
-        known = self.known.pop(conversation.id, None)
+        known = early.known if early is not None else self.known.pop(conversation.id, None)
         senders = known.senders if known else frozenset()
         live = LiveReply(conversation, user, exchange.reply, files, omitted,
                          [*exchange.history,
