@@ -20,9 +20,11 @@ each reply made here) and that the sender may send there (a write of theirs went
 the request starts *with* the write rather than after it (``ReplyEngine.early``). Nothing
 of it reaches anyone before the write is stored, and it is kept only if the history the
 write read is the one it was built from; otherwise it is cancelled and the request made
-again, so a stale copy costs time, never a wrong reply. The copy is dropped when another
-instance starts an exchange in the conversation, when it is closed, when a sender is
-removed from its project, and when a write refuses.
+again, so a stale copy costs time, never a wrong reply. An early request takes the copy
+(a second send meanwhile waits for its own write); it is kept again after each reply made
+here, and dropped when another instance answers in the conversation, when it is closed and
+when a sender is removed from its project. At most ``KNOWN_HISTORIES`` conversations are
+kept, each at most the history budget (``CHAT_HISTORY_TOKENS``' worth of characters).
 """
 from __future__ import annotations
 
