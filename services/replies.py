@@ -136,6 +136,8 @@ class LiveReply:
     history: list[HistoryTurn] = field(default_factory=list)
     chats: list[ImportedChat] = field(default_factory=list)
     task: asyncio.Task | None = None
+    sender: asyncio.Task | None = None
+    running: bool = False  # _run has started (a task cancelled before that never runs)
     parts: list[str] = field(default_factory=list)
     index: int = -1
     saved: int = -1
@@ -362,7 +364,10 @@ class ReplyEngine:
                          chats=list(chats or ()), early=early,
                          senders=senders | {user.author_id} if user.author_id else senders)
         self.live[exchange.reply.id] = live
-        live.task = asyncio.create_task(self._run(live), name=f"reply-{exchange.reply.id}")
+        # The sender first: message:started is on its way before the provider's answer
+        # (or this instance's next step) can get ahead of it.
+        live.sender = asyncio.create_task(self._sender(live), name=f"deltas-{live.reply.id}")
+        live.task = asyncio.create_task(self._run(live), name=f"reply-{live.reply.id}")
         return live
 
     def cancel_local(self, message_id: str, reason: str = "user") -> bool:
@@ -375,11 +380,9 @@ class ReplyEngine:
     def _cancel(self, live: LiveReply, reason: str) -> None:
         if live.cancel_reason is None:
             live.cancel_reason = reason
-            if live.early is not None:  # not taken yet: _run may never start to take it
-                live.early.abandon()
-                self.on_early("dropped")
-            if live.task is not None:
+            if live.running and live.task is not None:
                 live.task.cancel()
+            # else _run, when it starts, finds the reason and ends the reply itself
 
     def snapshot(self, conversation_id: str) -> dict | None:
         """The live text of a reply generating here, for a viewer joining mid-stream."""
@@ -395,21 +398,29 @@ class ReplyEngine:
         metadata: dict = {"provider": self.provider.name, "model": self.provider.model}
         error: dict | None = None
         status = "complete"
-        # The sender pushes message:started, then the deltas in order; the provider's
-        # request goes out meanwhile (or went out already: an early one). One turn of the
-        # loop first, so message:started is on its way to Redis before the SDK builds its
-        # request (milliseconds of CPU that its answer would otherwise wait behind, and the
-        # first delta behind that answer).
-        sender = asyncio.create_task(self._sender(live), name=f"deltas-{mid}")
+        live.running = True
+        # The sender (started first) pushes message:started, then the deltas in order;
+        # the provider's request goes out meanwhile (or went out already: an early one).
+        # Without an early one, one turn of the loop first, so message:started is on its
+        # way to Redis before the SDK builds its request (milliseconds of CPU that its
+        # answer would otherwise wait behind, and the first delta behind that answer).
+        sender = live.sender
+        assert sender is not None
         early, live.early = live.early, None
         if early is not None:
-            if early.turns == live.turns:
+            if live.cancel_reason is not None:  # cancelled before this started
+                early.abandon()
+                self.on_early("dropped")
+                early = None
+            elif early.turns == live.turns:
                 self.on_early("kept")
             else:
                 early.abandon()  # built from a history the write did not read
                 self.on_early("rebuilt")
                 early = None
         try:
+            if live.cancel_reason is not None:
+                raise asyncio.CancelledError
             if early is not None:
                 final = await early.attach(live)
                 metadata.update(early.metadata)

@@ -182,3 +182,31 @@ async def test_another_instance_answering_drops_this_instances_copy(tmp_path, fa
         finally:
             for srv in servers:
                 await srv.stop()
+
+
+async def test_a_reply_cancelled_before_it_runs_still_ends(server, fake):
+    """Cancelled in the same turn of the loop as its start (before its task ran once): it
+    still ends, ``cancelled``, its claim released, its early request dropped."""
+    project, owner, _ = await team(server.url)
+    services = services_of(server.app)
+    try:
+        conv = (await owner.ok("conversation:create", {"projectId": project["id"]}))["id"]
+        await owner.ok("conversation:join", {"id": conv})
+        assert (await reply(owner, conv, "first"))[0] == "message:done"
+        chat = services.chat
+        async with chat.early(conv, owner.user["id"], "second") as taken:
+            exchange = await services.store.chat.start_exchange(
+                conv, author_id=owner.user["id"], content="second", attachments=[],
+                instance=services.settings.instance_id, lease_until=chat.lease_until(),
+                history_chars=chat.history_chars)
+            chat.begin(exchange.conversation, exchange, [], [], [], taken)
+            assert taken is not None and chat.cancel_local(exchange.reply.id)
+        event, done = await finished(owner, exchange.reply.id)
+        assert event == "message:done" and done["message"]["status"] == "cancelled"
+        assert not chat.live
+        assert await early(server.url) == {"kept": 0, "rebuilt": 0, "dropped": 1}
+        got = await owner.ok("conversation:get", {"id": conv})
+        assert got["conversation"]["generatingId"] is None
+        assert (await reply(owner, conv, "third"))[0] == "message:done"
+    finally:
+        await close(owner)
