@@ -9,17 +9,10 @@ import pytest
 from tests.chat_helpers import assert_gapless, close, deltas, finished, team
 from tests.client import eventually
 from tests.conftest import make_settings
-from tests.fake_anthropic import KEY, FakeAnthropic, Script
+from tests.fake_anthropic import KEY, Script
 from tests.files_helpers import upload
 
 MODEL = "claude-sonnet-4-6"
-
-
-@pytest.fixture
-async def fake():
-    server = await FakeAnthropic().start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

@@ -17,18 +17,11 @@ from tests.chat_helpers import close, deltas, finished, team
 from tests.client import Client, eventually
 from tests.cluster.harness import RedisServer
 from tests.conftest import RunningServer, make_settings
-from tests.fake_anthropic import KEY, FakeAnthropic, Script
+from tests.fake_anthropic import KEY, Script
 from tests.files_helpers import upload
 from tests.metrics_helpers import scrape, value
 
 HELLO = "Hello, world."
-
-
-@pytest.fixture
-async def fake():
-    server = await FakeAnthropic().start()
-    yield server
-    await server.stop()
 
 
 def chat_settings(tmp_path, fake, **extra):
