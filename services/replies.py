@@ -576,9 +576,9 @@ class ReplyEngine:
         if message is None:
             return  # reaped, displaced or deleted meanwhile: someone else reported it
         self._remember(live, message)
-        # The other instances' copies of this conversation's history are stale now (told
-        # after the reply rather than before its first delta: until it ends, a send there
-        # gets conflict anyway).
+        # The other instances' copies of this conversation's history are stale now: told
+        # at the end, not before the first delta (until the reply ends, a send there is a
+        # conflict anyway), and before message:done, which a next send may follow.
         with contextlib.suppress(Exception):
             await self.core.bus.publish("chat:exchange", {
                 "conversationId": cid, "instance": self.settings.instance_id})
