@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from ingest.pcap.frame_tree import frame_view
+from ingest.pcap.sharkd import Sharkd
 from server.keys import services_of
 from services.clock import FakeClock
 from tests import faulty_sharkd
@@ -205,8 +207,40 @@ async def test_several_users_at_once_get_their_own_frames(clients, server):
         answers = await asyncio.gather(*(v.ok("pcap:packet", {"fileId": fid, "number": n})
                                          for v, n in asked))
         for (_, number), one in zip(asked, answers, strict=True):
-            assert one["number"] == number and differences(one["layers"], truth[number]) == []
+            assert one["number"] == number
+            assert [d for d in differences(one["layers"], truth[number])
+                    if not revisit_quirk(d)] == []
     assert list(pool(server).pids()) == [fid]  # one session served them all
+
+
+def revisit_quirk(difference: str) -> bool:
+    """Wireshark's own random access, not ours: once the ServerHello (frame 12 here) has been
+    dissected again, its TLS dissector calls the later Change Cipher Spec a resumption
+    (``test_wireshark_marks_a_resumption_after_revisiting_the_server_hello``); the waves
+    above ask frames in whatever order their answers race."""
+    return "Change Cipher Spec" in difference and difference.endswith(
+        "labels ['Expert Info (Note/Sequence): This session reuses previously negotiated "
+        "keys (Session resumption)'] != []")
+
+
+async def test_wireshark_marks_a_resumption_after_revisiting_the_server_hello():
+    """The quirk ``revisit_quirk`` forgives, in sharkd itself: frame 17 of smtp-starttls
+    alone is what tshark shows; after frame 12 it carries one more expert note. If a
+    Wireshark release fixes it, this fails, and the forgiveness above can go."""
+    path = str(PCAPS / "smtp-starttls.pcap")
+    truth = wireshark_frames(PCAPS / "smtp-starttls.pcap")[17]
+    shark = Sharkd()
+    await shark.start()
+    try:
+        await shark.load(path)
+        alone = frame_view(await shark.frame(17))
+        await shark.frame(12)
+        again = frame_view(await shark.frame(17))
+    finally:
+        await shark.close()
+    assert differences(alone.layers, truth) == []
+    found = differences(again.layers, truth)
+    assert len(found) == 1 and revisit_quirk(found[0]), found
 
 
 async def test_least_recently_used_session_closes_first(tmp_path):
