@@ -6,9 +6,12 @@
 The fake Anthropic server (tests/fake_anthropic.py, in a process of its own:
 bench/fake_process.py) streams ``--deltas`` text deltas per reply. Two instances
 (bench/chat_server.py: the real app plus an event-loop lag probe) share Redis; Alice sends
-on instance A, Bob views on instance B. Two passes of messages: ``--runs`` with the fake
+on instance A, Bob views on instance B. Three passes of messages: ``--runs`` with the fake
 writing all deltas at once (``--stream-pace 0``), then ``--paced-runs`` at
-``--model-pace`` (2 ms between deltas: faster than a model streams).
+``--model-pace`` (2 ms between deltas: faster than a model streams), then ``--paced-runs``
+more at that pace after ``--first-byte`` (50 ms) before the fake answers at all, as a model
+reading its prompt does (real ones take longer): the fake answers the instant it is asked in
+the first two, so whatever the server does beside the request is in the way.
 
 1. **Time to first token, SDK alone**: ``AsyncAnthropic.messages.create(stream=True)`` (the
    SDK call the server makes) from this process straight to the fake, with exactly the
@@ -148,8 +151,9 @@ class Figures:
     body: dict = field(default_factory=dict)  # the last request the fake received
 
 
-async def measure(fake, sdk, alice, bob, conv, pieces, pace, runs) -> Figures:
-    fake.script(pieces, pace)
+async def measure(fake, sdk, alice, bob, conv, pieces, pace, runs,
+                  first_byte: float = 0.0) -> Figures:
+    fake.script(pieces, pace, first_byte)
     f = Figures()
     for i in range(runs + 2):
         fake.state()  # reset
@@ -193,10 +197,11 @@ async def measure(fake, sdk, alice, bob, conv, pieces, pace, runs) -> Figures:
     return f
 
 
-async def measure_bare(fake, sdk, url: str, body: dict, pieces, pace, runs) -> Figures:
+async def measure_bare(fake, sdk, url: str, body: dict, pieces, pace, runs,
+                       first_byte: float = 0.0) -> Figures:
     """The floor: the same request through a bare python-socketio server that streams the
     SDK's text to the sender (bench/bare_server.py), against the SDK alone, run by run."""
-    fake.script(pieces, pace)
+    fake.script(pieces, pace, first_byte)
     client = Viewer(url)
     await client.start()
     await client.call("bare:body", body)
@@ -260,6 +265,8 @@ async def run(args) -> int:
                                   args.runs)
             paced = await measure(fake, sdk, alice, bob, conv, pieces, args.model_pace,
                                   args.paced_runs)
+            thinking = await measure(fake, sdk, alice, bob, conv, pieces, args.model_pace,
+                                     args.paced_runs, args.first_byte)
 
             fake.script(pieces, args.pace)
             lag(a_inst), lag(b_inst)  # reset
@@ -283,6 +290,9 @@ async def run(args) -> int:
                                                 args.stream_pace, args.runs)
                 bare_paced = await measure_bare(fake, sdk, bare.url, last_body, pieces,
                                                 args.model_pace, args.paced_runs)
+                bare_thinking = await measure_bare(fake, sdk, bare.url, last_body, pieces,
+                                                   args.model_pace, args.paced_runs,
+                                                   args.first_byte)
             finally:
                 bare.stop()
         await sdk.close()
@@ -290,9 +300,11 @@ async def run(args) -> int:
     print(f"chat stream: {args.deltas} deltas/reply, fake Anthropic on loopback, 2 instances + "
           f"Redis; {args.runs} messages with the deltas written "
           f"{'at once' if not args.stream_pace else f'{ms(args.stream_pace):.0f} ms apart'}, "
-          f"then {args.paced_runs} at a model's pace ({ms(args.model_pace):.0f} ms apart); "
-          f"+2 warm-up each")
-    for f, label in ((burst, "deltas at once"), (paced, "model's pace")):
+          f"then {args.paced_runs} at a model's pace ({ms(args.model_pace):.0f} ms apart), "
+          f"then {args.paced_runs} more after {ms(args.first_byte):.0f} ms before the model's "
+          f"first byte; +2 warm-up each")
+    thinks = f"model's pace, {ms(args.first_byte):.0f} ms to its first byte"
+    for f, label in ((burst, "deltas at once"), (paced, "model's pace"), (thinking, thinks)):
         sdk_med, srv_med = ms(statistics.median(f.base)), ms(statistics.median(f.ttfd))
         helper_med = ms(statistics.median(f.helper))
         added = [ms(t - b) for t, b in zip(f.ttfd, f.base)]
@@ -309,7 +321,8 @@ async def run(args) -> int:
         print(f"    of the added time, before the model's first byte is written: median "
               f"{statistics.median(before):+.2f} ms; after it: median "
               f"{statistics.median([a - b for a, b in zip(added, before)]):+.2f} ms")
-    for f, label in ((bare_burst, "deltas at once"), (bare_paced, "model's pace")):
+    for f, label in ((bare_burst, "deltas at once"), (bare_paced, "model's pace"),
+                     (bare_thinking, thinks)):
         added = [ms(t - b) for t, b in zip(f.ttfd, f.base)]
         print(f"  {label}: the floor, a bare python-socketio server streaming the SDK's text "
               f"(one instance, no store, no Redis): added median {statistics.median(added):+.2f}"
@@ -337,6 +350,9 @@ def main() -> int:
     parser.add_argument("--model-pace", type=float, default=0.002,
                         help="s between the fake's deltas in the second pass (a model's pace "
                              "or faster)")
+    parser.add_argument("--first-byte", type=float, default=0.05,
+                        help="s the fake waits before answering in the third pass (a model "
+                             "reading its prompt; real ones take longer)")
     parser.add_argument("--streams", type=int, default=20)
     parser.add_argument("--pace", type=float, default=0.01, help="s between deltas (part 4)")
     parser.add_argument("--quick", action="store_true")

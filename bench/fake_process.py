@@ -5,7 +5,8 @@ benchmark: a model's API is another machine, so its work must not share an inter
     python -m bench.fake_process            # prints its URL on the first line
 
 Control routes beside ``/v1/messages`` (loopback, bench only): ``POST /_bench/script``
-sets the default script (``deltas``, ``delay``); ``GET /_bench/state`` returns when each
+sets the default script (``deltas``, ``delay``, ``firstByte``); ``GET /_bench/state`` returns
+when each
 delta was written (``time.perf_counter()``, CLOCK_MONOTONIC: one clock for every process on
 the machine) and the body of the last request.
 """
@@ -27,7 +28,8 @@ async def serve() -> None:
 
     async def script(request: web.Request) -> web.Response:
         body = await request.json()
-        fake.default = Script(deltas=body["deltas"], delay=body.get("delay", 0.0))
+        fake.default = Script(deltas=body["deltas"], delay=body.get("delay", 0.0),
+                              stall_before_headers=body.get("firstByte", 0.0))
         fake.sent_at.clear()
         return web.json_response({"ok": True})
 
@@ -69,8 +71,10 @@ class FakeInProcess:
         with urllib.request.urlopen(req, timeout=30) as r:
             return json.loads(r.read())
 
-    def script(self, deltas: list[str], delay: float = 0.0) -> None:
-        self._call("/_bench/script", {"deltas": deltas, "delay": delay})
+    def script(self, deltas: list[str], delay: float = 0.0, first_byte: float = 0.0) -> None:
+        """Each reply: ``deltas`` ``delay`` s apart, after ``first_byte`` s of thinking."""
+        self._call("/_bench/script", {"deltas": deltas, "delay": delay,
+                                      "firstByte": first_byte})
 
     def state(self) -> dict:
         """``sentAt`` (since the last call) and ``lastBody``."""
