@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from functools import partial
 
 import socketio
 from redis.exceptions import RedisError
@@ -58,17 +59,13 @@ class RedisManager(RoomIndex, socketio.AsyncRedisManager):
         data = message["data"]
         if isinstance(data, list):
             data = data[0] if len(data) == 1 else tuple(data)
+        send = partial(deliver, self, message["event"], data, message.get("namespace"),
+                       message.get("room"), message.get("skip_sid"))
         order = message.get("order")
         if order is None or self.order is None:
-            await deliver(self, message["event"], data, message.get("namespace"),
-                          message.get("room"), message.get("skip_sid"))
+            await send()
             return
         room, epoch, seq, fresh = order
-
-        async def send() -> None:
-            await deliver(self, message["event"], data, message.get("namespace"),
-                          message.get("room"), message.get("skip_sid"))
-
         await self.order.offer(room, epoch, seq, bool(fresh), send)
 
     async def emit(self, event, data, namespace=None, room=None, skip_sid=None,
