@@ -115,6 +115,14 @@ async def _ride_out(cluster: Cluster, clients: list[Client]) -> None:
     for c in (alice, bob):
         await c.wait_for("project:presence", lambda d: ids(d["users"]) == both, timeout=15)
     # Row locks: the lock held across the outage is still Alice's, on both instances ...
+    # Redis forgot it with the restart; Alice's instance puts it back at its next lease
+    # renewal (services/locks/backends.py), up to a third of a lease after Redis answers.
+    async def alice_holds_again():
+        got = await bob.ok("table:get", {"tableId": tid})
+        return [(lk["rowId"], lk["userId"]) for lk in got["locks"]] == [
+            (held["id"], alice.user["id"])]
+
+    await eventually(alice_holds_again, timeout=10)
     err = await bob.err("row:lock", {"tableId": tid, "rowId": held["id"]})
     assert err["code"] == "locked" and err["details"]["holder"]["userId"] == alice.user["id"]
     await alice.ok("row:update", {"tableId": tid, "rowId": held["id"], "version": 2,
