@@ -250,6 +250,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     with contextlib.suppress(Exception):
         await realtime.sio.shutdown()
+    await services.delivery.aclose()
 
 
 def _engine_ctx(pick: Callable[[Services], Engine]):

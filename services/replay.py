@@ -24,13 +24,12 @@ clients see the epoch change and reload when Redis is back.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import json
 import logging
 import secrets
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +38,7 @@ from redis.exceptions import RedisError
 from services.clock import Clock
 from services.push_order import FRESH_MS, PushOrder
 from services.redis_client import OutageLog
+from services.redis_pipe import PipelinedRedis
 from store.errors import Unavailable
 
 if TYPE_CHECKING:
@@ -298,16 +298,20 @@ class RedisLog:
         self.clock, self.channel, self.prefix = clock, channel, prefix
         self.host_id = host_id
         self.max_events, self.window_s = max_events, window_s
-        self._push = redis.register_script(_PUSH)
+        # Pushes are numbered in the order they are made, each without waiting for the
+        # answer of the one before (services/redis_pipe.py). EVAL, not EVALSHA: a pipelined
+        # NOSCRIPT would fail every push behind it; Redis keeps the compiled script anyway.
+        self.pipe = PipelinedRedis(redis)
         self._since = redis.register_script(_SINCE)
 
     def _keys(self, room: str) -> list[str]:
         tag = "{" + room + "}"  # one slot per room on a Redis Cluster
         return [self.prefix + tag, self.prefix + tag + ":log"]
 
-    async def append(self, room: str, event: str, forms: list[Form],
-                     author: str | None) -> tuple[Head, bool]:
-        """The push's number, and whether the room's previous push was made lately."""
+    def append(self, room: str, event: str, forms: list[Form],
+               author: str | None) -> asyncio.Future:
+        """Number the push now (its place among this instance's pushes is fixed by this
+        call); the future gets the script's answer (``answered`` reads it)."""
         clear = next((f for f in forms if not f.masked), forms[0])
         masked = next((f for f in forms if f.masked), None)
         args: list[Any] = [secrets.token_hex(6), self.max_events, STATE_TTL_S,
@@ -317,7 +321,12 @@ class RedisLog:
         for f in forms:
             args.extend((*_message_parts(event, f, room, self.host_id),
                          "m" if f.masked else "c"))
-        seq, epoch, fresh = await self._push(keys=self._keys(room), args=args)
+        return self.pipe.call("EVAL", _PUSH, 2, *self._keys(room), *args)
+
+    @staticmethod
+    def answered(answer: list) -> tuple[Head, bool]:
+        """The push's number, and whether the room's previous push was made lately."""
+        seq, epoch, fresh = answer
         return Head(int(seq), _text(epoch)), _text(fresh) == "1"
 
     async def _read(self, room: str, after: int | None) -> tuple[Head, list]:
@@ -343,6 +352,11 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+async def _all(pushes: list[Awaitable[None]]) -> None:
+    for push in pushes:
+        await push
+
+
 # -- the one way pushes go out -------------------------------------------------------------
 
 class Delivery:
@@ -361,68 +375,64 @@ class Delivery:
         self.shared = RedisLog(redis, clock, channel, max_events, window_s, host_id) \
             if redis is not None and channel else None
         self.order = order or PushOrder(clock)
-        self._queues: dict[str, list] = {}  # room → [lock, users]
         self._outage = OutageLog(log, "sequencing pushes (this instance numbers them alone)")
 
-    @contextlib.asynccontextmanager
-    async def _turn(self, room: str) -> AsyncIterator[None]:
-        """This instance's pushes to ``room``, one at a time in the order they came."""
-        slot = self._queues.get(room)
-        if slot is None:
-            slot = self._queues[room] = [asyncio.Lock(), 0]
-        slot[1] += 1
-        try:
-            async with slot[0]:
-                yield
-        finally:
-            slot[1] -= 1
-            if slot[1] == 0:
-                self._queues.pop(room, None)
-
-    async def push(self, event: str, data: dict, *, to: str | list[str],
-                   skip_sid: str | list[str] | None = None) -> None:
+    def push(self, event: str, data: dict, *, to: str | list[str],
+             skip_sid: str | list[str] | None = None) -> Awaitable[None]:
         """``event`` to one or more rooms (or sids). A push to several sequenced rooms is
         one push per room, each numbered in its room: a socket in two of them gets a copy
-        from each (each copy names its room)."""
+        from each (each copy names its room). Numbered when called (the order of calls is
+        the order of numbers), delivered when awaited: a caller awaits what it gets."""
         skip = tuple(skip_sid) if isinstance(skip_sid, list) else \
             (skip_sid,) if skip_sid else ()
         rooms = to if isinstance(to, list) else [to]
         if not self.enabled or event in UNSEQUENCED or not all(map(sequenced, rooms)):
-            await self.sio.emit(event, data, to=to, skip_sid=list(skip) or None)
-            return
-        for room in rooms:
-            await self.push_forms(room, event, [Form(room, dict(data), skip)])
+            return self.sio.emit(event, data, to=to, skip_sid=list(skip) or None)
+        return _all([self.push_forms(r, event, [Form(r, dict(data), skip)]) for r in rooms])
 
-    async def push_forms(self, room: str, event: str, forms: list[Form],
-                         author: str | None = None) -> None:
-        """One push to sequenced ``room`` in several forms (all numbered alike)."""
+    def push_forms(self, room: str, event: str, forms: list[Form],
+                   author: str | None = None) -> Awaitable[None]:
+        """One push to sequenced ``room`` in several forms (all numbered alike), numbered
+        when called and delivered when awaited, like ``push``."""
         if not self.enabled:
-            for f in forms:
-                await self.sio.emit(event, f.data, to=f.to, skip_sid=list(f.skip) or None)
-            return
-        local = self.shared is not None  # this instance's sockets only: the rest is Redis'
+            return _all([self.sio.emit(event, f.data, to=f.to, skip_sid=list(f.skip) or None)
+                         for f in forms])
+        if self.shared is not None:
+            return self._numbered_by_redis(room, event, forms, author,
+                                           self.shared.append(room, event, forms, author))
+        return self._deliver(room, event, forms, self.memory.append(room, event, forms, author),
+                             fresh=False, local=False)
 
+    async def _numbered_by_redis(self, room: str, event: str, forms: list[Form],
+                                 author: str | None, answer: asyncio.Future) -> None:
+        try:
+            head, fresh = RedisLog.answered(await answer)
+        except (RedisError, Unavailable) as exc:
+            # Numbered here instead, for this instance's sockets only.
+            self._outage.failed(exc)
+            head, fresh = self.memory.append(room, event, forms, author), False
+        else:
+            self._outage.ok()
+            for f in forms:  # the script stamped the published copies alike
+                f.data.update(head.view(room))
+        # This instance's sockets only: the script published it to the others.
+        await self._deliver(room, event, forms, head, fresh=fresh, local=True)
+
+    async def _deliver(self, room: str, event: str, forms: list[Form], head: Head, *,
+                       fresh: bool, local: bool) -> None:
+        """To this instance's sockets (``local``; else through the manager) in ``seq``
+        order: pushes are numbered when made but may be awaited in another order."""
         async def send() -> None:
             for f in forms:
                 await self.sio.emit(event, f.data, to=f.to, skip_sid=list(f.skip) or None,
                                     ignore_queue=local)
 
-        async with self._turn(room):
-            if self.shared is not None:
-                try:
-                    head, fresh = await self.shared.append(room, event, forms, author)
-                except (RedisError, Unavailable) as exc:
-                    self._outage.failed(exc)
-                else:
-                    self._outage.ok()
-                    for f in forms:  # the script stamped the published copies alike
-                        f.data.update(head.view(room))
-                    await self.order.offer(room, head.epoch, head.seq, fresh, send)
-                    _note_skipped(room, head, forms)
-                    return
-            head = self.memory.append(room, event, forms, author)
-            await send()
+        await self.order.offer(room, head.epoch, head.seq, fresh, send)
         _note_skipped(room, head, forms)
+
+    async def aclose(self) -> None:
+        if self.shared is not None:
+            await self.shared.pipe.aclose()
 
     async def head(self, room: str) -> Head:
         if self.shared is not None:

@@ -34,7 +34,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -149,7 +149,7 @@ class LiveReply:
     pending: list[str] = field(default_factory=list)  # received, not pushed yet
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     slice_at: float = 0.0  # when the provider last let the loop go (see on_text)
-    announced: asyncio.Event = field(default_factory=asyncio.Event)  # message:started sent
+    announcing: Awaitable[None] | None = None  # message:started, numbered at ``begin``
     closing: bool = False
     early: EarlyRequest | None = None
     senders: frozenset[str] = frozenset()  # users whose writes here went through
@@ -364,8 +364,12 @@ class ReplyEngine:
                          chats=list(chats or ()), early=early,
                          senders=senders | {user.author_id} if user.author_id else senders)
         self.live[exchange.reply.id] = live
-        # The sender first: message:started is on its way before the provider's answer
-        # (or this instance's next step) can get ahead of it.
+        # Numbered now, before anything of the reply's can be: the first delta is numbered
+        # right behind it when the provider's text comes, without waiting for its answer.
+        live.announcing = self.core.delivery.push("message:started", {
+            "conversationId": conversation.id, "messageId": live.reply.id,
+            "message": message_view(live.reply), "userMessage": message_view(live.user)},
+            to=room(conversation.id))
         live.sender = asyncio.create_task(self._sender(live), name=f"deltas-{live.reply.id}")
         live.task = asyncio.create_task(self._run(live), name=f"reply-{live.reply.id}")
         return live
@@ -399,11 +403,10 @@ class ReplyEngine:
         error: dict | None = None
         status = "complete"
         live.running = True
-        # The sender (started first) pushes message:started, then the deltas in order;
-        # the provider's request goes out meanwhile (or went out already: an early one).
-        # Without an early one, one turn of the loop first, so message:started is on its
-        # way to Redis before the SDK builds its request (milliseconds of CPU that its
-        # answer would otherwise wait behind, and the first delta behind that answer).
+        # message:started was numbered at ``begin`` (its command is written before this
+        # task's first step: the pipe's writer was woken first); the sender delivers it,
+        # then the deltas in order. The provider's request goes out now (or went out
+        # already: an early one).
         sender = live.sender
         assert sender is not None
         early, live.early = live.early, None
@@ -425,7 +428,6 @@ class ReplyEngine:
                 final = await early.attach(live)
                 metadata.update(early.metadata)
             else:
-                await asyncio.sleep(0)
                 request = await self.request(live.history, live.files, live.chats,
                                              live.omitted, metadata)
                 final = await self.provider.reply(request,
@@ -477,17 +479,11 @@ class ReplyEngine:
         """Push text as ``message:delta``, in order. Text that arrives while a push is in
         flight goes out together in the next one, so a burst from the provider never
         queues up behind per-push costs: latency stays about one push."""
-        cid, mid = live.conversation.id, live.reply.id
+        assert live.announcing is not None
         try:
-            started = {"conversationId": cid, "messageId": mid,
-                       "message": message_view(live.reply),
-                       "userMessage": message_view(live.user)}
-            try:
-                await self._push("message:started", started, cid)
-            except Exception:
-                log.exception("pushing message:started of %s failed", mid)
-        finally:  # whatever happened, the first delta must not wait for it forever
-            live.announced.set()
+            await live.announcing
+        except Exception:
+            log.exception("pushing message:started of %s failed", live.reply.id)
         while True:
             await live.wake.wait()
             live.wake.clear()
@@ -497,10 +493,10 @@ class ReplyEngine:
 
     async def _push_first(self, live: LiveReply) -> None:
         """The first delta, pushed from the provider's own task as soon as it comes (the
-        sender is idle until woken), after ``message:started``: seq order is send order."""
+        sender is idle until woken); numbered after ``message:started``, which was at
+        ``begin``."""
         live.first_at = time.perf_counter()
         data = self._take_pending(live)
-        await live.announced.wait()
         await self._push_delta(live, data)
         self.on_first_delta(time.perf_counter() - live.started)
 
