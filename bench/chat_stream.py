@@ -34,6 +34,9 @@ the first two, so whatever the server does beside the request is in the way.
    text. With all deltas written at once the figure is mostly the time to get through the
    burst (the SDK parses every event on the generating instance, ~0.1 ms each): printed
    too, beside its floor. Also shown: the A → B hop alone.
+   Beside them, one Redis round trip from an idle client (an ``EVAL`` after a 5 ms pause):
+   what numbering a push costs at the least (every push to a conversation carries its room's
+   ``seq``, SPEC §3b; the floor numbers nothing), measured in the same run.
 4. **20 concurrent streams** (paced at ``--pace`` s per delta, like a model's tokens): the
    lag of each instance's event loop (5 ms sleeps, how late they wake) during the run.
    Target max ≤ 50 ms.
@@ -52,6 +55,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import redis.asyncio as aioredis
 import socketio
 
 from bench.fake_process import FakeInProcess
@@ -127,6 +131,22 @@ async def sdk_helper(client, body: dict) -> float:
     async with client.messages.stream(**params) as s:
         async for _ in s.text_stream:
             return time.perf_counter() - t0
+
+
+async def redis_round_trip(url: str, n: int = 200) -> list[float]:
+    """An EVAL to the cluster's Redis from an idle client, as a push's numbering after a
+    pause (a model's first text comes after one): seconds each."""
+    client = aioredis.from_url(url)
+    try:
+        took = []
+        for _ in range(n):
+            await asyncio.sleep(0.005)
+            t0 = time.perf_counter()
+            await client.eval("return redis.call('INCR', KEYS[1])", 1, "bench:rtt")
+            took.append(time.perf_counter() - t0)
+        return took
+    finally:
+        await client.aclose()
 
 
 def lag(instance) -> dict:
@@ -268,6 +288,9 @@ async def run(args) -> int:
             thinking = await measure(fake, sdk, alice, bob, conv, pieces, args.model_pace,
                                      args.paced_runs, args.first_byte)
 
+            assert cluster.redis is not None
+            numbering = await redis_round_trip(cluster.redis.url)
+
             fake.script(pieces, args.pace)
             lag(a_inst), lag(b_inst)  # reset
             acks = await asyncio.gather(*(alice.call("message:send", {
@@ -327,6 +350,9 @@ async def run(args) -> int:
         print(f"  {label}: the floor, a bare python-socketio server streaming the SDK's text "
               f"(one instance, no store, no Redis): added median {statistics.median(added):+.2f}"
               f" ms  p90 {pct(added, 0.9):+.2f} ms")
+    rtt50, rtt90 = ms(statistics.median(numbering)), ms(pct(numbering, 0.9))
+    print(f"  one Redis round trip after a 5 ms pause, what numbering a push costs at the least "
+          f"(the spec's room seq; the floor has none): median {rtt50:.2f} ms  p90 {rtt90:.2f} ms")
     print_delivery(paced, "model's pace", target=True)
     print_delivery(burst, "deltas at once (the SDK's parsing of the burst dominates)",
                    target=False)

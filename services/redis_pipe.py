@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -49,10 +50,14 @@ class _Link:
             exc = RedisConnectionError(f"the connection to Redis failed: {exc!r}")
         self.broken = True
         self.more.set()  # a reader parked on it ends
-        while self.waiting:
-            fut = self.waiting.popleft()
-            if not fut.done():
-                fut.set_exception(exc)
+        waiting, self.waiting = self.waiting, deque()
+        _fail(waiting, exc)
+
+
+def _fail(futures: Iterable[asyncio.Future], exc: Exception) -> None:
+    for fut in futures:
+        if not fut.done():
+            fut.set_exception(exc)
 
 
 class PipelinedRedis:
@@ -104,17 +109,18 @@ class PipelinedRedis:
                 try:
                     link = await self._connected()
                 except Exception as exc:  # Redis unreachable: these fail, the next retries
-                    for fut in futures:
-                        if not fut.done():
-                            fut.set_exception(exc)
+                    _fail(futures, exc)
+                    continue
+                try:
+                    packed = link.conn.pack_commands([args for args, _ in batch])
+                except Exception as exc:  # an argument redis-py cannot encode: these fail
+                    _fail(futures, exc)
                     continue
                 link.waiting.extend(futures)
                 link.more.set()
                 try:
                     async with asyncio.timeout(self._timeout):
-                        await link.conn.send_packed_command(
-                            link.conn.pack_commands([args for args, _ in batch]),
-                            check_health=False)
+                        await link.conn.send_packed_command(packed, check_health=False)
                 except Exception as exc:
                     link.fail(exc)
 

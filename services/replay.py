@@ -12,10 +12,12 @@ script answers, the others from the channel; on every instance both paths go thr
 gate per room (``services/push_order.py``) that hands pushes out in ``seq`` order, since an
 earlier push from another instance may still be unread on the channel when the script
 answers (python-socketio's manager delivers locally *before* numbering could exist, which is
-exactly where a later push could overtake an earlier one). Embedded,
-numbering and delivery happen under one per-room lock. On either, an instance's own pushes to a
-room are numbered in the order they were made (a per-room queue), so a progress push created
-after another is never numbered before it.
+exactly where a later push could overtake an earlier one). Embedded, the number is given in
+process. On either, a push is numbered when it is made (``push`` is called), not when it is
+awaited: with Redis its script is queued on one pipelined connection (services/redis_pipe.py),
+so an instance's pushes are numbered in the order they were made, without one waiting for
+the answer of the one before; a progress push created after another is never numbered before
+it. Delivery, when the caller awaits, goes through the gate in ``seq`` order.
 
 Redis unreachable: pushes are numbered in process under an epoch of this instance's own and
 reach this instance's sockets only (as python-socketio's manager does during an outage);
@@ -141,6 +143,7 @@ def _note_skipped(room: str, head: Head, forms: Iterable[Form]) -> None:
 @dataclass(slots=True)
 class _Room:
     seq: int = 0
+    at: float = 0.0  # when the last push was numbered
     ring: deque[Entry] = field(default_factory=deque)
 
 
@@ -159,6 +162,7 @@ class MemoryLog:
         if state is None:
             state = self.rooms[room] = _Room()
         state.seq += 1
+        state.at = self.clock.time()
         head = Head(state.seq, self.epoch)
         clear = next((f for f in forms if not f.masked), forms[0])
         masked = next((f for f in forms if f.masked), None)
@@ -179,6 +183,12 @@ class MemoryLog:
     def head(self, room: str) -> Head:
         state = self.rooms.get(room)
         return Head(state.seq if state else 0, self.epoch)
+
+    def lately(self, room: str) -> bool:
+        """The room's last push was numbered within FRESH_MS: what the Redis script says as
+        ``fresh`` (it may not be delivered yet: services/push_order.py)."""
+        state = self.rooms.get(room)
+        return state is not None and self.clock.time() - state.at < FRESH_MS / 1000
 
     def since(self, room: str, seq: int, epoch: str | None) -> Backlog:
         state = self.rooms.get(room)
@@ -400,8 +410,9 @@ class Delivery:
         if self.shared is not None:
             return self._numbered_by_redis(room, event, forms, author,
                                            self.shared.append(room, event, forms, author))
+        fresh = self.memory.lately(room)
         return self._deliver(room, event, forms, self.memory.append(room, event, forms, author),
-                             fresh=False, local=False)
+                             fresh=fresh, local=False)
 
     async def _numbered_by_redis(self, room: str, event: str, forms: list[Form],
                                  author: str | None, answer: asyncio.Future) -> None:
@@ -410,7 +421,8 @@ class Delivery:
         except (RedisError, Unavailable) as exc:
             # Numbered here instead, for this instance's sockets only.
             self._outage.failed(exc)
-            head, fresh = self.memory.append(room, event, forms, author), False
+            fresh = self.memory.lately(room)
+            head = self.memory.append(room, event, forms, author)
         else:
             self._outage.ok()
             for f in forms:  # the script stamped the published copies alike

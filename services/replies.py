@@ -343,6 +343,11 @@ class ReplyEngine:
             del self.known[conversation_id]  # taken: a second send meanwhile waits its write
             early = EarlyRequest(self, known, content)
         try:
+            if early is not None:
+                # Its first step (the SDK builds and sends the request: ~2 ms of the
+                # interpreter here) before the write goes to the store's thread, which
+                # would otherwise take the interpreter from it in turns meanwhile.
+                await asyncio.sleep(0)
             yield early
         except BaseException:
             if early is not None:

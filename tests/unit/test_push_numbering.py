@@ -1,7 +1,7 @@
-"""The pipelined Redis connection (services/redis_pipe.py) and the numbering it gives pushes
-(services/replay.py): commands go out in the order they were called, answers come back to
-their own callers, a failed connection fails what waited on it and the next call connects
-again. A real redis-server."""
+"""Pushes are numbered when made and delivered in that order (services/replay.py), through the
+pipelined Redis connection (services/redis_pipe.py: commands go out in the order they were
+called, answers come back to their own callers, a failed connection fails what waited on it
+and the next call connects again) or in process. A real redis-server."""
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from services.clock import SystemClock
+from services.clock import FakeClock, SystemClock
 from services.redis_pipe import PipelinedRedis
 from services.replay import Delivery
 from tests.cluster.harness import RedisServer
@@ -135,3 +135,16 @@ async def test_while_redis_is_down_pushes_are_numbered_here_and_still_delivered(
         finally:
             await delivery.aclose()
             await client.aclose()
+
+
+async def test_embedded_a_push_awaited_before_the_one_numbered_ahead_of_it_waits_for_it():
+    sockets = Sockets()
+    delivery = Delivery(sockets, FakeClock(), max_events=100, window_s=60)  # type: ignore[arg-type]
+    started = delivery.push("message:started", {"n": 1}, to="conversation:c")
+    delta = asyncio.ensure_future(delivery.push("message:delta", {"n": 2}, to="conversation:c"))
+    await asyncio.sleep(0)
+    assert sockets.emitted == []  # held: push 1 was numbered lately and has not come yet
+    await started
+    await delta
+    assert [(e, d["seq"]) for e, d in sockets.emitted] == \
+        [("message:started", 1), ("message:delta", 2)]
