@@ -23,48 +23,49 @@ def redis_server():
         yield server
 
 
-async def test_answers_come_back_in_the_order_the_calls_were_made(redis_server):
+@pytest.fixture
+async def client(redis_server):
     client = aioredis.from_url(redis_server.url)
-    pipe = PipelinedRedis(client)
-    try:
-        futures = [pipe.call("INCR", "n") for _ in range(500)]  # none awaited in between
-        assert await asyncio.gather(*futures) == list(range(1, 501))
-        # A command's own error is its caller's; the ones around it are answered.
-        await client.set("text", "abc")
-        ok1, bad, ok2 = (pipe.call("INCR", "n"), pipe.call("INCR", "text"),
-                         pipe.call("INCR", "n"))
-        assert await ok1 == 501
-        with pytest.raises(ResponseError):
-            await bad
-        assert await ok2 == 502
-    finally:
-        await pipe.aclose()
-        await client.aclose()
+    yield client
+    await client.aclose()
 
 
-async def test_a_command_goes_out_without_waiting_for_the_answer_before_it(redis_server):
-    client = aioredis.from_url(redis_server.url)
+@pytest.fixture
+async def pipe(client):
     pipe = PipelinedRedis(client)
-    try:
-        blocked = pipe.call("BLPOP", "gate", 10)
-        behind = pipe.call("RPUSH", "after", "x")
-        # Redis already holds the second command while the first is still blocked: it
-        # sits in the connection's query buffer (a client waiting for answers one at a
-        # time would not have written it yet).
-        for _ in range(500):
-            pending = [c for c in await client.client_list() if c.get("cmd") == "blpop"]
-            if pending and int(pending[0]["qbuf"]) > 0:
-                break
-            await asyncio.sleep(0.01)
-        else:
-            pytest.fail("the second command was not written while the first waited")
-        assert not behind.done()
-        await client.rpush("gate", "go")
-        assert await blocked == [b"gate", b"go"]
-        assert await behind == 1
-    finally:
-        await pipe.aclose()
-        await client.aclose()
+    yield pipe
+    await pipe.aclose()
+
+
+async def test_answers_come_back_in_the_order_the_calls_were_made(client, pipe):
+    futures = [pipe.call("INCR", "n") for _ in range(500)]  # none awaited in between
+    assert await asyncio.gather(*futures) == list(range(1, 501))
+    # A command's own error is its caller's; the ones around it are answered.
+    await client.set("text", "abc")
+    ok1, bad, ok2 = pipe.call("INCR", "n"), pipe.call("INCR", "text"), pipe.call("INCR", "n")
+    assert await ok1 == 501
+    with pytest.raises(ResponseError):
+        await bad
+    assert await ok2 == 502
+
+
+async def test_a_command_goes_out_without_waiting_for_the_answer_before_it(client, pipe):
+    blocked = pipe.call("BLPOP", "gate", 10)
+    behind = pipe.call("RPUSH", "after", "x")
+    # Redis already holds the second command while the first is still blocked: it sits in
+    # the connection's query buffer (a client waiting for answers one at a time would not
+    # have written it yet).
+    for _ in range(500):
+        pending = [c for c in await client.client_list() if c.get("cmd") == "blpop"]
+        if pending and int(pending[0]["qbuf"]) > 0:
+            break
+        await asyncio.sleep(0.01)
+    else:
+        pytest.fail("the second command was not written while the first waited")
+    assert not behind.done()
+    await client.rpush("gate", "go")
+    assert await blocked == [b"gate", b"go"]
+    assert await behind == 1
 
 
 async def test_a_lost_connection_fails_what_waited_and_the_next_call_reconnects():
@@ -101,23 +102,19 @@ class Sockets:
         self.emitted.append((event, data))
 
 
-async def test_pushes_are_numbered_when_made_and_delivered_in_that_order(redis_server):
-    client = aioredis.from_url(redis_server.url)
+async def test_pushes_are_numbered_when_made_and_delivered_in_that_order(client):
     sockets = Sockets()
     delivery = Delivery(sockets, SystemClock(), max_events=100, window_s=60,  # type: ignore[arg-type]
                         redis=client, channel="ch", host_id="h")
-    try:
-        first = delivery.push("message:started", {"n": 1}, to="conversation:c")
-        second = delivery.push("message:delta", {"n": 2}, to="conversation:c")
-        await second  # awaited first, yet numbered second and delivered second
-        await first
-        assert [(e, d["n"], d["seq"]) for e, d in sockets.emitted] == \
-            [("message:started", 1, 1), ("message:delta", 2, 2)]
-        backlog = await delivery.since("conversation:c", 0, sockets.emitted[0][1]["epoch"])
-        assert [e.event for e in backlog.entries] == ["message:started", "message:delta"]
-    finally:
-        await delivery.aclose()
-        await client.aclose()
+    first = delivery.push("message:started", {"n": 1}, to="conversation:c")
+    second = delivery.push("message:delta", {"n": 2}, to="conversation:c")
+    await second  # awaited first, yet numbered second and delivered second
+    await first
+    await delivery.aclose()
+    assert [(e, d["n"], d["seq"]) for e, d in sockets.emitted] == \
+        [("message:started", 1, 1), ("message:delta", 2, 2)]
+    backlog = await delivery.since("conversation:c", 0, sockets.emitted[0][1]["epoch"])
+    assert [e.event for e in backlog.entries] == ["message:started", "message:delta"]
 
 
 async def test_while_redis_is_down_pushes_are_numbered_here_and_still_delivered():
