@@ -427,7 +427,8 @@ class Delivery:
             self._outage.ok()
             for f in forms:  # the script stamped the published copies alike
                 f.data.update(head.view(room))
-        # This instance's sockets only: the script published it to the others.
+        # This instance's sockets only: the script published it to the others (or, Redis
+        # unreachable, nothing can reach them).
         await self._deliver(room, event, forms, head, fresh=fresh, local=True)
 
     async def _deliver(self, room: str, event: str, forms: list[Form], head: Head, *,
