@@ -6,9 +6,8 @@ benchmark: a model's API is another machine, so its work must not share an inter
 
 Control routes beside ``/v1/messages`` (loopback, bench only): ``POST /_bench/script``
 sets the default script (``deltas``, ``delay``, ``firstByte``); ``GET /_bench/state`` returns
-when each
-delta was written (``time.perf_counter()``, CLOCK_MONOTONIC: one clock for every process on
-the machine) and the body of the last request.
+when each delta was written (``time.perf_counter()``, CLOCK_MONOTONIC: one clock for every
+process on the machine) and the body of the last request.
 """
 from __future__ import annotations
 

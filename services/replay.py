@@ -398,6 +398,8 @@ class Delivery:
         rooms = to if isinstance(to, list) else [to]
         if not self.enabled or event in UNSEQUENCED or not all(map(sequenced, rooms)):
             return self.sio.emit(event, data, to=to, skip_sid=list(skip) or None)
+        if len(rooms) == 1:  # nearly every push: no wrapper around it
+            return self.push_forms(rooms[0], event, [Form(rooms[0], dict(data), skip)])
         return _all([self.push_forms(r, event, [Form(r, dict(data), skip)]) for r in rooms])
 
     def push_forms(self, room: str, event: str, forms: list[Form],
@@ -410,9 +412,15 @@ class Delivery:
         if self.shared is not None:
             return self._numbered_by_redis(room, event, forms, author,
                                            self.shared.append(room, event, forms, author))
+        head, fresh = self._number_here(room, event, forms, author)
+        return self._deliver(room, event, forms, head, fresh=fresh, local=False)
+
+    def _number_here(self, room: str, event: str, forms: list[Form],
+                     author: str | None) -> tuple[Head, bool]:
+        """Numbered in process (embedded, or Redis unreachable), with ``fresh`` as the
+        Redis script says it (read before this push counts as the room's last)."""
         fresh = self.memory.lately(room)
-        return self._deliver(room, event, forms, self.memory.append(room, event, forms, author),
-                             fresh=fresh, local=False)
+        return self.memory.append(room, event, forms, author), fresh
 
     async def _numbered_by_redis(self, room: str, event: str, forms: list[Form],
                                  author: str | None, answer: asyncio.Future) -> None:
@@ -421,8 +429,7 @@ class Delivery:
         except (RedisError, Unavailable) as exc:
             # Numbered here instead, for this instance's sockets only.
             self._outage.failed(exc)
-            fresh = self.memory.lately(room)
-            head = self.memory.append(room, event, forms, author)
+            head, fresh = self._number_here(room, event, forms, author)
         else:
             self._outage.ok()
             for f in forms:  # the script stamped the published copies alike

@@ -244,8 +244,9 @@ class ReplyEngine:
     def sio(self):
         return self.core.gateway.sio
 
-    async def _push(self, event: str, data: dict, conversation_id: str) -> None:
-        await self.core.delivery.push(event, data, to=room(conversation_id))
+    def _push(self, event: str, data: dict, conversation_id: str) -> Awaitable[None]:
+        """Numbered now, delivered when awaited (services/replay.py)."""
+        return self.core.delivery.push(event, data, to=room(conversation_id))
 
     @property
     def store(self):
@@ -371,10 +372,10 @@ class ReplyEngine:
         self.live[exchange.reply.id] = live
         # Numbered now, before anything of the reply's can be: the first delta is numbered
         # right behind it when the provider's text comes, without waiting for its answer.
-        live.announcing = self.core.delivery.push("message:started", {
+        live.announcing = self._push("message:started", {
             "conversationId": conversation.id, "messageId": live.reply.id,
             "message": message_view(live.reply), "userMessage": message_view(live.user)},
-            to=room(conversation.id))
+            conversation.id)
         live.sender = asyncio.create_task(self._sender(live), name=f"deltas-{live.reply.id}")
         live.task = asyncio.create_task(self._run(live), name=f"reply-{live.reply.id}")
         return live
